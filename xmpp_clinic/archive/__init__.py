@@ -1,0 +1,1 @@
+"""Tamper-evident storage: message archive and audit events (II.2)."""

@@ -1,0 +1,125 @@
+"""Top-level verbs: run, init, check-config, demo."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Annotated, Any
+
+import tomli_w
+import typer
+
+from xmpp_clinic.cli.common import EXIT_USAGE, ConfigOption, fail, run, settings_from
+from xmpp_clinic.templates import EJABBERD_TEMPLATE, PROSODY_TEMPLATE, render
+
+
+def run_verb(config: ConfigOption = None) -> None:
+    """Run the gateway until SIGTERM or Ctrl-C."""
+    from xmpp_clinic.app import run_gateway
+    from xmpp_clinic.logs import setup_logging
+
+    settings = settings_from(config)
+    setup_logging(settings.logging)
+    run(run_gateway(settings))
+
+
+def check_config(config: ConfigOption = None) -> None:
+    """Validate the config without connecting; exit 2 and name the key when it is wrong."""
+    settings = settings_from(config)
+    typer.echo(
+        f"config OK: component {settings.xmpp.component_jid} -> "
+        f"{settings.xmpp.server_host}:{settings.xmpp.server_port}, "
+        f"store {settings.store.url.split(':', 1)[0]}, "
+        f"e2e required: {settings.policy.require_e2e}, "
+        f"device approval: {settings.policy.device_approval}"
+    )
+
+
+def _write_secret(path: Path) -> bool:
+    """Create a random component secret readable by the owner only; False if it existed."""
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(secrets.token_urlsafe(32) + "\n")
+    return True
+
+
+def init(
+    domain: Annotated[str, typer.Option(help="The hospital's user domain, e.g. hospital.example")],
+    output: Annotated[Path, typer.Option(help="Where to write the config file")],
+    component_jid: Annotated[
+        str | None, typer.Option(help="Gateway domain; default clinic.<domain>")
+    ] = None,
+    server_host: Annotated[str, typer.Option(help="Server's component host")] = "127.0.0.1",
+    server_port: Annotated[int, typer.Option(help="Server's component port")] = 5347,
+    secret_file: Annotated[
+        Path | None,
+        typer.Option(help="File with the component secret; created (0600) when missing"),
+    ] = None,
+    store: Annotated[str | None, typer.Option(help="Database URL")] = None,
+    prosody_snippet: Annotated[
+        Path | None, typer.Option(help="Also write the Prosody config snippet here")
+    ] = None,
+    ejabberd_snippet: Annotated[
+        Path | None, typer.Option(help="Also write the ejabberd config snippet here")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing config")] = False,
+) -> None:
+    """Write a working config with the strictest defaults, and the server snippets."""
+    if output.exists() and not force:
+        fail(f"{output} exists; pass --force to overwrite it", EXIT_USAGE)
+    component = component_jid or f"clinic.{domain}"
+    secret_path = (secret_file or output.with_name("component.secret")).resolve()
+    store_url = store or f"sqlite+aiosqlite:///{output.resolve().with_name('xmpp-clinic.db')}"
+    data: dict[str, Any] = {
+        "xmpp": {
+            "component_jid": component,
+            "server_host": server_host,
+            "server_port": server_port,
+            "secret_file": str(secret_path),
+            "user_domains": [domain],
+            "admins": [],
+        },
+        "store": {"url": store_url},
+        "policy": {"device_approval": "manual", "unapproved_recipient": "strip"},
+        "threads": {"history_for_new_members": "none"},
+        "privacy": {
+            "notice_url": f"https://{domain}/privacy/messaging",
+            "controller_contact": f"mailto:dpo@{domain}",
+        },
+        "logging": {"level": "INFO", "json": False},
+    }
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(tomli_w.dumps(data), encoding="utf-8")
+    created = _write_secret(secret_path)
+    typer.echo(f"wrote {output}")
+    if created:
+        typer.echo(f"created component secret {secret_path} (mode 0600)")
+    values = {
+        "component_jid": component,
+        "server_host": server_host,
+        "server_port": str(server_port),
+        "secret_file": str(secret_path),
+    }
+    for target, template in ((prosody_snippet, PROSODY_TEMPLATE), (ejabberd_snippet, EJABBERD_TEMPLATE)):
+        if target is not None:
+            target.write_text(render(template, **values), encoding="utf-8")
+            typer.echo(f"wrote {target}")
+    settings_from(output)
+
+
+def demo() -> None:
+    """Start a private Prosody, the gateway and scripted clients, and show what happens."""
+    from xmpp_clinic.demo import run_demo
+
+    run(run_demo())
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run_verb)
+    app.command("init")(init)
+    app.command("check-config")(check_config)
+    app.command("demo")(demo)

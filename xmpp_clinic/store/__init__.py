@@ -1,0 +1,9 @@
+"""Persistence: SQLAlchemy 2 models, the async engine, Alembic migrations.
+
+Nothing here knows about anything above it (DESIGN.md).
+"""
+
+from xmpp_clinic.store.base import Base
+from xmpp_clinic.store.engine import Store, StoreUnavailable
+
+__all__ = ["Base", "Store", "StoreUnavailable"]

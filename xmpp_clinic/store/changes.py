@@ -1,0 +1,55 @@
+"""Change counters: how administrative changes made by the CLI reach a running gateway."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from xmpp_clinic.store.engine import Store
+from xmpp_clinic.store.models.gateway import ChangeCounter
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[], Awaitable[None]]
+
+
+async def bump(session: AsyncSession, topic: str) -> None:
+    """Record that ``topic`` changed; call inside the transaction that made the change."""
+    result = await session.execute(
+        update(ChangeCounter)
+        .where(ChangeCounter.topic == topic)
+        .values(value=ChangeCounter.value + 1)
+    )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        session.add(ChangeCounter(topic=topic, value=1))
+
+
+class ChangeWatcher:
+    """Compares the counters with what the gateway last saw and calls the listeners.
+
+    ``refresh()`` is one small SELECT; the message path calls it before each decision so
+    that a change committed by the CLI applies to the very next message.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._seen: dict[str, int] = {}
+        self._listeners: dict[str, list[Listener]] = {}
+
+    def on_change(self, topic: str, listener: Listener) -> None:
+        self._listeners.setdefault(topic, []).append(listener)
+
+    async def refresh(self) -> set[str]:
+        """Call the listeners of every topic that changed since the last refresh."""
+        async with self._store.session() as session:
+            rows = (await session.execute(select(ChangeCounter.topic, ChangeCounter.value))).all()
+        changed = {topic for topic, value in rows if self._seen.get(topic) != value}
+        for topic, value in rows:
+            self._seen[topic] = value
+        for topic in changed:
+            for listener in self._listeners.get(topic, []):
+                await listener()
+        return changed

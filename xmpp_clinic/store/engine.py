@@ -1,0 +1,98 @@
+"""The async engine: SQLite (WAL, synchronous=FULL) by default, PostgreSQL for production."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be reached or written; callers fail closed (I.12)."""
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # WAL for concurrent readers; FULL so an acknowledged append survives power loss.
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def alembic_config(connection: Connection | None = None) -> AlembicConfig:
+    """An Alembic config pointing at the migrations shipped inside the package."""
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+class Store:
+    """Owns the engine and hands out sessions; the only door to the database."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        kwargs: dict[str, Any] = {"echo": echo}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"timeout": 30}
+        else:
+            kwargs["pool_pre_ping"] = True
+        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        if url.startswith("sqlite"):
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def backend(self) -> str:
+        return self.engine.dialect.name
+
+    async def migrate(self) -> None:
+        """Apply all Alembic migrations (run at every start; idempotent)."""
+
+        def upgrade(conn: Connection) -> None:
+            command.upgrade(alembic_config(conn), "heads")
+
+        try:
+            async with self.engine.begin() as conn:
+                await conn.run_sync(upgrade)
+        except (OSError, DBAPIError, OperationalError) as exc:
+            raise StoreUnavailable(f"cannot migrate the store ({type(exc).__name__})") from exc
+
+    async def revision(self) -> set[str]:
+        """The migration heads the database is at."""
+
+        def current(conn: Connection) -> set[str]:
+            from alembic.runtime.migration import MigrationContext
+
+            return set(MigrationContext.configure(conn).get_current_heads())
+
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(current)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session in a transaction, committed on success; store faults become StoreUnavailable."""
+        try:
+            async with self.sessions() as session, session.begin():
+                yield session
+        except (OSError, DBAPIError, OperationalError) as exc:
+            raise StoreUnavailable(f"store error ({type(exc).__name__})") from exc
+
+    async def close(self) -> None:
+        await self.engine.dispose()
