@@ -144,15 +144,14 @@ def _key_of(loc: tuple[int | str, ...]) -> str:
 
 
 def _known_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
-    current: Any = model
+    current: type[BaseModel] = model
     for part in loc[:-1]:
-        field = current.model_fields.get(str(part)) if isinstance(current, type) else None
-        if field is None or not isinstance(field.annotation, type):
+        field = current.model_fields.get(str(part))
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return []
-        current = field.annotation
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return [f.alias or name for name, f in current.model_fields.items()]
-    return []
+        current = annotation
+    return [f.alias or name for name, f in current.model_fields.items()]
 
 
 def _explain(exc: ValidationError) -> ConfigError:
@@ -163,8 +162,8 @@ def _explain(exc: ValidationError) -> ConfigError:
     if kind == "extra_forbidden":
         known = _known_keys(Settings, loc)
         close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        fix = f"did you mean '{close[0]}'?" if close else "remove it; known keys: " + ", ".join(
-            known
+        fix = (
+            f"did you mean '{close[0]}'?" if close else "remove it; known keys: " + ", ".join(known)
         )
         return ConfigError(key, "unknown key", fix)
     if kind == "missing":
@@ -254,5 +253,7 @@ def load_settings(path: Path | str | None = None) -> Settings:
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError("--config", f"{path} is not valid TOML: {exc}", "fix the syntax") from None
+        raise ConfigError(
+            "--config", f"{path} is not valid TOML: {exc}", "fix the syntax"
+        ) from None
     return parse_settings(data, path.resolve().parent)

@@ -104,7 +104,10 @@ def init(
         "server_port": str(server_port),
         "secret_file": str(secret_path),
     }
-    for target, template in ((prosody_snippet, PROSODY_TEMPLATE), (ejabberd_snippet, EJABBERD_TEMPLATE)):
+    for target, template in (
+        (prosody_snippet, PROSODY_TEMPLATE),
+        (ejabberd_snippet, EJABBERD_TEMPLATE),
+    ):
         if target is not None:
             target.write_text(render(template, **values), encoding="utf-8")
             typer.echo(f"wrote {target}")

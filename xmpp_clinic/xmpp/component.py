@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from slixmpp import ComponentXMPP
+from slixmpp import JID, ComponentXMPP
 from slixmpp.plugins.xep_0004 import Form
 
 from xmpp_clinic import __version__
@@ -58,7 +58,7 @@ def privacy_form(settings: Settings) -> Form:
     return form
 
 
-class ClinicComponent(ComponentXMPP):  # type: ignore[misc]
+class ClinicComponent(ComponentXMPP):
     """The gateway's XMPP face: one component connection to the hospital's server."""
 
     def __init__(self, settings: Settings) -> None:
@@ -81,14 +81,16 @@ class ClinicComponent(ComponentXMPP):  # type: ignore[misc]
     # ----------------------------------------------------------------- discovery
     def _describe(self) -> None:
         disco = self.plugin["xep_0030"]
-        jid = self.boundjid.bare
+        jid = JID(self.boundjid.bare)
         disco.add_identity(
             category="conference", itype="text", name="Care threads (xmpp-clinic)", jid=jid
         )
         disco.add_identity(category="component", itype="generic", name="xmpp-clinic", jid=jid)
         for feature in COMPONENT_FEATURES:
             disco.add_feature(feature, jid=jid)
-        self.plugin["xep_0128"].set_extended_info(jid=jid, data=privacy_form(self.settings))
+        # add_, not set_: slixmpp 1.17's set_extended_info first deletes through a
+        # stanza interface that no longer exists and logs a spurious warning.
+        self.plugin["xep_0128"].add_extended_info(jid=jid, data=privacy_form(self.settings))
 
     # ------------------------------------------------------------- connectivity
     @property

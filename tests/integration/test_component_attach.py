@@ -1,0 +1,88 @@
+"""The gateway attaches to a real Prosody and a real ejabberd (II.4, I.1, IV.5)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from tests.helpers.bots import connect_bot, disconnect_bot
+from tests.integration.conftest import PASSWORD, GatewayHandle
+from xmpp_clinic.xmpp.component import PRIVACY_FORM_TYPE
+
+pytestmark = pytest.mark.integration
+
+GatewayFactory = Callable[..., Awaitable[GatewayHandle]]
+
+
+def _single(value: object) -> object:
+    """x-data values arrive as lists for some field types; compare plain strings."""
+    if isinstance(value, list) and len(value) == 1:
+        return value[0]
+    return value
+
+
+async def _disco(handle: GatewayHandle, user: str) -> dict[str, object]:
+    bot = await connect_bot(user, PASSWORD, handle.server)
+    try:
+        info = await bot.plugin["xep_0030"].get_info(jid=handle.jid, timeout=10)
+    finally:
+        await disconnect_bot(bot)
+    query = info["disco_info"]
+    forms = {}
+    for form in query["forms"]:
+        values = {var: _single(value) for var, value in form.get_values().items()}
+        forms[values["FORM_TYPE"]] = values
+    return {
+        "identities": {(cat, typ) for cat, typ, _lang, _name in query["identities"]},
+        "features": set(query["features"]),
+        "forms": forms,
+    }
+
+
+async def test_client_discovers_gateway_and_privacy_notice(
+    gateway_factory: GatewayFactory, make_users: Callable[..., list[str]]
+) -> None:
+    handle = await gateway_factory(
+        privacy={
+            "notice_url": "https://hospital.test/privacy/messenger",
+            "controller_contact": "mailto:privacy@hospital.test",
+        }
+    )
+    (alice,) = make_users("alice")
+    found = await _disco(handle, alice)
+    assert ("conference", "text") in found["identities"]  # type: ignore[operator]
+    assert "http://jabber.org/protocol/muc" in found["features"]  # type: ignore[operator]
+    assert found["forms"][PRIVACY_FORM_TYPE] == {  # type: ignore[index]
+        "FORM_TYPE": PRIVACY_FORM_TYPE,
+        "privacy-notice-url": "https://hospital.test/privacy/messenger",
+        "controller-contact": "mailto:privacy@hospital.test",
+    }
+
+
+async def test_gateway_is_back_within_3s_after_server_restart(
+    gateway_factory: GatewayFactory, make_users: Callable[..., list[str]]
+) -> None:
+    handle = await gateway_factory()
+    (alice,) = make_users("alice")
+    server = handle.server
+    component = handle.gateway.component
+
+    await asyncio.to_thread(server.stop)
+    await asyncio.sleep(0.5)
+    assert not component.online
+    # Let the gateway fail a few attempts so its backoff has grown to the cap.
+    await asyncio.sleep(3)
+    await asyncio.to_thread(server.start)  # returns once the ports accept connections
+    port_open = time.monotonic()
+    await component.wait_online(timeout=10)
+    online_after = time.monotonic() - port_open
+    found = await _disco(handle, alice)
+    answered_after = time.monotonic() - port_open
+
+    assert online_after < 3.0, f"gateway reattached after {online_after:.2f}s"
+    assert ("conference", "text") in found["identities"]  # type: ignore[operator]
+    # Client login and the disco round trip are included here, so allow them on top.
+    assert answered_after < 6.0, f"disco answered {answered_after:.2f}s after restart"

@@ -1,0 +1,137 @@
+"""``xmpp-clinic threads ...``: create care threads and manage their members (IV.2).
+
+Changes are written to the store; a running gateway applies them before its next
+decision (removed members are kicked and lose history at once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from xmpp_clinic.cli.common import (
+    EXIT_USAGE,
+    ConfigOption,
+    JsonOption,
+    fail,
+    print_json,
+    run,
+    settings_from,
+)
+from xmpp_clinic.threads import (
+    InvalidThread,
+    MemberInfo,
+    ThreadError,
+    ThreadInfo,
+    ThreadService,
+)
+
+GROUP_NAME = "threads"
+group = typer.Typer(help="Care threads: create, list, and manage members.", no_args_is_help=True)
+
+T = TypeVar("T")
+
+
+def _with_service(config: Path | None, action: Callable[[ThreadService], Awaitable[T]]) -> T:
+    """Migrate the store, run ``action`` with a ThreadService, close the store."""
+    from xmpp_clinic.store import Store
+
+    settings = settings_from(config)
+
+    async def go() -> T:
+        store = Store(settings.store.url)
+        try:
+            await store.migrate()
+            return await action(ThreadService(store))
+        finally:
+            await store.close()
+
+    try:
+        return run(go())
+    except InvalidThread as exc:
+        fail(str(exc), EXIT_USAGE)
+    except ThreadError as exc:
+        fail(str(exc))
+
+
+def _member_json(member: MemberInfo) -> dict[str, Any]:
+    return {"jid": member.jid, "affiliation": member.affiliation, "since": member.since}
+
+
+def _thread_json(thread: ThreadInfo) -> dict[str, Any]:
+    return {
+        "name": thread.name,
+        "title": thread.title,
+        "kind": thread.kind,
+        "created_at": thread.created_at,
+        "members": [_member_json(m) for m in thread.members],
+    }
+
+
+@group.command("create")
+def create(
+    name: Annotated[str, typer.Argument(help="Thread name (the room JID's localpart)")],
+    title: Annotated[str, typer.Option(help="Title shown to clinicians")],
+    member: Annotated[list[str], typer.Option("--member", help="Member JID (repeatable)")],
+    owner: Annotated[str | None, typer.Option(help="Owner JID")] = None,
+    direct: Annotated[bool, typer.Option("--direct", help="A direct thread (two members)")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Create a members-only care thread."""
+    thread = _with_service(
+        config,
+        lambda s: s.create(name, title, member, owner=owner, kind="direct" if direct else "group"),
+    )
+    typer.echo(f"created thread {thread.name} with {len(thread.members)} members")
+
+
+@group.command("list")
+def list_threads(json: JsonOption = False, config: ConfigOption = None) -> None:
+    """List all threads."""
+    threads = _with_service(config, lambda s: s.list())
+    if json:
+        print_json([_thread_json(t) for t in threads])
+        return
+    for t in threads:
+        typer.echo(f"{t.name}\t{t.kind}\t{len(t.members)} members\t{t.title}")
+
+
+@group.command("members")
+def members(
+    name: Annotated[str, typer.Argument(help="Thread name")],
+    json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """List a thread's members with their affiliations."""
+    thread = _with_service(config, lambda s: s.get(name))
+    if json:
+        print_json([_member_json(m) for m in thread.members])
+        return
+    for m in thread.members:
+        typer.echo(f"{m.jid}\t{m.affiliation}\tsince {m.since:%Y-%m-%d %H:%M:%S}")
+
+
+@group.command("add-member")
+def add_member(
+    name: Annotated[str, typer.Argument(help="Thread name")],
+    jid: Annotated[str, typer.Argument(help="Member JID")],
+    affiliation: Annotated[str, typer.Option(help="member, admin or owner")] = "member",
+    config: ConfigOption = None,
+) -> None:
+    """Add a member (or change a member's affiliation)."""
+    added = _with_service(config, lambda s: s.add_member(name, jid, affiliation))
+    typer.echo(f"{added.jid} is {added.affiliation} of {name}")
+
+
+@group.command("remove-member")
+def remove_member(
+    name: Annotated[str, typer.Argument(help="Thread name")],
+    jid: Annotated[str, typer.Argument(help="Member JID")],
+    config: ConfigOption = None,
+) -> None:
+    """Remove a member; a running gateway kicks them and closes their history."""
+    _with_service(config, lambda s: s.remove_member(name, jid))
+    typer.echo(f"removed {jid} from {name}")
