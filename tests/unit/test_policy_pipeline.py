@@ -1,0 +1,264 @@
+"""The pipeline as the relay sees it: membership -> e2e -> devices (II.1, I.4, I.5, IV.2)."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from xmpp_clinic.archive.audit import AuditEvent, AuditLog
+from xmpp_clinic.config import PolicySettings
+from xmpp_clinic.policy.pipeline import Pipeline
+from xmpp_clinic.policy.verdict import Action, MessageContext, MessagePolicy
+from xmpp_clinic.registry.model import Device, DeviceKey, DeviceState, ObservedDevice
+from xmpp_clinic.registry.service import DeviceRegistry
+from xmpp_clinic.registry.snapshot import RegistrySnapshot
+from xmpp_clinic.store import Store, StoreUnavailable
+from xmpp_clinic.store.changes import ChangeWatcher
+from xmpp_clinic.xmpp.omemo import LEGACY_NS
+
+THREAD = "ward4@clinic.h.test"
+ALICE, BOB = "alice@h.test", "bob@h.test"
+NOW = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
+
+
+def message(sid: int, *rids: int) -> ET.Element:
+    keys = "".join(f'<key rid="{rid}">S{rid}</key>' for rid in rids)
+    return ET.fromstring(
+        f'<message xmlns="jabber:component:accept" type="groupchat" to="{THREAD}">'
+        f'<encrypted xmlns="eu.siacs.conversations.axolotl"><header sid="{sid}">{keys}'
+        "<iv>SVY=</iv></header><payload>UA==</payload></encrypted></message>"
+    )
+
+
+def ctx(stanza: ET.Element, sender: str = ALICE) -> MessageContext:
+    return MessageContext(THREAD, sender, frozenset({ALICE, BOB}), stanza)
+
+
+def approved(jid: str, device_id: int) -> Device:
+    return Device(DeviceKey(jid, LEGACY_NS, device_id), DeviceState.APPROVED, None, None, True)
+
+
+class FakeRegistry:
+    def __init__(self, *devices: Device) -> None:
+        self.devices = list(devices)
+        self.loads = 0
+        self.down = False
+
+    async def snapshot(self) -> RegistrySnapshot:
+        self.loads += 1
+        if self.down:
+            raise StoreUnavailable("store error (OperationalError)")
+        return RegistrySnapshot(self.devices)
+
+
+class FakeAudit:
+    def __init__(self, down: bool = False) -> None:
+        self.events: list[AuditEvent] = []
+        self.down = down
+
+    async def record(self, event: AuditEvent) -> int:
+        if self.down:
+            raise StoreUnavailable("down")
+        self.events.append(event)
+        return len(self.events)
+
+
+def pipeline(registry: Any, **kwargs: Any) -> Pipeline:
+    return Pipeline(PolicySettings(), registry, clock=lambda: NOW, **kwargs)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    store = Store(f"sqlite+aiosqlite:///{tmp_path / 'pipeline.db'}")
+    await store.migrate()
+    yield store
+    await store.close()
+
+
+def test_pipeline_is_a_message_policy() -> None:
+    policy: MessagePolicy = pipeline(FakeRegistry())
+    assert policy is not None
+
+
+async def test_non_member_cannot_write() -> None:
+    verdict = await pipeline(FakeRegistry()).evaluate(ctx(message(1, 2), sender="eve@h.test"))
+    assert verdict.reason == "not-a-member"
+
+
+async def test_member_jid_compares_without_case_or_resource() -> None:
+    registry = FakeRegistry(approved(ALICE, 1), approved(BOB, 2))
+    verdict = await pipeline(registry).evaluate(ctx(message(1, 2), sender="Alice@H.test/phone"))
+    assert verdict.action is Action.ACCEPT
+
+
+async def test_plaintext_is_refused() -> None:
+    stanza = ET.fromstring('<message xmlns="jabber:client"><body>bed 4</body></message>')
+    assert (await pipeline(FakeRegistry()).evaluate(ctx(stanza))).reason == "plaintext-refused"
+
+
+async def test_chat_state_passes_without_the_registry() -> None:
+    registry = FakeRegistry()
+    stanza = ET.fromstring(
+        '<message xmlns="jabber:client"><active xmlns="http://jabber.org/protocol/chatstates"/>'
+        "</message>"
+    )
+    assert (await pipeline(registry).evaluate(ctx(stanza))).action is Action.ACCEPT
+    assert registry.loads == 0
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "<header><key rid='2'>QQ==</key></header>",
+        "<header sid='1'><key rid='x'>QQ==</key></header>",
+        "<header sid='1'><key rid='2'>QQ==</key><key rid='2'>QQ==</key></header>",
+        "<header sid='1'>" + "<key rid='2'>QQ==</key>" * 1001 + "</header>",
+        "",
+    ],
+)
+async def test_malformed_header_is_refused_not_crashing(header: str) -> None:
+    stanza = ET.fromstring(
+        f'<message xmlns="jabber:client"><encrypted xmlns="{LEGACY_NS}">{header}</encrypted>'
+        "</message>"
+    )
+    assert (await pipeline(FakeRegistry()).evaluate(ctx(stanza))).reason == "malformed-omemo"
+
+
+async def test_registry_that_cannot_load_refuses() -> None:
+    registry = FakeRegistry(approved(ALICE, 1), approved(BOB, 2))
+    registry.down = True
+    verdict = await pipeline(registry).evaluate(ctx(message(1, 2)))
+    assert verdict.reason == "registry-unavailable"
+
+
+async def test_failed_reload_refuses_until_the_registry_is_back() -> None:
+    registry = FakeRegistry(approved(ALICE, 1), approved(BOB, 2))
+    policy = pipeline(registry)
+    assert (await policy.evaluate(ctx(message(1, 2)))).action is Action.ACCEPT
+    registry.down = True
+    await policy.reload()
+    assert (await policy.evaluate(ctx(message(1, 2)))).reason == "registry-unavailable"
+    registry.down = False
+    assert (await policy.evaluate(ctx(message(1, 2)))).action is Action.ACCEPT
+
+
+async def test_snapshot_is_cached_between_messages() -> None:
+    registry = FakeRegistry(approved(ALICE, 1), approved(BOB, 2))
+    policy = pipeline(registry)
+    for _ in range(3):
+        await policy.evaluate(ctx(message(1, 2)))
+    assert registry.loads == 1
+
+
+async def test_unexpected_error_refuses_the_message() -> None:
+    class Broken:
+        async def snapshot(self) -> RegistrySnapshot:
+            return None  # type: ignore[return-value]
+
+    verdict = await pipeline(Broken()).evaluate(ctx(message(1, 2)))
+    assert verdict.reason == "policy-error"
+
+
+async def test_unknown_sender_device_is_discovered_then_decided() -> None:
+    registry = FakeRegistry(approved(BOB, 2))
+    asked: list[str] = []
+
+    async def discover(jid: str) -> None:
+        asked.append(jid)
+        registry.devices.append(approved(ALICE, 1))
+
+    verdict = await pipeline(registry, discovery=discover).evaluate(ctx(message(1, 2)))
+    assert verdict.action is Action.ACCEPT and asked == [ALICE]
+
+
+async def test_discovery_is_asked_at_most_once_a_minute() -> None:
+    asked: list[str] = []
+
+    async def discover(jid: str) -> None:
+        asked.append(jid)
+
+    policy = pipeline(FakeRegistry(approved(BOB, 2)), discovery=discover)
+    for _ in range(3):
+        verdict = await policy.evaluate(ctx(message(1, 2)))
+        assert verdict.reason == "sender-device-not-approved"
+    assert asked == [ALICE]
+
+
+async def test_failing_discovery_refuses_the_message() -> None:
+    async def discover(jid: str) -> None:
+        raise TimeoutError
+
+    policy = pipeline(FakeRegistry(approved(BOB, 2)), discovery=discover)
+    assert (await policy.evaluate(ctx(message(1, 2)))).reason == "sender-device-not-approved"
+
+
+async def test_sender_is_told_once_who_may_not_read() -> None:
+    policy = pipeline(FakeRegistry(approved(ALICE, 1), approved(ALICE, 3), approved(BOB, 2)))
+    first = await policy.evaluate(ctx(message(1, 3)))  # only for alice's other device
+    assert first.action is Action.ACCEPT
+    assert len(first.notices) == 1 and BOB in first.notices[0]
+    again = await policy.evaluate(ctx(message(1, 3)))
+    assert again.notices == ()
+
+
+async def test_accepted_sender_devices_are_reported_for_last_seen() -> None:
+    policy = pipeline(FakeRegistry(approved(ALICE, 1), approved(BOB, 2)))
+    await policy.evaluate(ctx(message(1, 2)))
+    assert policy.drain_seen() == {DeviceKey(ALICE, LEGACY_NS, 1)}
+    assert policy.drain_seen() == set()
+
+
+async def test_refusals_and_stripped_keys_are_audited_without_content() -> None:
+    audit = FakeAudit()
+    policy = pipeline(FakeRegistry(approved(ALICE, 1), approved(BOB, 2)), audit=audit)
+    await policy.evaluate(ctx(message(1, 2)))
+    await policy.evaluate(ctx(message(1, 2, 9)))
+    await policy.evaluate(ctx(message(7, 2)))
+    assert [(e.action, e.reason) for e in audit.events] == [
+        ("message.keys-removed", "recipient-device-not-approved"),
+        ("message.rejected", "sender-device-not-approved"),
+    ]
+    assert all(e.subject == THREAD and "S2" not in e.note for e in audit.events)
+
+
+async def test_stripped_message_is_refused_when_it_cannot_be_audited() -> None:
+    policy = pipeline(FakeRegistry(approved(ALICE, 1), approved(BOB, 2)), audit=FakeAudit(True))
+    assert (await policy.evaluate(ctx(message(1, 2, 9)))).reason == "store-unavailable"
+
+
+async def _registry_pipeline(store: Store) -> tuple[DeviceRegistry, Pipeline, ChangeWatcher]:
+    registry = DeviceRegistry(store, PolicySettings(), clock=lambda: NOW)
+    policy = Pipeline(PolicySettings(), registry, clock=lambda: NOW, audit=AuditLog(store))
+    watcher = ChangeWatcher(store)
+    watcher.on_change("devices", policy.reload)
+    await registry.observe(ALICE, LEGACY_NS, {1: ObservedDevice()})
+    await registry.observe(BOB, LEGACY_NS, {2: ObservedDevice()})
+    await registry.approve(BOB, 2, actor="cli:it")
+    return registry, policy, watcher
+
+
+async def test_pending_device_can_send_once_approved_without_restart(store: Store) -> None:
+    registry, policy, watcher = await _registry_pipeline(store)
+    await watcher.refresh()
+    assert (await policy.evaluate(ctx(message(1, 2)))).reason == "sender-device-not-approved"
+    await registry.approve(ALICE, 1, actor="cli:it")
+    await watcher.refresh()
+    assert (await policy.evaluate(ctx(message(1, 2)))).action is Action.ACCEPT
+
+
+async def test_revocation_applies_to_the_very_next_message(store: Store) -> None:
+    registry, policy, watcher = await _registry_pipeline(store)
+    await registry.approve(ALICE, 1, actor="cli:it")
+    await watcher.refresh()
+    assert (await policy.evaluate(ctx(message(1, 2)))).action is Action.ACCEPT
+    await registry.revoke_all(ALICE, actor="cli:it", reason="lost phone")
+    await watcher.refresh()
+    verdict = await policy.evaluate(ctx(message(1, 2)))
+    assert verdict.reason == "sender-device-not-approved" and "revoked" in verdict.text
+    events = await AuditLog(store).events()
+    assert events[-1].action == "message.rejected" and events[-1].actor == ALICE

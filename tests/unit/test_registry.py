@@ -1,0 +1,318 @@
+"""The device registry: approval modes, limits, revocation, expiry, audit (I.4, I.5, III.3)."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from xmpp_clinic.archive.audit import AuditLog
+from xmpp_clinic.config import PolicySettings
+from xmpp_clinic.registry.model import DeviceState, Notice, ObservedDevice
+from xmpp_clinic.registry.service import (
+    AmbiguousDevice,
+    DeviceLimitReached,
+    DeviceRegistry,
+    UnknownDevice,
+)
+from xmpp_clinic.store import Store
+from xmpp_clinic.store.changes import ChangeWatcher
+from xmpp_clinic.xmpp.omemo import LEGACY_NS, OMEMO2_NS
+
+ALICE = "alice@hospital.test"
+CURVE = base64.b64decode("BUcB0ISIRR9UWkCftYrj5YWBykCsP38RRpjNcd6sc8oB")[1:]
+FP = "4701d08488451f545a409fb58ae3e58581ca40ac3f7f114698cd71deac73ca01"
+OTHER_CURVE = bytes(range(32))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    store = Store(f"sqlite+aiosqlite:///{tmp_path / 'registry.db'}")
+    await store.migrate()
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def make(store: Store, clock: Clock, **policy: Any) -> DeviceRegistry:
+    return DeviceRegistry(store, PolicySettings(**policy), clock=clock)
+
+
+def listing(*ids: int, key: bytes | None = None) -> dict[int, ObservedDevice]:
+    return {device_id: ObservedDevice(identity_key=key) for device_id in ids}
+
+
+async def test_new_device_waits_for_it_in_manual_mode(store: Store, clock: Clock) -> None:
+    registry = make(store, clock)
+    await registry.observe(ALICE, LEGACY_NS, listing(11, key=CURVE))
+    (device,) = await registry.devices(ALICE)
+    assert device.state is DeviceState.PENDING
+    assert device.fingerprint == FP
+    assert device.active
+
+
+async def test_person_is_told_their_new_device_is_pending(store: Store, clock: Clock) -> None:
+    registry = make(store, clock)
+    await registry.observe(ALICE, LEGACY_NS, listing(11, key=CURVE))
+    (notice,) = await registry.take_notices()
+    assert notice.jid == ALICE
+    assert "waiting for approval" in notice.text and "4701d084 88451f54" in notice.text
+
+
+async def test_notices_are_handed_out_once(store: Store, clock: Clock) -> None:
+    registry = make(store, clock)
+    await registry.observe(ALICE, LEGACY_NS, listing(11))
+    assert len(await registry.take_notices()) == 1
+    assert await registry.take_notices() == []
+
+
+async def test_first_device_is_approved_automatically(store: Store, clock: Clock) -> None:
+    registry = make(store, clock, device_approval="first-device")
+    await registry.observe(ALICE, LEGACY_NS, listing(11))
+    (device,) = await registry.devices(ALICE)
+    assert device.state is DeviceState.APPROVED
+    assert device.approved_by == "gateway:first-device"
+    assert device.valid_until == clock.now + timedelta(days=180)
+
+
+async def test_second_device_waits_in_first_device_mode(store: Store, clock: Clock) -> None:
+    registry = make(store, clock, device_approval="first-device")
+    await registry.observe(ALICE, LEGACY_NS, listing(11))
+    await registry.observe(ALICE, LEGACY_NS, listing(11, 12))
+    states = {d.device_id: d.state for d in await registry.devices(ALICE)}
+    assert states == {11: DeviceState.APPROVED, 12: DeviceState.PENDING}
+
+
+async def test_two_devices_at_first_contact_both_wait(store: Store, clock: Clock) -> None:
+    registry = make(store, clock, device_approval="first-device")
+    await registry.observe(ALICE, LEGACY_NS, listing(11, 12))
+    assert {d.state for d in await registry.devices(ALICE)} == {DeviceState.PENDING}
+
+
+async def test_all_mode_approves_up_to_the_limit(store: Store, clock: Clock) -> None:
+    registry = make(store, clock, device_approval="all", max_devices_per_person=2)
+    await registry.observe(ALICE, LEGACY_NS, listing(11, 12, 13))
+    states = [d.state for d in await registry.devices(ALICE)]
+    assert states == [DeviceState.APPROVED, DeviceState.APPROVED, DeviceState.PENDING]
+
+
+async def test_device_gone_from_pep_is_inactive_not_deleted(store: Store, clock: Clock) -> None:
+    registry = make(store, clock)
+    await registry.observe(ALICE, LEGACY_NS, listing(11, 12))
+    await registry.observe(ALICE, LEGACY_NS, listing(12))
+    active = {d.device_id: d.active for d in await registry.devices(ALICE)}
+    assert active == {11: False, 12: True}
+
+
+async def test_device_back_in_pep_is_active_again(store: Store, clock: Clock) -> None:
+    registry = make(store, clock)
+    await registry.observe(ALICE, LEGACY_NS, listing(11))
+    await registry.observe(ALICE, LEGACY_NS, listing())
+    await registry.observe(ALICE, LEGACY_NS, listing(11))
+    (device,) = await registry.devices(ALICE)
+    assert device.active
+
+
+async def test_other_namespace_list_leaves_devices_alone(store: Store, clock: Clock) -> None:
+    registry = make(store, clock)
+    await registry.observe(ALICE, LEGACY_NS, listing(11))
+    await registry.observe(ALICE, OMEMO2_NS, listing(21))
+    assert all(d.active for d in await registry.devices(ALICE))
+
+
+async def test_changed_identity_key_needs_approval_again(store: Store, clock: Clock) -> None:
+    registry = make(store, clock)
+    await registry.observe(ALICE, LEGACY_NS, listing(11, key=CURVE))
+    await registry.approve(ALICE, 11, actor="cli:it")
+    await registry.observe(ALICE, LEGACY_NS, listing(11, key=OTHER_CURVE))
+    (device,) = await registry.devices(ALICE)
+    assert device.state is DeviceState.PENDING
+    assert device.fingerprint == OTHER_CURVE.hex()
+
+
+async def test_approval_records_who_until_when_and_asset(store: Store, clock: Clock) -> None:
+    registry = make(store, clock)
+    await registry.observe(ALICE, LEGACY_NS, listing(11))
+    device = await registry.approve(ALICE, 11, actor="cli:it", valid_days=30, asset_id="MDM-7")
+    assert device.state is DeviceState.APPROVED
+    assert (device.approved_by, device.approved_at) == ("cli:it", clock.now)
+    assert device.valid_until == clock.now + timedelta(days=30)
+    assert device.asset_id == "MDM-7"
+
+
+async def test_approval_beyond_the_limit_is_refused(store: Store, clock: Clock) -> None:
+    registry = make(store, clock, max_devices_per_person=1)
+    await registry.observe(ALICE, LEGACY_NS, listing(11, 12))
+    await registry.approve(ALICE, 11, actor="cli:it")
+    with pytest.raises(DeviceLimitReached):
+        await registry.approve(ALICE, 12, actor="cli:it")
+
+
+async def test_reapproval_renews_an_approved_device(store: Store, clock: Clock) -> None:
+    registry = make(store, clock, max_devices_per_person=1)
+    await registry.observe(ALICE, LEGACY_NS, listing(11))
+    await registry.approve(ALICE, 11, actor="cli:it", valid_days=10)
+    clock.now += timedelta(days=5)
+    device = await registry.approve(ALICE, 11, actor="cli:it", valid_days=10)
+    assert device.valid_until == clock.now + timedelta(days=10)
+
+
+async def test_unknown_device_cannot_be_approved(store: Store, clock: Clock) -> None:
+    with pytest.raises(UnknownDevice):
+        await make(store, clock).approve(ALICE, 99, actor="cli:it")
+
+
+async def test_same_id_in_both_versions_needs_the_namespace(store: Store, clock: Clock) -> None:
+    registry = make(store, clock)
+    await registry.observe(ALICE, LEGACY_NS, listing(11))
+    await registry.observe(ALICE, OMEMO2_NS, listing(11))
+    with pytest.raises(AmbiguousDevice):
+        await registry.approve(ALICE, 11, actor="cli:it")
+    device = await registry.approve(ALICE, 11, actor="cli:it", namespace=OMEMO2_NS)
+    assert device.namespace == OMEMO2_NS
+
+
+async def test_revoke_records_who_and_why(store: Store, clock: Clock) -> None:
+    registry = make(store, clock)
+    await registry.observe(ALICE, LEGACY_NS, listing(11))
+    await registry.approve(ALICE, 11, actor="cli:it")
+    device = await registry.revoke(ALICE, 11, actor="cli:it", reason="stolen")
+    assert device.state is DeviceState.REVOKED
+    assert (device.revoked_by, device.revoked_at, device.reason) == ("cli:it", clock.now, "stolen")
+
+
+async def test_revoke_all_cuts_every_device_of_a_person(store: Store, clock: Clock) -> None:
+    registry = make(store, clock)
+    await registry.observe(ALICE, LEGACY_NS, listing(11, 12))
+    await registry.observe(ALICE, OMEMO2_NS, listing(21))
+    await registry.approve(ALICE, 11, actor="cli:it")
+    revoked = await registry.revoke_all(ALICE, actor="cli:it", reason="lost phone")
+    assert len(revoked) == 3
+    assert {d.state for d in await registry.devices(ALICE)} == {DeviceState.REVOKED}
+
+
+async def test_revoked_device_stays_revoked_when_it_reappears(store: Store, clock: Clock) -> None:
+    registry = make(store, clock, device_approval="all")
+    await registry.observe(ALICE, LEGACY_NS, listing(11))
+    await registry.revoke(ALICE, 11, actor="cli:it", reason="lost")
+    await registry.observe(ALICE, LEGACY_NS, listing())
+    await registry.observe(ALICE, LEGACY_NS, listing(11))
+    (device,) = await registry.devices(ALICE)
+    assert device.state is DeviceState.REVOKED
+
+
+async def test_periodic_task_marks_ended_approvals_expired(store: Store, clock: Clock) -> None:
+    registry = make(store, clock)
+    await registry.observe(ALICE, LEGACY_NS, listing(11))
+    await registry.approve(ALICE, 11, actor="cli:it", valid_days=1)
+    await registry.take_notices()
+    clock.now += timedelta(days=2)
+    run = await registry.expire_due()
+    assert [d.device_id for d in run.expired] == [11]
+    (device,) = await registry.devices(ALICE)
+    assert device.state is DeviceState.EXPIRED
+    (notice,) = await registry.take_notices()
+    assert "expired" in notice.text
+
+
+async def test_person_is_warned_once_before_expiry(store: Store, clock: Clock) -> None:
+    registry = make(store, clock)
+    await registry.observe(ALICE, LEGACY_NS, listing(11))
+    await registry.approve(ALICE, 11, actor="cli:it", valid_days=20)
+    await registry.take_notices()
+    clock.now += timedelta(days=10)
+    assert len((await registry.expire_due()).warned) == 1
+    assert len((await registry.expire_due()).warned) == 0
+    (notice,) = await registry.take_notices()
+    assert notice == Notice(ALICE, notice.text) and "2025-03-21" in notice.text
+
+
+async def test_each_change_moves_the_devices_counter(store: Store, clock: Clock) -> None:
+    registry = make(store, clock)
+    watcher = ChangeWatcher(store)
+    await watcher.refresh()
+    await registry.observe(ALICE, LEGACY_NS, listing(11))
+    assert "devices" in await watcher.refresh()
+    await registry.approve(ALICE, 11, actor="cli:it")
+    assert "devices" in await watcher.refresh()
+    await registry.revoke(ALICE, 11, actor="cli:it", reason="x")
+    assert "devices" in await watcher.refresh()
+    await registry.observe(ALICE, LEGACY_NS, listing(11))
+    assert "devices" not in await watcher.refresh()  # nothing changed
+
+
+async def test_each_change_is_an_audit_event_in_an_intact_chain(store: Store, clock: Clock) -> None:
+    registry = make(store, clock)
+    await registry.observe(ALICE, LEGACY_NS, listing(11, key=CURVE))
+    await registry.approve(ALICE, 11, actor="cli:it")
+    await registry.revoke(ALICE, 11, actor="cli:it", reason="lost phone")
+    log = AuditLog(store)
+    actions = [(e.actor, e.action, e.reason) for e in await log.events()]
+    assert actions == [
+        ("gateway", "device.pending", "new-device"),
+        ("cli:it", "device.approved", "approved"),
+        ("cli:it", "device.revoked", "revoked"),
+    ]
+    assert all(e.subject == f"{ALICE}/omemo/11" for e in await log.events())
+    assert (await log.verify()).intact
+
+
+async def test_huge_device_list_is_capped(store: Store, clock: Clock) -> None:
+    registry = make(store, clock)
+    await registry.observe(ALICE, LEGACY_NS, listing(*range(1, 500)))
+    assert len(await registry.devices(ALICE)) == 100
+
+
+async def test_last_seen_is_recorded_without_a_state_change(store: Store, clock: Clock) -> None:
+    registry = make(store, clock)
+    await registry.observe(ALICE, LEGACY_NS, listing(11))
+    (device,) = await registry.devices(ALICE)
+    await registry.mark_seen([device.key])
+    (device,) = await registry.devices(ALICE)
+    assert device.last_seen == clock.now and device.state is DeviceState.PENDING
+
+
+async def test_snapshot_knows_usable_devices(store: Store, clock: Clock) -> None:
+    registry = make(store, clock)
+    await registry.observe(ALICE, LEGACY_NS, listing(11, 12))
+    await registry.approve(ALICE, 11, actor="cli:it", valid_days=1)
+    snapshot = await registry.snapshot()
+    assert snapshot.usable_ids(ALICE, LEGACY_NS, clock.now) == {11}
+    assert snapshot.usable_ids(ALICE, LEGACY_NS, clock.now + timedelta(days=2)) == set()
+    assert snapshot.usable_owners(LEGACY_NS, 11, clock.now) == {ALICE}
+
+
+@pytest.mark.postgres
+async def test_registry_workflow_on_postgres(pg_url: str, clock: Clock) -> None:
+    store = Store(pg_url)
+    try:
+        await store.migrate()
+        registry = make(store, clock)
+        await registry.observe(ALICE, LEGACY_NS, listing(11, key=CURVE))
+        await registry.observe(ALICE, OMEMO2_NS, listing(4_000_000_000))
+        await registry.approve(ALICE, 11, actor="cli:it", valid_days=1, asset_id="MDM-1")
+        assert (await registry.snapshot()).usable_ids(ALICE, LEGACY_NS, clock.now) == {11}
+        clock.now += timedelta(days=2)
+        assert len((await registry.expire_due()).expired) == 1
+        await registry.revoke_all(ALICE, actor="cli:it", reason="lost phone")
+        assert {d.state for d in await registry.devices(ALICE)} == {DeviceState.REVOKED}
+        assert len(await registry.take_notices()) == 6  # 2 pending, approved, expired, 2 revoked
+        assert (await AuditLog(store).verify()).intact
+    finally:
+        await store.close()

@@ -1,0 +1,135 @@
+"""Hospital IT approves and revokes devices with XEP-0050 ad-hoc commands (I.5, III.3)."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from slixmpp.test.mocksocket import TestSocket as MockSocket
+
+from tests.unit.harness import COMPONENT, ComponentTest, make_settings
+from xmpp_clinic.registry.model import DeviceState, ObservedDevice
+from xmpp_clinic.registry.service import DeviceRegistry
+from xmpp_clinic.store import Store
+from xmpp_clinic.xmpp.component import ClinicComponent
+from xmpp_clinic.xmpp.device_commands import attach
+from xmpp_clinic.xmpp.omemo import LEGACY_NS
+
+IT = "it@hospital.test/gajim"
+BOB = "bob@hospital.test"
+CMD = "http://jabber.org/protocol/commands"
+XDATA = "jabber:x:data"
+STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+
+
+def execute(node: str, sender: str = IT, iq_id: str = "c1") -> str:
+    return f"""<iq type="set" id="{iq_id}" from="{sender}" to="{COMPONENT}">
+                 <command xmlns="{CMD}" node="{node}" action="execute"/></iq>"""
+
+
+def submit(node: str, session: str, fields: dict[str, str], sender: str = IT) -> str:
+    values = "".join(f'<field var="{k}"><value>{v}</value></field>' for k, v in fields.items())
+    return f"""<iq type="set" id="c2" from="{sender}" to="{COMPONENT}">
+                 <command xmlns="{CMD}" node="{node}" sessionid="{session}" action="complete">
+                   <x xmlns="{XDATA}" type="submit">{values}</x></command></iq>"""
+
+
+class TestDeviceCommands(ComponentTest):
+    def setUp(self) -> None:
+        self._tmp = tempfile.TemporaryDirectory()
+        tmp = Path(self._tmp.name)
+        settings = make_settings(tmp, xmpp={"admins": ["it@hospital.test"]})
+        self.start(ClinicComponent(settings))
+        self.store = Store(settings.store.url)
+        self.registry = DeviceRegistry(self.store, settings.policy)
+        self.run_coro(self.store.migrate())
+        listing = {11: ObservedDevice(), 12: ObservedDevice()}
+        self.run_coro(self.registry.observe(BOB, LEGACY_NS, listing))
+        attach(self.xmpp, self.registry)
+        self.wait_()
+
+    def tearDown(self) -> None:
+        self.run_coro(self.store.close())
+        super().tearDown()
+        self._tmp.cleanup()
+
+    def reply(self) -> ET.Element:
+        """The next stanza the component sent, waiting for store work to finish."""
+        socket = self.xmpp.socket
+        assert isinstance(socket, MockSocket)
+        deadline = time.monotonic() + 5
+        while socket.send_queue.empty() and time.monotonic() < deadline:
+            self.wait_(0.02)
+            self.wait_for_send_queue()
+        raw = socket.next_sent(1)
+        assert raw is not None, "no reply"
+        return ET.fromstring(raw)
+
+    def command(self, stanza: ET.Element) -> ET.Element:
+        found = stanza.find(f"{{{CMD}}}command")
+        assert found is not None, ET.tostring(stanza)
+        return found
+
+    def notes(self, stanza: ET.Element) -> list[str]:
+        return [note.text or "" for note in self.command(stanza).iter(f"{{{CMD}}}note")]
+
+    def start_session(self, node: str) -> str:
+        self.recv(execute(node))
+        return self.command(self.reply()).get("sessionid", "")
+
+    def test_person_who_is_not_an_admin_is_refused(self) -> None:
+        self.recv(execute("devices-approve", sender="bob@hospital.test/phone"))
+        sent = self.reply()
+        assert (sent.get("type"), sent.get("to")) == ("error", "bob@hospital.test/phone")
+        # slixmpp writes <error> in jabber:client on a component stream; match by local name.
+        (error,) = [child for child in sent if child.tag.endswith("}error")]
+        assert error.find(f"{{{STANZAS}}}forbidden") is not None
+        assert "IT admins" in (error.findtext(f"{{{STANZAS}}}text") or "")
+
+    def test_admin_gets_a_form_asking_which_device(self) -> None:
+        self.recv(execute("devices-approve"))
+        form = self.command(self.reply()).find(f"{{{XDATA}}}x")
+        assert form is not None and form.get("type") == "form"
+        fields = [field.get("var") for field in form.iter(f"{{{XDATA}}}field")]
+        assert fields == ["jid", "device_id", "namespace", "valid_days", "asset"]
+
+    def test_admin_approves_a_device(self) -> None:
+        session = self.start_session("devices-approve")
+        self.recv(submit("devices-approve", session, {"jid": BOB, "device_id": "12"}))
+        result = self.reply()
+        assert self.command(result).get("status") == "completed"
+        assert "approved" in self.notes(result)[0]
+        device = self.run_coro(self.registry.device(BOB, 12))
+        assert device.state is DeviceState.APPROVED
+        assert device.approved_by == "xmpp:it@hospital.test"
+
+    def test_admin_revokes_every_device_of_a_lost_phone(self) -> None:
+        session = self.start_session("devices-revoke-all")
+        self.recv(submit("devices-revoke-all", session, {"jid": BOB, "reason": "lost phone"}))
+        assert len(self.notes(self.reply())) == 2
+        devices = self.run_coro(self.registry.devices(BOB))
+        assert {device.state for device in devices} == {DeviceState.REVOKED}
+
+    def test_admin_lists_pending_devices(self) -> None:
+        session = self.start_session("devices-list")
+        self.recv(submit("devices-list", session, {"state": "pending"}))
+        notes = self.notes(self.reply())
+        assert len(notes) == 2 and all("pending" in note for note in notes)
+
+    def test_unknown_device_is_reported_not_crashing(self) -> None:
+        session = self.start_session("devices-revoke")
+        fields = {"jid": BOB, "device_id": "99", "reason": "x"}
+        self.recv(submit("devices-revoke", session, fields))
+        result = self.reply()
+        assert self.command(result).get("status") == "completed"
+        assert "no device 99" in self.notes(result)[0]
+
+    def test_someone_else_cannot_finish_an_admins_session(self) -> None:
+        session = self.start_session("devices-approve")
+        fields = {"jid": BOB, "device_id": "12"}
+        self.recv(submit("devices-approve", session, fields, sender="bob@hospital.test/phone"))
+        assert self.reply().get("type") == "error"
+        device = self.run_coro(self.registry.device(BOB, 12))
+        assert device.state is DeviceState.PENDING

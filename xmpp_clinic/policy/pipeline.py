@@ -1,0 +1,204 @@
+"""The policy pipeline: membership -> e2e -> devices, for every message in a thread.
+
+Implements :class:`~xmpp_clinic.policy.verdict.MessagePolicy` (II.1, I.4, I.5, III.3,
+IV.2). Decisions are made from an in-memory registry snapshot; the relay refreshes the
+store's change counters before each message and :meth:`Pipeline.reload` (a listener on
+the "devices" counter) drops the snapshot, so a revocation applies to the next message.
+Anything unexpected -- store down, registry unknown, a bug -- refuses the message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
+from datetime import datetime
+from typing import Protocol
+
+from xmpp_clinic.archive.audit import AuditEvent
+from xmpp_clinic.config import PolicySettings
+from xmpp_clinic.policy.devices import DeviceCheck, DeviceFacts, check_devices
+from xmpp_clinic.policy.e2e import check_e2e
+from xmpp_clinic.policy.membership import bare, check_membership, members_of
+from xmpp_clinic.policy.verdict import Action, MessageContext, Verdict
+from xmpp_clinic.registry.model import DeviceKey
+from xmpp_clinic.registry.snapshot import RegistrySnapshot
+from xmpp_clinic.store.base import utcnow
+from xmpp_clinic.xmpp.omemo import OmemoHeader, parse_header
+
+log = logging.getLogger(__name__)
+
+Discovery = Callable[[str], Awaitable[object]]
+
+
+class RegistrySource(Protocol):
+    """Where the pipeline loads its snapshot from (the DeviceRegistry service)."""
+
+    async def snapshot(self) -> RegistrySnapshot: ...
+
+
+class AuditSink(Protocol):
+    """Where rejections and stripped keys are recorded (archive.audit.AuditLog)."""
+
+    async def record(self, event: AuditEvent) -> int: ...
+
+
+class _Memory:
+    """A bounded set of recently seen keys with the time each was added."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[Hashable, float] = OrderedDict()
+
+    def age(self, key: Hashable) -> float | None:
+        added = self._items.get(key)
+        return None if added is None else time.monotonic() - added
+
+    def add(self, key: Hashable) -> None:
+        self._items[key] = time.monotonic()
+        self._items.move_to_end(key)
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)
+
+
+class Pipeline:
+    """Decides on every groupchat message of a thread (a MessagePolicy)."""
+
+    def __init__(
+        self,
+        policy: PolicySettings,
+        registry: RegistrySource,
+        *,
+        discovery: Discovery | None = None,
+        audit: AuditSink | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        discovery_timeout: float = 10.0,
+        rediscover_after: float = 60.0,
+        memory: int = 10_000,
+    ) -> None:
+        self._policy = policy
+        self._registry = registry
+        self._discovery = discovery
+        self._audit = audit
+        self._clock = clock
+        self._discovery_timeout = discovery_timeout
+        self._rediscover_after = rediscover_after
+        self._snapshot: RegistrySnapshot | None = None
+        self._lock = asyncio.Lock()
+        self._told = _Memory(memory)  # (thread, sender device, member) already told
+        self._asked = _Memory(memory)  # sender devices we asked discovery about
+        self._seen: set[DeviceKey] = set()
+        self._seen_cap = memory
+
+    # ------------------------------------------------------------ registry cache
+    async def reload(self) -> None:
+        """Drop and reload the snapshot; a ChangeWatcher listener for "devices" (I.5).
+
+        The old snapshot is dropped first: if loading fails, messages are refused until a
+        load succeeds rather than decided on stale approvals.
+        """
+        self._snapshot = None
+        try:
+            await self._load()
+        except Exception:
+            log.warning("device registry reload failed; refusing messages until it works")
+
+    async def _load(self) -> RegistrySnapshot:
+        async with self._lock:
+            if self._snapshot is None:
+                self._snapshot = await self._registry.snapshot()
+            return self._snapshot
+
+    def drain_seen(self) -> set[DeviceKey]:
+        """Sender devices accepted since the last call (for DeviceRegistry.mark_seen)."""
+        seen, self._seen = self._seen, set()
+        return seen
+
+    # ---------------------------------------------------------------- decisions
+    async def evaluate(self, ctx: MessageContext) -> Verdict:
+        """membership -> e2e -> devices; the first refusal wins (II.1, I.4, I.5, IV.2)."""
+        try:
+            verdict, header = await self._decide(ctx)
+        except Exception:
+            log.exception("policy pipeline failed; refusing the message (fail closed)")
+            verdict, header = (
+                Verdict.reject("policy-error", "The gateway could not check it."),
+                None,
+            )
+        return await self._record(ctx, verdict, header)
+
+    async def _decide(self, ctx: MessageContext) -> tuple[Verdict, OmemoHeader | None]:
+        verdict = check_membership(ctx)
+        if verdict.rejected:
+            return verdict, None
+        parsed = parse_header(ctx.stanza)
+        verdict = check_e2e(ctx.stanza, parsed, required=self._policy.require_e2e)
+        if verdict.rejected or not isinstance(parsed, OmemoHeader):
+            return verdict, None
+        try:
+            snapshot = await self._load()
+        except Exception:
+            log.warning("device registry unavailable; refusing the message")
+            text = "The device registry is not available; try again shortly."
+            return Verdict.reject("registry-unavailable", text), parsed
+        facts = DeviceFacts(
+            bare(ctx.sender), members_of(ctx), self._clock(), self._policy.unapproved_recipient
+        )
+        check = check_devices(parsed, ctx.stanza, facts, snapshot)
+        if not check.sender_known and await self._discover(facts.sender, parsed):
+            check = check_devices(parsed, ctx.stanza, facts, await self._load())
+        return self._follow_up(ctx, parsed, check), parsed
+
+    async def _discover(self, sender: str, header: OmemoHeader) -> bool:
+        """Ask discovery about an unknown sender device, at most once a minute (I.4)."""
+        key = DeviceKey(sender, header.namespace, header.sid)
+        age = self._asked.age(key)
+        if self._discovery is None or (age is not None and age < self._rediscover_after):
+            return False
+        self._asked.add(key)
+        try:
+            await asyncio.wait_for(self._discovery(sender), self._discovery_timeout)
+        except Exception:
+            log.warning("device discovery failed", extra={"jid": sender})
+            return False
+        await self.reload()
+        return True
+
+    def _follow_up(self, ctx: MessageContext, header: OmemoHeader, check: DeviceCheck) -> Verdict:
+        verdict = check.verdict
+        if verdict.rejected:
+            return verdict
+        sender = DeviceKey(bare(ctx.sender), header.namespace, header.sid)
+        if len(self._seen) < self._seen_cap:
+            self._seen.add(sender)
+        notices = list(verdict.notices)
+        for member in check.unreadable_for:
+            told = (ctx.thread, sender, member)
+            if self._told.age(told) is None:
+                self._told.add(told)
+                notices.append(
+                    f"{member} may not be able to read your messages here: one of their "
+                    "approved devices did not get a key (or they have none approved)."
+                )
+        return dataclasses.replace(verdict, notices=tuple(notices))
+
+    async def _record(
+        self, ctx: MessageContext, verdict: Verdict, header: OmemoHeader | None
+    ) -> Verdict:
+        """Audit refusals and removed keys (no content; the sender's device id only)."""
+        if self._audit is None or verdict.action is Action.ACCEPT:
+            return verdict
+        action = "message.rejected" if verdict.rejected else "message.keys-removed"
+        note = f"sender device {header.sid}" if header is not None else ""
+        event = AuditEvent(bare(ctx.sender), action, verdict.reason, bare(ctx.thread), note)
+        try:
+            await self._audit.record(event)
+        except Exception:
+            log.warning("audit log unavailable", extra={"reason": verdict.reason})
+            if not verdict.rejected:  # fail closed: no record of the change, no relay
+                text = "The gateway could not record this message; try again shortly."
+                return Verdict.reject("store-unavailable", text)
+        return verdict

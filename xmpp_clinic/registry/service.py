@@ -1,0 +1,283 @@
+"""The device registry service: approval, revocation, expiry, discovery results (I.4, I.5, III.3).
+
+Every state change is one transaction that also appends an audit event, queues the
+person's notice and bumps the "devices" change counter, so a running gateway applies a
+change made by the CLI to the very next message.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from xmpp_clinic.config import PolicySettings
+from xmpp_clinic.registry import notices, rules
+from xmpp_clinic.registry.model import (
+    NAMESPACES,
+    Device,
+    DeviceKey,
+    DeviceState,
+    Notice,
+    ObservedDevice,
+)
+from xmpp_clinic.registry.observation import GATEWAY, MAX_LISTED_DEVICES, Observation
+from xmpp_clinic.registry.records import audit, person_records, queue, set_approved, to_device
+from xmpp_clinic.registry.snapshot import RegistrySnapshot
+from xmpp_clinic.store.base import utcnow
+from xmpp_clinic.store.changes import bump
+from xmpp_clinic.store.engine import Store
+from xmpp_clinic.store.models.devices import DeviceNoticeRecord, DeviceRecord
+
+log = logging.getLogger(__name__)
+
+EXPIRY_WARNING = timedelta(days=14)
+
+
+class RegistryError(Exception):
+    """A registry request that cannot be done; ``str()`` is one line for the operator."""
+
+
+class UnknownDevice(RegistryError):
+    pass
+
+
+class AmbiguousDevice(RegistryError):
+    pass
+
+
+class DeviceLimitReached(RegistryError):
+    pass
+
+
+@dataclass
+class ExpiryRun:
+    """What one run of the periodic expiry task did."""
+
+    expired: list[Device] = field(default_factory=list)
+    warned: list[Device] = field(default_factory=list)
+
+
+def _bare(jid: str) -> str:
+    return jid.split("/", 1)[0].lower()
+
+
+class DeviceRegistry:
+    """Approves, revokes and expires devices; records what discovery found (I.4, I.5)."""
+
+    def __init__(
+        self,
+        store: Store,
+        policy: PolicySettings,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        expiry_warning: timedelta = EXPIRY_WARNING,
+    ) -> None:
+        self._store = store
+        self._policy = policy
+        self._clock = clock
+        self._warning = expiry_warning
+
+    # ------------------------------------------------------------------ reading
+    async def devices(
+        self, jid: str | None = None, state: DeviceState | None = None
+    ) -> list[Device]:
+        query = select(DeviceRecord)
+        if jid is not None:
+            query = query.where(DeviceRecord.jid == _bare(jid))
+        if state is not None:
+            query = query.where(DeviceRecord.state == state.value)
+        query = query.order_by(DeviceRecord.jid, DeviceRecord.namespace, DeviceRecord.device_id)
+        async with self._store.session() as session:
+            return [to_device(row) for row in (await session.scalars(query)).all()]
+
+    async def device(self, jid: str, device_id: int, namespace: str | None = None) -> Device:
+        async with self._store.session() as session:
+            return to_device(await self._find(session, jid, device_id, namespace))
+
+    async def snapshot(self) -> RegistrySnapshot:
+        """Every device, for the pipeline's in-memory cache."""
+        async with self._store.session() as session:
+            rows = (await session.scalars(select(DeviceRecord))).all()
+            return RegistrySnapshot(to_device(row) for row in rows)
+
+    async def _find(
+        self, session: AsyncSession, jid: str, device_id: int, namespace: str | None
+    ) -> DeviceRecord:
+        query = select(DeviceRecord).where(
+            DeviceRecord.jid == _bare(jid), DeviceRecord.device_id == device_id
+        )
+        if namespace is not None:
+            query = query.where(DeviceRecord.namespace == namespace)
+        found = list((await session.scalars(query)).all())
+        if not found:
+            raise UnknownDevice(f"no device {device_id} of {_bare(jid)} is known")
+        if len(found) > 1:
+            raise AmbiguousDevice(
+                f"{_bare(jid)} has device {device_id} in both OMEMO versions; pass the namespace"
+            )
+        return found[0]
+
+    # ------------------------------------------------------------- IT decisions
+    async def approve(
+        self,
+        jid: str,
+        device_id: int,
+        *,
+        actor: str,
+        namespace: str | None = None,
+        valid_days: int | None = None,
+        asset_id: str | None = None,
+    ) -> Device:
+        """Approve (or re-validate) a device for ``valid_days`` (I.4, I.5, III.3)."""
+        now = self._clock()
+        async with self._store.session() as session:
+            record = await self._find(session, jid, device_id, namespace)
+            others = [
+                to_device(row)
+                for row in await person_records(session, record.jid)
+                if row.id != record.id
+            ]
+            limit = self._policy.max_devices_per_person
+            if sum(rules.counts_towards_limit(d, now) for d in others) >= limit:
+                raise DeviceLimitReached(
+                    f"{record.jid} already has {limit} approved devices "
+                    "(policy.max_devices_per_person); revoke one first"
+                )
+            renewal = to_device(record).usable(now)
+            days = valid_days or self._policy.default_valid_days
+            set_approved(record, actor, now, rules.valid_until(now, days))
+            if asset_id is not None:
+                record.asset_id = asset_id
+            device = to_device(record)
+            note = f"valid until {device.valid_until:%Y-%m-%d}; fingerprint {device.fingerprint}"
+            reason = "renewed" if renewal else "approved"
+            await self._changed(session, actor, "device.approved", reason, device, note)
+            queue(session, notices.approved(device))
+            return device
+
+    async def revoke(
+        self, jid: str, device_id: int, *, actor: str, reason: str, namespace: str | None = None
+    ) -> Device:
+        """Revoke a device; it is refused from the next message on (I.5, III.3)."""
+        async with self._store.session() as session:
+            record = await self._find(session, jid, device_id, namespace)
+            return await self._revoke(session, record, actor, reason)
+
+    async def revoke_all(self, jid: str, *, actor: str, reason: str) -> list[Device]:
+        """Lost phone: revoke every device of a person, pending ones included (III.3)."""
+        async with self._store.session() as session:
+            records = await person_records(session, _bare(jid))
+            if not records:
+                raise UnknownDevice(f"no device of {_bare(jid)} is known")
+            return [await self._revoke(session, record, actor, reason) for record in records]
+
+    async def _revoke(
+        self, session: AsyncSession, record: DeviceRecord, actor: str, reason: str
+    ) -> Device:
+        if record.state == DeviceState.REVOKED.value:
+            return to_device(record)
+        now = self._clock()
+        record.state = DeviceState.REVOKED.value
+        record.state_changed_at = now
+        record.revoked_by, record.revoked_at, record.reason = actor, now, reason
+        device = to_device(record)
+        await self._changed(session, actor, "device.revoked", "revoked", device, reason)
+        queue(session, notices.revoked(device, reason))
+        return device
+
+    async def _changed(
+        self,
+        session: AsyncSession,
+        actor: str,
+        action: str,
+        reason: str,
+        device: Device,
+        note: str = "",
+    ) -> None:
+        await audit(session, actor, action, reason, device, note)
+        await bump(session, "devices")
+
+    # ------------------------------------------------------------ periodic task
+    async def expire_due(self) -> ExpiryRun:
+        """Mark ended approvals expired and warn of those ending soon (I.5); run periodically."""
+        now = self._clock()
+        run = ExpiryRun()
+        async with self._store.session() as session:
+            query = select(DeviceRecord).where(DeviceRecord.state == DeviceState.APPROVED.value)
+            for record in (await session.scalars(query)).all():
+                device = to_device(record)
+                if rules.expires(device, now):
+                    record.state = DeviceState.EXPIRED.value
+                    record.state_changed_at = now
+                    device = to_device(record)
+                    await self._changed(session, GATEWAY, "device.expired", "expired", device)
+                    queue(session, notices.expired(device))
+                    run.expired.append(device)
+                elif record.expiry_warned_at is None and rules.warn_of_expiry(
+                    device, now, self._warning
+                ):
+                    record.expiry_warned_at = now
+                    await audit(session, GATEWAY, "device.expiry-warned", "expires-soon", device)
+                    queue(session, notices.expiring(device))
+                    run.warned.append(device)
+        return run
+
+    async def take_notices(self, limit: int = 100) -> list[Notice]:
+        """Hand queued notices to the sender (at most once each) and forget them."""
+        async with self._store.session() as session:
+            query = select(DeviceNoticeRecord).order_by(DeviceNoticeRecord.id).limit(limit)
+            rows = list((await session.scalars(query)).all())
+            if rows:
+                ids = [row.id for row in rows]
+                await session.execute(
+                    delete(DeviceNoticeRecord).where(DeviceNoticeRecord.id.in_(ids))
+                )
+            return [Notice(row.jid, row.text) for row in rows]
+
+    async def mark_seen(self, keys: Iterable[DeviceKey]) -> None:
+        """Record when devices last sent (no state change, no audit, no bump)."""
+        now = self._clock()
+        async with self._store.session() as session:
+            for key in keys:
+                await session.execute(
+                    update(DeviceRecord)
+                    .where(
+                        DeviceRecord.jid == key.jid,
+                        DeviceRecord.namespace == key.namespace,
+                        DeviceRecord.device_id == key.device_id,
+                    )
+                    .values(last_seen=now)
+                )
+
+    # ---------------------------------------------------------------- discovery
+    async def observe(
+        self, jid: str, namespace: str, listing: Mapping[int, ObservedDevice]
+    ) -> list[Device]:
+        """Record a person's device list for one namespace as found in PEP (I.4).
+
+        New devices become pending or approved per ``policy.device_approval``; devices
+        gone from the list are marked inactive, never deleted; an approved device whose
+        identity key changed must be approved again. Returns the devices that changed.
+        """
+        if namespace not in NAMESPACES:
+            raise RegistryError(f"unknown OMEMO namespace {namespace!r}")
+        jid = _bare(jid)
+        listed = dict(sorted(listing.items())[:MAX_LISTED_DEVICES])
+        async with self._store.session() as session:
+            records = await person_records(session, jid)
+            observer = Observation(
+                session, self._policy, self._clock(), jid, namespace, records, set(listed)
+            )
+            for device_id, seen in listed.items():
+                await observer.listed(device_id, seen)
+            for record in records:
+                if record.namespace == namespace and record.device_id not in listed:
+                    await observer.gone(record)
+            if observer.changed:
+                await bump(session, "devices")
+            return observer.changed
