@@ -1,0 +1,1 @@
+"""Shared helpers for the test suite (XMPP bots against the dev servers)."""

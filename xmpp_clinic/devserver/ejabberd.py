@@ -1,0 +1,528 @@
+"""A private ejabberd 23.01 on loopback (Debian's ``ejabberd`` package, run as its own user).
+
+``ejabberdctl`` switches to the ``ejabberd`` user, so every folder the server uses must be
+reachable by that user. When the run folder is not (pytest's ``/tmp/pytest-of-root`` is
+mode 0700), the server's files live in a private folder under the temporary directory and
+``<run_dir>/ejabberd`` is a symbolic link to it; that folder is deleted when the process
+exits (set ``XMPP_CLINIC_KEEP_RUN=1`` to keep it for a post-mortem).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import pwd
+import secrets
+import shlex
+import shutil
+import signal
+import stat
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import yamlgen
+from .base import DevServer, DevServerError, ServerKind, remove_at_exit
+from .ports import free_port, wait_until
+
+EJABBERD_USER = "ejabberd"
+SYSTEM_INETRC = Path("/etc/ejabberd/inetrc")
+SQLITE_DRIVER_GLOB = "p1_sqlite3-*"
+ERLANG_LIB = Path("/usr/lib/erlang/lib")
+CTL_TIMEOUT = 60.0
+EXIT_TIMEOUT = 20.0
+HTTP_TIMEOUT = 15.0
+READY_PROBE_TIMEOUT = 1.0
+MAX_STANZA_SIZE = 1048576
+BACKLOG = 128
+
+API_COMMANDS = (
+    "register",
+    "unregister",
+    "change_password",
+    "check_account",
+    "registered_users",
+    "connected_users",
+    "status",
+    "create_room",
+    "create_room_with_opts",
+    "destroy_room",
+    "muc_online_rooms",
+    "delete_old_mam_messages",
+    "delete_old_mam_messages_batch",
+    "delete_old_mam_messages_status",
+    "abort_delete_old_mam_messages",
+    "remove_mam_for_user",
+    "remove_mam_for_user_with_peer",
+    "delete_old_messages",
+    "delete_expired_messages",
+)
+
+
+@dataclass(kw_only=True)
+class EjabberdServer(DevServer):
+    """ejabberd started with ``ejabberdctl start`` from a private config folder.
+
+    The Erlang node name, cookie and distribution port are fixed per instance: Mnesia's
+    data belongs to the node name, so :meth:`restart` keeps them.
+    """
+
+    kind: ServerKind = "ejabberd"
+    node_name: str = field(default_factory=lambda: f"xc{secrets.token_hex(6)}@localhost")
+    cookie: str = field(default_factory=lambda: secrets.token_hex(16), repr=False)
+    dist_port: int = field(default_factory=free_port)
+    extra_api_commands: tuple[str, ...] = ()
+    _home: Path | None = field(default=None, init=False, repr=False)
+
+    # -- paths -------------------------------------------------------------------------
+
+    @property
+    def home(self) -> Path:
+        """ejabberd's folder: ``<run_dir>/ejabberd`` or a private folder it links to."""
+        if self._home is None:
+            self._home = self._choose_home()
+        return self._home
+
+    @property
+    def etc_dir(self) -> Path:
+        """The private ``--config-dir`` (ejabberdctl.cfg, ejabberd.yml, inetrc)."""
+        return self.home / "etc"
+
+    @property
+    def spool_dir(self) -> Path:
+        """Mnesia and the SQLite database."""
+        return self.home / "spool"
+
+    @property
+    def logs_dir(self) -> Path:
+        """ejabberd's log folder."""
+        return self.home / "logs"
+
+    @property
+    def pid_path(self) -> Path:
+        """The pid file ejabberd writes once its VM runs."""
+        return self.home / "run" / "ejabberd.pid"
+
+    @property
+    def ebin_dir(self) -> Path:
+        """Extra compiled modules (on the code path through ``-pa``)."""
+        return self.home / "ebin"
+
+    @property
+    def sqlite_path(self) -> Path:
+        """The SQLite database holding MAM archives (users' and rooms')."""
+        return self.spool_dir / "ejabberd.db"
+
+    def _choose_home(self) -> Path:
+        """Use ``<run_dir>/ejabberd`` when the ejabberd user can reach it, else link away."""
+        link = self.run_dir / self.kind
+        if link.is_symlink():
+            return link.resolve()
+        if link.exists() or _reachable_by(EJABBERD_USER, self.run_dir):
+            return link
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        private = Path(tempfile.mkdtemp(prefix="xc-ejabberd-"))
+        link.symlink_to(private, target_is_directory=True)
+        remove_at_exit(private)
+        return private
+
+    # -- DevServer parts ---------------------------------------------------------------
+
+    def _missing_binaries(self) -> str | None:
+        """ejabberd needs ejabberdctl, the ejabberd user, the SQLite driver and root."""
+        missing = []
+        if _ejabberdctl() is None:
+            missing.append("ejabberdctl")
+        if not _user_exists(EJABBERD_USER):
+            missing.append("user ejabberd")
+        if not any(ERLANG_LIB.glob(SQLITE_DRIVER_GLOB)):
+            missing.append("erlang-p1-sqlite3")
+        if missing:
+            return ", ".join(missing)
+        if os.geteuid() != 0:
+            raise DevServerError("the ejabberd dev server must run as root (ejabberdctl su)")
+        return None
+
+    def _prepare(self) -> None:
+        """Create the folders, write the configuration and hand the folders to ejabberd."""
+        for folder in (self.etc_dir, self.spool_dir, self.logs_dir, self.pid_path.parent):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.ebin_dir.mkdir(exist_ok=True)
+        self.pid_path.unlink(missing_ok=True)
+        (self.etc_dir / "ejabberdctl.cfg").write_text(self.render_ctl_config(), encoding="utf-8")
+        (self.etc_dir / "ejabberd.yml").write_text(self.render_config(), encoding="utf-8")
+        shutil.copyfile(SYSTEM_INETRC, self.etc_dir / "inetrc")
+        self._fix_ownership()
+
+    def _fix_ownership(self) -> None:
+        """Let the ejabberd user write spool/logs/run and read (only) the config folder."""
+        user = pwd.getpwnam(EJABBERD_USER)
+        self.home.chmod(0o755)
+        for folder in (self.spool_dir, self.logs_dir, self.pid_path.parent, self.ebin_dir):
+            _chown_tree(folder, user.pw_uid, user.pw_gid)
+        self.etc_dir.chmod(0o750)
+        os.chown(self.etc_dir, -1, user.pw_gid)
+        for path in self.etc_dir.iterdir():
+            os.chown(path, -1, user.pw_gid)
+            path.chmod(0o640)
+
+    def _launch(self) -> None:
+        """Run ``ejabberdctl start`` (it returns at once; the VM runs detached)."""
+        result = self._ctl_run("start")
+        if result.returncode != 0:
+            raise DevServerError(
+                f"ejabberdctl start failed with status {result.returncode}: "
+                f"{(result.stdout + result.stderr).strip()}\n{self.log_tail()}"
+            )
+
+    def _is_ready(self) -> bool:
+        """Ports open *and* mod_http_api answers.
+
+        ejabberd binds its listening sockets early and only starts accepting once Mnesia and
+        the modules are up, so an open port alone does not mean ready (and a SIGTERM in that
+        window can crash Mnesia and stall the VM's exit for 13 s).
+        """
+        if not super()._is_ready():
+            return False
+        try:
+            status, _reply = self.api_call("status", {}, timeout=READY_PROBE_TIMEOUT)
+        except (OSError, http.client.HTTPException):
+            return False
+        return status == 200
+
+    def _death_reason(self) -> str | None:
+        """Report a VM that wrote its pid file and then went away."""
+        pid = self._pid()
+        if pid is not None and not _alive(pid):
+            return f"the ejabberd VM (pid {pid}) exited"
+        return None
+
+    def _terminate(self) -> None:
+        """SIGTERM the VM by its pid (a clean ``init:stop``) and wait for it to exit."""
+        pid = self._pid()
+        if pid is None:
+            self._ctl_run("stop")
+            return
+        if not _alive(pid):
+            return
+        os.kill(pid, signal.SIGTERM)
+        if wait_until(lambda: not _alive(pid), EXIT_TIMEOUT) is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            wait_until(lambda: not _alive(pid), EXIT_TIMEOUT)
+
+    def _pid(self) -> int | None:
+        """The VM's pid when the pid file names a process running our node, else None."""
+        try:
+            pid = int(self.pid_path.read_text(encoding="ascii").strip())
+        except (OSError, ValueError):
+            return None
+        return pid if _runs_node(pid, self.node_name) or not _alive(pid) else None
+
+    def _extra_ports(self) -> list[int]:
+        """The mod_http_api listener."""
+        return [self.http_port]
+
+    def _log_files(self) -> list[Path]:
+        """ejabberd's logs, plus the output of ``ejabberdctl start``."""
+        names = ("ejabberd.log", "error.log", "crash.log")
+        return [self.logs_dir / name for name in names] + [self.home / "ctl.log"]
+
+    # -- accounts ----------------------------------------------------------------------
+
+    def register(self, user: str, password: str) -> str:
+        """Create ``user`` (or reset its password) through mod_http_api."""
+        return self.register_many({user: password})[0]
+
+    def register_many(self, users: dict[str, str]) -> list[str]:
+        """Create all accounts over one keep-alive HTTP connection (about 5 ms each)."""
+        self._require_running()
+        connection = http.client.HTTPConnection(self.host, self.http_port, timeout=HTTP_TIMEOUT)
+        try:
+            for user, password in users.items():
+                self._register_one(connection, user, password)
+        finally:
+            connection.close()
+        return [self.jid(user) for user in users]
+
+    def _register_one(self, connection: http.client.HTTPConnection, user: str, pw: str) -> None:
+        """Register one account; an existing one gets the new password instead."""
+        body = {"user": user, "host": self.domain, "password": pw}
+        status, reply = self.api_call("register", body, connection=connection)
+        if status == 200:
+            return
+        if "already registered" in str(reply):
+            body = {"user": user, "host": self.domain, "newpass": pw}
+            status, reply = self.api_call("change_password", body, connection=connection)
+            if status == 200:
+                return
+        raise DevServerError(f"ejabberd could not register {user}: HTTP {status} {reply}")
+
+    def api_call(
+        self,
+        command: str,
+        body: dict[str, Any],
+        *,
+        connection: http.client.HTTPConnection | None = None,
+        timeout: float = HTTP_TIMEOUT,
+    ) -> tuple[int, Any]:
+        """POST ``body`` to mod_http_api's ``command``; return the status and decoded JSON."""
+        own = connection is None
+        conn = connection or http.client.HTTPConnection(self.host, self.http_port, timeout=timeout)
+        try:
+            payload = json.dumps(body).encode()
+            headers = {"Content-Type": "application/json"}
+            conn.request("POST", f"/api/{command}", body=payload, headers=headers)
+            response = conn.getresponse()
+            raw = response.read().decode("utf-8", errors="replace")
+        finally:
+            if own:
+                conn.close()
+        try:
+            return response.status, json.loads(raw)
+        except json.JSONDecodeError:
+            return response.status, raw
+
+    def ctl(self, *args: str) -> str:
+        """Run an ``ejabberdctl`` command against this node (about 0.5 s); return its output."""
+        result = self._ctl_run(*args)
+        output = (result.stdout + result.stderr).strip()
+        if result.returncode != 0:
+            raise DevServerError(f"ejabberdctl {args[0]} failed ({result.returncode}): {output}")
+        return output
+
+    def _ctl_run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run ejabberdctl with the private folders; log its output to ``ctl.log``."""
+        ctl = _ejabberdctl()
+        if ctl is None:
+            raise DevServerError("ejabberdctl not found; run: make deps")
+        command = [ctl, "--config-dir", str(self.etc_dir), "--spool", str(self.spool_dir)]
+        command += ["--logs", str(self.logs_dir), *args]
+        result = subprocess.run(
+            command, capture_output=True, text=True, timeout=CTL_TIMEOUT, check=False
+        )
+        with (self.home / "ctl.log").open("a", encoding="utf-8") as log:
+            log.write(f"$ ejabberdctl {shlex.join(args)} -> {result.returncode}\n")
+            log.write(result.stdout + result.stderr)
+        return result
+
+    # -- configuration -----------------------------------------------------------------
+
+    def render_ctl_config(self) -> str:
+        """Return ``ejabberdctl.cfg``: node name, epmd-less distribution, cookie, pid file."""
+        erl_options = (
+            f"-pa {self.ebin_dir} -setcookie {self.cookie} "
+            "-kernel inet_dist_use_interface {127,0,0,1} -env ERL_CRASH_DUMP_BYTES 0"
+        )
+        values = {
+            "ERLANG_NODE": self.node_name,
+            "ERL_DIST_PORT": str(self.dist_port),
+            "ERL_OPTIONS": erl_options,
+            "EJABBERD_PID_PATH": str(self.pid_path),
+            "EJABBERD_BYPASS_WARNINGS": "true",
+        }
+        return "".join(f"{key}={shlex.quote(value)}\n" for key, value in values.items())
+
+    def render_config(self) -> str:
+        """Return ``ejabberd.yml`` for this instance."""
+        return "# Private ejabberd for tests and demos; generated by xmpp_clinic.devserver.\n" + (
+            yamlgen.dump(self.config())
+        )
+
+    def config(self) -> dict[str, yamlgen.YamlValue]:
+        """The ejabberd configuration as data (tests may tweak it before start)."""
+        return {
+            "hosts": [self.domain],
+            "loglevel": "info",
+            "certfiles": [],
+            "acme": {"auto": False},
+            "auth_method": ["internal"],
+            "auth_password_format": "scram",
+            "default_db": "mnesia",
+            "sql_type": "sqlite",
+            "sql_database": str(self.sqlite_path),
+            "s2s_access": "none",
+            "listen": self._listeners(),
+            "acl": self._acl(),
+            "access_rules": self._access_rules(),
+            "shaper_rules": {"c2s_shaper": {"none": "all"}},
+            "modules": self._modules(),
+            "api_permissions": self._api_permissions(),
+        }
+
+    def _listeners(self) -> list[yamlgen.YamlValue]:
+        """c2s (plaintext), the XEP-0114 component port and the mod_http_api port."""
+        common: dict[str, yamlgen.YamlValue] = {"ip": self.host, "backlog": BACKLOG}
+        return [
+            {
+                "port": self.c2s_port,
+                "module": "ejabberd_c2s",
+                "starttls": False,
+                "shaper": "c2s_shaper",
+                "access": "c2s",
+                "max_stanza_size": MAX_STANZA_SIZE,
+                **common,
+            },
+            {
+                "port": self.component_port,
+                "module": "ejabberd_service",
+                "access": "all",
+                "shaper": "none",
+                "max_stanza_size": MAX_STANZA_SIZE,
+                "hosts": {self.component_jid: {"password": self.component_secret}},
+                **common,
+            },
+            {
+                "port": self.http_port,
+                "module": "ejabberd_http",
+                "request_handlers": {"/api": "mod_http_api"},
+                **common,
+            },
+        ]
+
+    def _acl(self) -> dict[str, yamlgen.YamlValue]:
+        """Admin, loopback and the gateway component."""
+        return {
+            "admin": {"user": [self.jid("admin")]},
+            "local": {"user_regexp": ""},
+            "loopback": {"ip": ["127.0.0.0/8"]},
+            "gateway": {"server": [self.component_jid]},
+        }
+
+    def _access_rules(self) -> dict[str, yamlgen.YamlValue]:
+        """Everyone may log in and create rooms; privileges go to the gateway only."""
+        return {
+            "local": {"allow": "local"},
+            "c2s": {"allow": "all"},
+            "gateway": {"allow": "gateway"},
+            "gateway_or_admin": [{"allow": "gateway"}, {"allow": "admin"}],
+            "muc_create": {"allow": "local"},
+            "pubsub_createnode": {"allow": "local"},
+        }
+
+    def _modules(self) -> dict[str, yamlgen.YamlValue]:
+        """PEP, MAM in SQLite, MUC with archives, XEP-0356 for the gateway and the rest."""
+        return {
+            "mod_adhoc": {},
+            "mod_admin_extra": {},
+            "mod_disco": {},
+            "mod_roster": {"versioning": True},
+            "mod_caps": {},
+            "mod_pubsub": self._pubsub(),
+            "mod_carboncopy": {},
+            "mod_mam": {"db_type": "sql", "default": "always"},
+            "mod_muc": self._muc(),
+            "mod_muc_admin": {},
+            "mod_offline": {},
+            "mod_ping": {},
+            "mod_private": {},
+            "mod_privacy": {},
+            "mod_blocking": {},
+            "mod_stream_mgmt": {},
+            "mod_version": {"show_os": False},
+            "mod_http_api": {},
+            "mod_privilege": {
+                "roster": {"both": "gateway"},
+                "message": {"outgoing": "gateway"},
+                "presence": {"roster": "gateway"},
+            },
+        }
+
+    def _pubsub(self) -> dict[str, yamlgen.YamlValue]:
+        """PEP for OMEMO: device lists and bundles readable by anyone (open access)."""
+        omemo_open: dict[str, yamlgen.YamlValue] = {"access_model": "open"}
+        return {
+            "plugins": ["flat", "pep"],
+            "access_createnode": "pubsub_createnode",
+            "force_node_config": {
+                "eu.siacs.conversations.axolotl.*": omemo_open,
+                "urn:xmpp:omemo:2:devices": omemo_open,
+                "urn:xmpp:omemo:2:bundles": {"access_model": "open", "max_items": 1000},
+            },
+        }
+
+    def _muc(self) -> dict[str, yamlgen.YamlValue]:
+        """The server's own MUC: users create rooms; rooms are archived in MAM."""
+        return {
+            "hosts": [self.muc_domain],
+            "access_create": "muc_create",
+            "access_persistent": "all",
+            "access_mam": "all",
+            "history_size": 50,
+            "max_users": 1000,
+            "default_room_options": {"mam": True},
+        }
+
+    def _api_permissions(self) -> dict[str, yamlgen.YamlValue]:
+        """ejabberdctl may do anything; loopback HTTP may run the listed commands."""
+        commands: list[yamlgen.YamlValue] = [*API_COMMANDS, *self.extra_api_commands]
+        return {
+            "console commands": {"from": ["ejabberd_ctl"], "who": "all", "what": "*"},
+            "loopback": {
+                "from": ["mod_http_api"],
+                "who": {"ip": "127.0.0.1/8"},
+                "what": commands,
+            },
+        }
+
+
+def _ejabberdctl() -> str | None:
+    """The ejabberdctl script (in /usr/sbin, which may be missing from PATH)."""
+    return shutil.which("ejabberdctl") or shutil.which("ejabberdctl", path="/usr/sbin:/sbin")
+
+
+def _user_exists(name: str) -> bool:
+    """True when the system user ``name`` exists."""
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+def _reachable_by(user: str, folder: Path) -> bool:
+    """True when ``user`` may traverse every folder from / down to ``folder``."""
+    account = pwd.getpwnam(user)
+    groups = set(os.getgrouplist(user, account.pw_gid))
+    existing = folder if folder.exists() else next(p for p in folder.parents if p.exists())
+    for path in [existing, *existing.parents]:
+        info = path.stat()
+        if info.st_uid == account.pw_uid:
+            bit = stat.S_IXUSR
+        elif info.st_gid in groups:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not info.st_mode & bit:
+            return False
+    return True
+
+
+def _chown_tree(folder: Path, uid: int, gid: int) -> None:
+    """chown -R ``folder`` to ``uid:gid`` (without following symbolic links)."""
+    os.chown(folder, uid, gid, follow_symlinks=False)
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
+
+
+def _alive(pid: int) -> bool:
+    """True when ``pid`` runs and is not a zombie (PID 1 may not reap in containers)."""
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return False
+    return status.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def _runs_node(pid: int, node_name: str) -> bool:
+    """True when process ``pid`` is the Erlang VM of ``node_name`` (guards pid reuse)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return node_name.encode() in cmdline.split(b"\0")
