@@ -1,0 +1,134 @@
+"""OMEMO 2 (urn:xmpp:omemo:2) messages built with python-omemo's twomemo backend.
+
+slixmpp-omemo only sends legacy OMEMO; Kaidan sends OMEMO 2. To put a real OMEMO 2
+``<encrypted>`` element on the wire, this module runs python-omemo SessionManagers in the
+test process that publish their bundles and device lists to an in-memory
+:class:`Directory` instead of PEP (no server support needed; ejabberd 23.01's OMEMO 2
+bundle node is unreliable, see SERVERS.md). The element is then sent by an ordinary bot.
+
+>>> directory = Directory()                                           # doctest: +SKIP
+>>> kai = await OmemoTwoDevice.create("kai@h.test", directory)
+>>> bob = await OmemoTwoDevice.create("bob@h.test", directory)
+>>> element = await kai.encrypt("BP 120/80", ["bob@h.test"])  # <encrypted xmlns=...omemo:2>
+>>> await bob.decrypt(element, "kai@h.test")
+'BP 120/80'
+"""
+
+from __future__ import annotations
+
+import secrets
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from typing import Any
+
+import twomemo
+import twomemo.etree
+from omemo import SessionManager, TrustLevel
+from omemo.bundle import Bundle
+from omemo.message import Message as OmemoMessage
+from omemo.session_manager import DeviceList
+from omemo.types import DeviceInformation
+
+from tests.helpers.omemo import MemoryStorage
+
+NAMESPACE = twomemo.twomemo.NAMESPACE
+SCE_NS = "urn:xmpp:sce:1"
+
+
+@dataclass
+class Directory:
+    """Stands in for PEP: bundles and device lists by (namespace, bare JID)."""
+
+    bundles: dict[tuple[str, str, int], Bundle] = field(default_factory=dict)
+    device_lists: dict[tuple[str, str], DeviceList] = field(default_factory=dict)
+
+
+def _session_manager_class(directory: Directory, own_jid: str) -> type[SessionManager]:
+    class InProcessSessionManager(SessionManager):  # type: ignore[misc]
+        @staticmethod
+        async def _upload_bundle(bundle: Bundle) -> None:
+            directory.bundles[(bundle.namespace, bundle.bare_jid, bundle.device_id)] = bundle
+
+        @staticmethod
+        async def _download_bundle(namespace: str, bare_jid: str, device_id: int) -> Bundle:
+            return directory.bundles[(namespace, bare_jid, device_id)]
+
+        @staticmethod
+        async def _delete_bundle(namespace: str, device_id: int) -> None:
+            directory.bundles.pop((namespace, own_jid, device_id), None)
+
+        @staticmethod
+        async def _upload_device_list(namespace: str, device_list: DeviceList) -> None:
+            directory.device_lists[(namespace, own_jid)] = dict(device_list)
+
+        @staticmethod
+        async def _download_device_list(namespace: str, bare_jid: str) -> DeviceList:
+            return dict(directory.device_lists.get((namespace, bare_jid), {}))
+
+        async def _evaluate_custom_trust_level(self, device: DeviceInformation) -> TrustLevel:
+            return TrustLevel.TRUSTED  # tests trust every device
+
+        async def _make_trust_decision(
+            self, undecided: frozenset[DeviceInformation], identifier: str | None
+        ) -> None:
+            return None
+
+        @staticmethod
+        async def _send_message(message: OmemoMessage, bare_jid: str) -> None:
+            return None  # heartbeats are not needed in these tests
+
+    return InProcessSessionManager
+
+
+def sce_envelope(body: str, sender: str) -> bytes:
+    """A minimal XEP-0420 envelope carrying ``body`` (what OMEMO 2 encrypts)."""
+    envelope = ET.Element(f"{{{SCE_NS}}}envelope")
+    content = ET.SubElement(envelope, f"{{{SCE_NS}}}content")
+    ET.SubElement(content, "{jabber:client}body").text = body
+    ET.SubElement(envelope, f"{{{SCE_NS}}}rpad").text = secrets.token_hex(8)
+    ET.SubElement(envelope, f"{{{SCE_NS}}}from", {"jid": sender})
+    return ET.tostring(envelope)
+
+
+def body_of(envelope: bytes) -> str:
+    """The body inside an SCE envelope."""
+    found = ET.fromstring(envelope).find(f"{{{SCE_NS}}}content/{{jabber:client}}body")
+    return found.text or "" if found is not None else ""
+
+
+@dataclass
+class OmemoTwoDevice:
+    """One OMEMO 2 device of ``jid`` whose public data lives in ``directory``."""
+
+    jid: str
+    manager: Any
+
+    @classmethod
+    async def create(cls, jid: str, directory: Directory) -> OmemoTwoDevice:
+        storage = MemoryStorage()
+        manager_class = _session_manager_class(directory, jid)
+        manager = await manager_class.create(
+            [twomemo.Twomemo(storage)], storage, jid, None, "undecided"
+        )
+        return cls(jid, manager)
+
+    async def encrypt(self, body: str, recipients: list[str]) -> ET.Element:
+        """An ``<encrypted xmlns="urn:xmpp:omemo:2">`` element for ``recipients``' devices."""
+        for recipient in recipients:  # their devices may be newer than our cached lists
+            await self.manager.refresh_device_lists(recipient)
+        messages, errors = await self.manager.encrypt(
+            frozenset(recipients),
+            {NAMESPACE: sce_envelope(body, self.jid)},
+            backend_priority_order=[NAMESPACE],
+        )
+        if errors:
+            raise RuntimeError(f"OMEMO 2 encryption failed: {errors!r}")
+        [message] = [m for m in messages if m.namespace == NAMESPACE]
+        element: ET.Element = twomemo.etree.serialize_message(message)
+        return element
+
+    async def decrypt(self, element: ET.Element, sender: str) -> str:
+        """The body of an OMEMO 2 element sent by ``sender`` to this device."""
+        message = twomemo.etree.parse_message(element, sender)
+        plaintext, _device, _key = await self.manager.decrypt(message)
+        return body_of(plaintext or b"")

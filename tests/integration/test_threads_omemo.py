@@ -1,0 +1,138 @@
+"""Care threads with real OMEMO clients on a real Prosody and a real ejabberd (II.1, IV.2).
+
+Three slixmpp-omemo clients join a thread created with the CLI and read each other's
+messages; a member who was offline catches up by MAM; an OMEMO 2 element is relayed
+unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import xml.etree.ElementTree as ET
+from collections.abc import Awaitable, Callable
+
+import pytest
+from slixmpp import ClientXMPP
+
+from tests.helpers.bots import connect_bot, disconnect_bot
+from tests.helpers.omemo import (
+    OmemoInbox,
+    connect_omemo_bot,
+    decrypt_history,
+    fetch_thread_history,
+    join_thread,
+    send_omemo_groupchat,
+)
+from tests.helpers.twomemo import Directory, OmemoTwoDevice
+from tests.integration.conftest import PASSWORD, GatewayHandle
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+
+MakeUsers = Callable[..., list[str]]
+GatewayFactory = Callable[..., Awaitable[GatewayHandle]]
+
+
+def create_thread(gw: GatewayHandle, name: str, members: list[str]) -> str:
+    args = ["threads", "create", name, "--title", name.title()]
+    for member in members:
+        args += ["--member", member]
+    gw.cli(*args)
+    return f"{name}@{gw.jid}"
+
+
+async def test_three_clinicians_read_each_others_omemo_messages(
+    make_users: MakeUsers, gateway_factory: GatewayFactory
+) -> None:
+    gw = await gateway_factory()
+    users = make_users("alice", "bob", "carol")
+    thread = create_thread(gw, "ward3", users)
+    bots = await asyncio.gather(*(connect_omemo_bot(u, PASSWORD, gw.server) for u in users))
+    try:
+        inboxes = [OmemoInbox(bot) for bot in bots]
+        for bot, nick in zip(bots, ("Alice", "Bob", "Carol"), strict=True):
+            await join_thread(bot, thread, nick)
+        for bot, text in zip(bots, ("BP 120/80", "K+ 4.1", "discharge at 3"), strict=True):
+            await send_omemo_groupchat(bot, thread, text)
+            for inbox in inboxes:  # everybody decrypts it, the sender from its reflection
+                [got] = await inbox.take(1, timeout=60)
+                assert got.body == text and got.sender == bot.boundjid.bare
+                assert got.reflected is (inbox.bot is bot)
+                assert got.stanza_id  # the thread's stanza-id
+        assert all(not inbox.failures for inbox in inboxes)
+    finally:
+        await asyncio.gather(*(disconnect_bot(bot) for bot in bots))
+
+
+async def test_member_offline_during_the_conversation_catches_up_by_mam(
+    make_users: MakeUsers, gateway_factory: GatewayFactory
+) -> None:
+    gw = await gateway_factory()
+    alice, bob, dave = make_users("alice", "bob", "dave")
+    thread = create_thread(gw, "icu", [alice, bob, dave])
+    # Dave's device exists (bundle published) but Dave is offline while the others talk.
+    first_login = await connect_omemo_bot(dave, PASSWORD, gw.server)
+    storage = first_login.omemo_storage
+    await disconnect_bot(first_login)
+    talkers = await asyncio.gather(
+        *(connect_omemo_bot(u, PASSWORD, gw.server) for u in (alice, bob))
+    )
+    sent = ["patient stable", "lab results due 14:00", "ok, will check"]
+    try:
+        inbox = OmemoInbox(talkers[0])
+        await join_thread(talkers[0], thread, "Alice")
+        await join_thread(talkers[1], thread, "Bob")
+        for bot, text in zip((talkers[0], talkers[0], talkers[1]), sent, strict=True):
+            await send_omemo_groupchat(bot, thread, text)
+            await inbox.take(1, timeout=60)  # delivered (and so archived) before the next
+    finally:
+        await asyncio.gather(*(disconnect_bot(bot) for bot in talkers))
+    dave_bot = await connect_omemo_bot(dave, PASSWORD, gw.server, storage=storage)
+    try:
+        history = await decrypt_history(dave_bot, await fetch_thread_history(dave_bot, thread))
+        assert [m.body for m in history] == sent
+        assert [m.sender for m in history] == [alice, alice, bob]
+    finally:
+        await disconnect_bot(dave_bot)
+
+
+async def test_omemo2_element_is_relayed_unchanged(
+    make_users: MakeUsers, gateway_factory: GatewayFactory
+) -> None:
+    gw = await gateway_factory()
+    kai, alice = make_users("kai", "alice")
+    thread = create_thread(gw, "ward7", [kai, alice])
+    directory = Directory()
+    kai_device = await OmemoTwoDevice.create(kai, directory)
+    alice_device = await OmemoTwoDevice.create(alice, directory)
+    element = await kai_device.encrypt("insulin 4 IU", [alice])
+    bots: list[ClientXMPP] = [
+        await connect_bot(jid, PASSWORD, gw.server, plugins=("xep_0030", "xep_0045"))
+        for jid in (kai, alice)
+    ]
+    try:
+        received: asyncio.Queue[ET.Element] = asyncio.Queue()
+        bots[1].add_event_handler("groupchat_message", lambda msg: received.put_nowait(msg.xml))
+        bots[1].register_handler(_omemo2_catcher(received))
+        await join_thread(bots[0], thread, "Kai")
+        await join_thread(bots[1], thread, "Alice")
+        message = bots[0].make_message(mto=thread, mtype="groupchat")
+        message.append(element)
+        message.send()
+        relayed = await asyncio.wait_for(received.get(), 30)
+        got = relayed.find("{urn:xmpp:omemo:2}encrypted")
+        assert got is not None
+        assert ET.canonicalize(ET.tostring(got)) == ET.canonicalize(ET.tostring(element))
+        assert await alice_device.decrypt(got, kai) == "insulin 4 IU"
+    finally:
+        await asyncio.gather(*(disconnect_bot(bot) for bot in bots))
+
+
+def _omemo2_catcher(queue: asyncio.Queue[ET.Element]) -> object:
+    from slixmpp.xmlstream.handler import Callback
+    from slixmpp.xmlstream.matcher import MatchXPath
+
+    return Callback(
+        "omemo2",
+        MatchXPath("{jabber:client}message/{urn:xmpp:omemo:2}encrypted"),
+        lambda msg: queue.put_nowait(msg.xml),
+    )

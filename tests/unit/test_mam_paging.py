@@ -1,0 +1,186 @@
+# ruff: noqa: E501  (literal XML reads best on one line)
+"""MAM (XEP-0313) on a thread: results, RSM paging edge cases, membership windows (IV.2)."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta
+
+from tests.unit.threads_stanza_base import ALICE, BOB, EVE, WARD, ThreadStanzaTest, oid
+from xmpp_clinic.archive.messages import NewMessage
+
+MAM = "urn:xmpp:mam:2"
+RSM = "http://jabber.org/protocol/rsm"
+T0 = datetime(2030, 1, 1, 8, 0, tzinfo=UTC)
+
+
+def archived(n: int, sender: str) -> str:
+    return (
+        f'<message from="{WARD}/{sender[:3]}" type="groupchat" id="m{n}"><body>enc</body>'
+        f'<stanza-id xmlns="urn:xmpp:sid:0" id="s{n}" by="{WARD}"/></message>'
+    )
+
+
+class MamTest(ThreadStanzaTest):
+    def setUp(self) -> None:
+        super().setUp()
+        # Five messages, one minute apart, alternating Alice and Bob; members since "now".
+        for n in range(1, 6):
+            sender = ALICE if n % 2 else BOB
+            item = NewMessage(
+                1,
+                f"s{n}",
+                T0 + timedelta(minutes=n),
+                sender,
+                "phone",
+                sender[:3],
+                oid(sender),
+                archived(n, sender),
+            )
+            self.run_coro(self.archive.append(item))
+
+    def query(
+        self, who: str = ALICE, form: str = "", rsm: str = "", qid: str = "q"
+    ) -> list[ET.Element]:
+        x = (
+            f'<x xmlns="jabber:x:data" type="submit"><field var="FORM_TYPE" type="hidden"><value>{MAM}</value></field>{form}</x>'
+            if form
+            else ""
+        )
+        self.recv_settled(
+            f'<iq type="set" id="iq1" from="{who}/pc" to="{WARD}"><query xmlns="{MAM}" queryid="{qid}">{x}{rsm}</query></iq>'
+        )
+        sent: list[ET.Element] = []
+        while True:
+            stanza = self.next_sent()
+            sent.append(stanza)
+            if stanza.tag.endswith("iq"):
+                return sent
+
+    @staticmethod
+    def ids(sent: list[ET.Element]) -> list[str]:
+        return [r.get("id", "") for s in sent[:-1] for r in s.iter(f"{{{MAM}}}result")]
+
+    @staticmethod
+    def fin(sent: list[ET.Element]) -> tuple[bool, str | None, str | None, str | None]:
+        fin = sent[-1].find(f"{{{MAM}}}fin")
+        assert fin is not None
+        return (
+            fin.get("complete") == "true",
+            fin.findtext(f"{{{RSM}}}set/{{{RSM}}}first"),
+            fin.findtext(f"{{{RSM}}}set/{{{RSM}}}last"),
+            fin.findtext(f"{{{RSM}}}set/{{{RSM}}}count"),
+        )
+
+
+class TestMamAllHistory(MamTest):
+    history = "all"
+
+    def test_result_carries_the_relayed_stanza_delay_and_real_jid(self) -> None:
+        sent = self.query(rsm=f'<set xmlns="{RSM}"><max>1</max></set>')
+        assert len(sent) == 2
+        self.check(
+            self.xmpp._build_stanza(sent[0]),
+            f"""<message xmlns="jabber:component:accept" from="{WARD}" to="{ALICE}/pc" id="{sent[0].get("id")}">
+              <result xmlns="{MAM}" queryid="q" id="s1"><forwarded xmlns="urn:xmpp:forward:0">
+                <delay xmlns="urn:xmpp:delay" stamp="2030-01-01T08:01:00Z"/>
+                <message xmlns="jabber:client" from="{WARD}/ali" type="groupchat" id="m1"><body>enc</body>
+                  <stanza-id xmlns="urn:xmpp:sid:0" id="s1" by="{WARD}"/>
+                  <x xmlns="http://jabber.org/protocol/muc#user"><item affiliation="member" role="none" jid="{ALICE}/phone"/></x>
+                </message></forwarded></result></message>""",
+            use_values=False,
+        )
+        assert self.fin(sent) == (False, "s1", "s1", "5")
+
+    def test_forward_paging_ends_with_complete(self) -> None:
+        first = self.query(rsm=f'<set xmlns="{RSM}"><max>2</max></set>')
+        assert self.ids(first) == ["s1", "s2"] and self.fin(first)[0] is False
+        second = self.query(rsm=f'<set xmlns="{RSM}"><max>2</max><after>s2</after></set>')
+        assert self.ids(second) == ["s3", "s4"] and self.fin(second)[0] is False
+        last = self.query(rsm=f'<set xmlns="{RSM}"><max>2</max><after>s4</after></set>')
+        assert self.ids(last) == ["s5"] and self.fin(last) == (True, "s5", "s5", "5")
+
+    def test_exact_page_boundary_is_complete_without_an_empty_extra_page(self) -> None:
+        sent = self.query(rsm=f'<set xmlns="{RSM}"><max>5</max></set>')
+        assert self.ids(sent) == ["s1", "s2", "s3", "s4", "s5"] and self.fin(sent)[0] is True
+
+    def test_backward_paging_from_the_end(self) -> None:
+        last = self.query(rsm=f'<set xmlns="{RSM}"><max>2</max><before/></set>')
+        assert self.ids(last) == ["s4", "s5"] and self.fin(last)[0] is False
+        earlier = self.query(rsm=f'<set xmlns="{RSM}"><max>3</max><before>s4</before></set>')
+        assert self.ids(earlier) == ["s1", "s2", "s3"] and self.fin(earlier)[0] is True
+
+    def test_after_the_last_id_is_an_empty_complete_page(self) -> None:
+        sent = self.query(rsm=f'<set xmlns="{RSM}"><after>s5</after></set>')
+        assert self.ids(sent) == [] and self.fin(sent) == (True, None, None, "5")
+
+    def test_max_zero_returns_only_the_count(self) -> None:
+        sent = self.query(rsm=f'<set xmlns="{RSM}"><max>0</max></set>')
+        assert self.ids(sent) == [] and self.fin(sent)[3] == "5"
+
+    def test_unknown_paging_id_is_item_not_found(self) -> None:
+        self.recv_settled(
+            f'<iq type="set" id="iq9" from="{ALICE}/pc" to="{WARD}"><query xmlns="{MAM}"><set xmlns="{RSM}"><after>nope</after></set></query></iq>'
+        )
+        self.expect_error(f"{ALICE}/pc", WARD, "item-not-found", "iq9")
+
+    def test_form_filters_with_start_end_ids_and_exclusive_bounds(self) -> None:
+        with_bob = self.query(form=f'<field var="with"><value>{BOB}</value></field>')
+        assert self.ids(with_bob) == ["s2", "s4"]
+        window = self.query(
+            form='<field var="start"><value>2030-01-01T08:02:00Z</value></field><field var="end"><value>2030-01-01T08:04:00Z</value></field>'
+        )
+        assert self.ids(window) == ["s2", "s3", "s4"]
+        by_ids = self.query(form='<field var="ids"><value>s5</value><value>s1</value></field>')
+        assert self.ids(by_ids) == ["s1", "s5"]
+        between = self.query(
+            form='<field var="after-id"><value>s1</value></field><field var="before-id"><value>s4</value></field>'
+        )
+        assert self.ids(between) == ["s2", "s3"]
+
+    def test_non_member_cannot_query(self) -> None:
+        self.recv_settled(
+            f'<iq type="set" id="iq2" from="{EVE}/pc" to="{WARD}"><query xmlns="{MAM}"/></iq>'
+        )
+        self.expect_error(f"{EVE}/pc", WARD, "item-not-found", "iq2")
+
+    def test_removed_member_loses_history_at_once(self) -> None:
+        self.run_coro(self.service.remove_member("ward", BOB))
+        self.recv_settled(
+            f'<iq type="set" id="iq3" from="{BOB}/pc" to="{WARD}"><query xmlns="{MAM}"/></iq>'
+        )
+        self.drain_until_error(f"{BOB}/pc", "iq3")
+
+    def drain_until_error(self, to: str, iq_id: str) -> None:
+        # Removal announcements come first; then the refusal.
+        while True:
+            sent = self.next_sent()
+            if sent.get("id") == iq_id:
+                assert sent.get("type") == "error" and sent.get("to") == to
+                assert "item-not-found" in ET.tostring(sent).decode()
+                return
+
+
+class TestMamMembershipWindow(MamTest):
+    history = "none"
+
+    def test_new_member_sees_only_messages_since_joining(self) -> None:
+        self.run_coro(self.service.add_member("ward", EVE))
+        self.run_coro(self.host.reload())
+        self.drain()
+        thread = self.host.book.get("ward")
+        assert thread is not None
+        alice, eve = thread.member(ALICE), thread.member(EVE)
+        assert alice is not None and eve is not None and alice.since < eve.since
+        between = alice.since + (eve.since - alice.since) / 2
+        item = NewMessage(1, "s0", between, BOB, "pc", "bob", oid(BOB), archived(0, BOB))
+        self.run_coro(self.archive.append(item))
+        assert "s0" in self.ids(self.query(who=ALICE))
+        assert self.ids(self.query(who=EVE)) == ["s1", "s2", "s3", "s4", "s5"]
+
+    def test_member_does_not_see_messages_from_before_membership(self) -> None:
+        before = datetime(2000, 1, 1, tzinfo=UTC)
+        item = NewMessage(1, "s0", before, BOB, "pc", "bob", oid(BOB), archived(0, BOB))
+        self.run_coro(self.archive.append(item))
+        assert "s0" not in self.ids(self.query())
+        assert self.run_coro(self.archive.verify(1)) is None

@@ -1,0 +1,72 @@
+# ruff: noqa: E501  (literal XML reads best on one line)
+"""XEP-0050 ad-hoc commands: admins manage threads, everyone may open a direct thread (IV.2)."""
+
+from __future__ import annotations
+
+from tests.unit.threads_stanza_base import ALICE, BOB, CAROL, COMPONENT, EVE, ThreadStanzaTest
+from xmpp_clinic.threads import direct_name
+
+CMD = "http://jabber.org/protocol/commands"
+
+
+class TestCommands(ThreadStanzaTest):
+    def execute(self, who: str, node: str, iq_id: str = "c1") -> None:
+        self.recv_settled(
+            f'<iq type="set" id="{iq_id}" from="{who}/pc" to="{COMPONENT}"><command xmlns="{CMD}" node="{node}" action="execute"/></iq>'
+        )
+
+    def submit(self, who: str, node: str, session: str, fields: str) -> None:
+        self.recv_settled(
+            f'<iq type="set" id="c2" from="{who}/pc" to="{COMPONENT}"><command xmlns="{CMD}" node="{node}" sessionid="{session}" action="complete">'
+            f'<x xmlns="jabber:x:data" type="submit">{fields}</x></command></iq>'
+        )
+
+    def session_of_form(self) -> str:
+        sent = self.next_sent()
+        command = sent.find(f"{{{CMD}}}command")
+        assert sent.get("type") == "result" and command is not None
+        assert command.get("status") == "executing"
+        assert command.find("{jabber:x:data}x") is not None
+        return command.get("sessionid", "")
+
+    def test_admin_removes_a_member(self) -> None:
+        self.execute(CAROL, "remove-member")
+        session = self.session_of_form()
+        self.submit(
+            CAROL,
+            "remove-member",
+            session,
+            f'<field var="thread"><value>ward</value></field><field var="jid"><value>{BOB}</value></field>',
+        )
+        self.drain_to_result()
+        assert self.host.book.affiliation("ward", BOB) is None
+
+    def test_non_admin_cannot_manage_threads(self) -> None:
+        self.execute(ALICE, "create-thread")
+        self.expect_error(f"{ALICE}/pc", COMPONENT, "forbidden", "c1")
+
+    def test_any_hospital_user_opens_a_direct_thread(self) -> None:
+        self.execute(EVE, "start-direct")
+        session = self.session_of_form()
+        self.submit(
+            EVE, "start-direct", session, f'<field var="jid"><value>{ALICE}</value></field>'
+        )
+        note = self.drain_to_result()
+        assert direct_name(EVE, ALICE) in note
+        thread = self.host.book.get(direct_name(EVE, ALICE))
+        assert thread is not None and thread.member_jids == {EVE, ALICE}
+
+    def test_outsider_cannot_open_a_direct_thread(self) -> None:
+        self.recv_settled(
+            f'<iq type="set" id="c1" from="mallory@elsewhere.test/x" to="{COMPONENT}"><command xmlns="{CMD}" node="start-direct" action="execute"/></iq>'
+        )
+        self.expect_error("mallory@elsewhere.test/x", COMPONENT, "forbidden", "c1")
+
+    def drain_to_result(self) -> str:
+        """Skip membership announcements; the command's completion note."""
+        while True:
+            sent = self.next_sent()
+            if sent.get("id") == "c2":
+                command = sent.find(f"{{{CMD}}}command")
+                assert command is not None and command.get("status") == "completed"
+                return command.findtext(f"{{{CMD}}}note") or ""

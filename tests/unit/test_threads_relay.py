@@ -1,0 +1,120 @@
+# ruff: noqa: E501  (literal XML reads best on one line)
+"""The relay: occupants only, policy, archive before fan-out, reflection (DESIGN.md; II.1)."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from sqlalchemy import text
+
+from tests.unit.threads_stanza_base import ALICE, BOB, WARD, ThreadStanzaTest, oid
+from xmpp_clinic.archive.messages import ArchiveQuery
+from xmpp_clinic.policy.verdict import Action, MessageContext, Verdict
+
+AXOLOTL = "eu.siacs.conversations.axolotl"
+OMEMO_MESSAGE = f"""
+  <message from="{ALICE}/phone" to="{WARD}" type="groupchat" id="m1">
+    <body>This message is OMEMO encrypted.</body>
+    <encrypted xmlns="{AXOLOTL}"><header sid="111"><key rid="222" prekey="true">a2V5</key><iv>aXY=</iv></header><payload>cGF5</payload></encrypted>
+    <store xmlns="urn:xmpp:hints"/>
+    <origin-id xmlns="urn:xmpp:sid:0" id="o1"/>
+    <stanza-id xmlns="urn:xmpp:sid:0" id="forged" by="{WARD}"/>
+  </message>"""
+
+
+def relayed(to: str, stanza_id: str = "sid-1") -> str:
+    return f"""
+      <message from="{WARD}/Alice" type="groupchat" id="m1" to="{to}">
+        <body>This message is OMEMO encrypted.</body>
+        <encrypted xmlns="{AXOLOTL}"><header sid="111"><key rid="222" prekey="true">a2V5</key><iv>aXY=</iv></header><payload>cGF5</payload></encrypted>
+        <store xmlns="urn:xmpp:hints"/>
+        <origin-id xmlns="urn:xmpp:sid:0" id="o1"/>
+        <stanza-id xmlns="urn:xmpp:sid:0" id="{stanza_id}" by="{WARD}"/>
+        <occupant-id xmlns="urn:xmpp:occupant-id:0" id="{oid(ALICE)}"/>
+      </message>"""
+
+
+class TestRelay(ThreadStanzaTest):
+    def setUp(self) -> None:
+        super().setUp()
+        self.join(f"{ALICE}/phone", "Alice")
+        self.join(f"{BOB}/pc", "Bob")
+
+    def archived(self) -> list[str]:
+        page = self.run_coro(self.archive.query(ArchiveQuery(thread_id=1)))
+        return [e.stanza_id for e in page.entries]
+
+    def test_omemo_message_is_archived_then_reflected_and_fanned_out_unchanged(self) -> None:
+        self.recv_settled(OMEMO_MESSAGE)
+        self.send(relayed(f"{ALICE}/phone"))  # the reflection keeps id and origin-id
+        self.send(relayed(f"{BOB}/pc"))
+        assert self.archived() == ["sid-1"]
+
+    def test_plaintext_is_refused_with_policy_violation_and_not_delivered(self) -> None:
+        self.recv_settled(
+            f'<message from="{BOB}/pc" to="{WARD}" type="groupchat" id="p1"><body>BP 120/80</body></message>'
+        )
+        error = self.expect_error(f"{BOB}/pc", WARD, "policy-violation", "p1")
+        assert error.find("{jabber:component:accept}error").get("type") == "modify"  # type: ignore[union-attr]
+        self.send(None)
+        assert self.archived() == []
+
+    def test_member_who_has_not_joined_cannot_send(self) -> None:
+        self.recv_settled(OMEMO_MESSAGE.replace(f"{ALICE}/phone", f"{ALICE}/laptop"))
+        self.expect_error(f"{ALICE}/laptop", WARD, "not-acceptable", "m1")
+        self.send(None)
+
+    def test_private_messages_between_occupants_are_refused(self) -> None:
+        self.recv_settled(
+            f'<message from="{ALICE}/phone" to="{WARD}/Bob" type="chat" id="pm"><body>hi</body></message>'
+        )
+        self.expect_error(f"{ALICE}/phone", f"{WARD}/Bob", "forbidden", "pm")
+        self.send(None)
+
+    def test_subject_changes_are_refused(self) -> None:
+        self.recv_settled(
+            f'<message from="{ALICE}/phone" to="{WARD}" type="groupchat" id="s"><subject>x</subject></message>'
+        )
+        self.expect_error(f"{ALICE}/phone", WARD, "forbidden", "s")
+
+    def test_store_failure_refuses_the_message_and_nobody_gets_it(self) -> None:
+        async def break_store() -> None:
+            async with self.store.session() as session:
+                await session.execute(text("DROP TABLE thread_messages"))
+
+        self.run_coro(break_store())
+        self.recv_settled(OMEMO_MESSAGE)
+        self.expect_error(f"{ALICE}/phone", WARD, "internal-server-error", "m1")
+        self.send(None)
+
+    def test_removed_member_cannot_send_even_while_joined_before_the_kick(self) -> None:
+        # The relay refreshes membership before each decision (IV.2).
+        self.run_coro(self.service.remove_member("ward", ALICE))
+        self.recv_settled(OMEMO_MESSAGE)
+        sent = [self.next_sent() for _ in range(3)]
+        kinds = [(s.tag.rsplit("}", 1)[-1], s.get("type"), s.get("to")) for s in sent]
+        assert ("presence", "unavailable", f"{ALICE}/phone") in kinds
+        self.drain()
+        assert self.archived() == []
+
+
+class ModifyingPolicy:
+    """Drops the <store/> hint and adds a notice: a stand-in for key stripping."""
+
+    async def evaluate(self, ctx: MessageContext) -> Verdict:
+        changed = ET.fromstring(ET.tostring(ctx.stanza))
+        for hint in changed.findall("{urn:xmpp:hints}store"):
+            changed.remove(hint)
+        return Verdict(Action.MODIFY, "stripped", stanza=changed, notices=("One key removed.",))
+
+
+class TestModifiedVerdict(ThreadStanzaTest):
+    policy = ModifyingPolicy()
+
+    def test_modified_stanza_is_relayed_and_the_sender_gets_the_notice(self) -> None:
+        self.join(f"{ALICE}/phone", "Alice")
+        self.recv_settled(OMEMO_MESSAGE)
+        self.send(relayed(f"{ALICE}/phone").replace('<store xmlns="urn:xmpp:hints"/>', ""))
+        self.send(
+            f'<message from="{WARD}" to="{ALICE}/phone" type="normal"><body>One key removed.</body></message>'
+        )

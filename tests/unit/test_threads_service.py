@@ -1,0 +1,146 @@
+"""The thread service over a real SQLite store: creation, members, change counters (IV.2)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.engine import Connection
+
+from xmpp_clinic.store import Base, Store
+from xmpp_clinic.store.changes import ChangeWatcher
+from xmpp_clinic.threads import (
+    InvalidThread,
+    MemberNotFound,
+    ThreadBook,
+    ThreadExists,
+    ThreadNotFound,
+    ThreadService,
+    direct_name,
+)
+
+MY_TABLES = {"threads", "thread_members", "thread_messages"}
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    store = Store(f"sqlite+aiosqlite:///{tmp_path / 'clinic.db'}")
+    await store.migrate()
+    yield store
+    await store.close()
+
+
+async def test_create_thread_records_members_and_owner(store: Store) -> None:
+    service = ThreadService(store)
+    thread = await service.create(
+        "Ward-3",
+        "Ward 3",
+        ["Alice@hospital.test", "bob@hospital.test"],
+        owner="carol@hospital.test",
+    )
+    assert thread.name == "ward-3"
+    assert {(m.jid, m.affiliation) for m in thread.members} == {
+        ("alice@hospital.test", "member"),
+        ("bob@hospital.test", "member"),
+        ("carol@hospital.test", "owner"),
+    }
+    assert (await service.get("ward-3")).title == "Ward 3"
+
+
+async def test_duplicate_thread_is_refused(store: Store) -> None:
+    service = ThreadService(store)
+    await service.create("ward", "W", ["a@h.test"])
+    with pytest.raises(ThreadExists):
+        await service.create("ward", "W", ["b@h.test"])
+
+
+@pytest.mark.parametrize("name", ["", "-x", "a b", "x@y", "a" * 65, "ünï"])
+async def test_invalid_names_are_refused(store: Store, name: str) -> None:
+    with pytest.raises(InvalidThread):
+        await ThreadService(store).create(name, "T", ["a@h.test"])
+
+
+@pytest.mark.parametrize("jid", ["alice", "alice@h.test/phone", "@h.test", "a@b@c"])
+async def test_invalid_member_jids_are_refused(store: Store, jid: str) -> None:
+    with pytest.raises(InvalidThread):
+        await ThreadService(store).create("ward", "T", [jid])
+
+
+async def test_add_change_and_remove_member(store: Store) -> None:
+    service = ThreadService(store)
+    await service.create("ward", "W", ["a@h.test"])
+    added = await service.add_member("ward", "b@h.test")
+    assert added.affiliation == "member"
+    promoted = await service.add_member("ward", "b@h.test", "admin")
+    assert promoted.affiliation == "admin" and promoted.since == added.since
+    await service.remove_member("ward", "b@h.test")
+    assert (await service.get("ward")).member_jids == {"a@h.test"}
+    with pytest.raises(MemberNotFound):
+        await service.remove_member("ward", "b@h.test")
+    with pytest.raises(ThreadNotFound):
+        await service.add_member("nope", "b@h.test")
+    with pytest.raises(InvalidThread):
+        await service.add_member("ward", "b@h.test", "visitor")
+
+
+async def test_direct_thread_is_stable_and_has_two_members(store: Store) -> None:
+    service = ThreadService(store)
+    first = await service.open_direct("a@h.test", "b@h.test")
+    again = await service.open_direct("b@h.test", "a@h.test")
+    assert first.id == again.id and first.kind == "direct"
+    assert first.name == direct_name("a@h.test", "b@h.test")
+    with pytest.raises(InvalidThread):
+        await service.add_member(first.name, "c@h.test")
+    with pytest.raises(InvalidThread):
+        await service.create("dm", "T", ["a@h.test"], kind="direct")
+
+
+async def test_every_change_bumps_the_threads_counter(store: Store) -> None:
+    watcher = ChangeWatcher(store)
+    service = ThreadService(store)
+    await watcher.refresh()
+    await service.create("ward", "W", ["a@h.test"])
+    assert "threads" in await watcher.refresh()
+    assert await watcher.refresh() == set()
+    await service.add_member("ward", "b@h.test")
+    assert "threads" in await watcher.refresh()
+    await service.remove_member("ward", "b@h.test")
+    assert "threads" in await watcher.refresh()
+
+
+async def test_book_diff_names_every_membership_change(store: Store) -> None:
+    service = ThreadService(store)
+    await service.create("ward", "W", ["a@h.test", "b@h.test"])
+    before = ThreadBook(await service.list())
+    await service.remove_member("ward", "a@h.test")
+    await service.add_member("ward", "b@h.test", "admin")
+    await service.add_member("ward", "c@h.test")
+    after = ThreadBook(await service.list())
+    changes = {(c.jid, c.before, c.after) for c in before.changes_to(after)}
+    assert changes == {
+        ("a@h.test", "member", None),
+        ("b@h.test", "member", "admin"),
+        ("c@h.test", None, "member"),
+    }
+    assert [t.name for t in after.threads_of("c@h.test")] == ["ward"]
+    assert after.threads_of("a@h.test") == []
+
+
+async def test_migration_matches_models(store: Store) -> None:
+    def diff(conn: Connection) -> list[object]:
+        ctx = MigrationContext.configure(conn)
+        return list(compare_metadata(ctx, Base.metadata))
+
+    async with store.engine.connect() as conn:
+        differences = await conn.run_sync(diff)
+    mine = [d for d in differences if MY_TABLES & set(_tables_of(d))]
+    assert mine == []
+
+
+def _tables_of(difference: object) -> list[str]:
+    """Table names mentioned by an alembic diff entry (tuples, or lists of tuples)."""
+    text = repr(difference)
+    return [t for t in MY_TABLES if f"'{t}'" in text or f"{t}." in text or f"({t}" in text]

@@ -1,0 +1,216 @@
+"""The thread message archive: hash-chained appends and MAM-style queries (II.2, I.6).
+
+A message is appended before anyone receives it (DESIGN.md, archive before fan-out).
+Each entry's digest commits to the previous entry of the same thread (chain.py), so an
+auditor can prove that nothing was changed, removed or reordered. The chain head of each
+thread is kept in memory, so an append is one INSERT and one commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from xmpp_clinic.archive.chain import GENESIS, first_break, link
+from xmpp_clinic.store import Store
+from xmpp_clinic.store.models.messages import ArchivedMessage
+from xmpp_clinic.threads.model import as_utc
+
+DEFAULT_PAGE = 50
+MAX_PAGE = 250
+
+
+class UnknownId(LookupError):
+    """A paging or range id that the thread's archive does not hold (MAM item-not-found)."""
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """What the relay hands the archive: the relayed stanza and who really sent it."""
+
+    thread_id: int
+    stanza_id: str
+    at: datetime
+    sender: str  # real bare JID
+    sender_resource: str
+    nick: str
+    occupant_id: str
+    stanza: str  # the relayed <message> without "to", as serialised for fan-out
+
+
+@dataclass(frozen=True)
+class ArchiveEntry:
+    """One archived message, as MAM serves it."""
+
+    seq: int
+    stanza_id: str
+    at: datetime
+    sender: str
+    sender_resource: str
+    nick: str
+    stanza: str
+
+
+@dataclass(frozen=True)
+class ArchiveQuery:
+    """A MAM query (XEP-0313 form fields + RSM) already limited to what the member may see."""
+
+    thread_id: int
+    start: datetime | None = None
+    end: datetime | None = None
+    sender: str | None = None  # real bare JID ("with")
+    nick: str | None = None  # occupant nick ("with" = thread/nick)
+    after_id: str | None = None  # exclusive bounds (urn:xmpp:mam:2#extended)
+    before_id: str | None = None
+    ids: tuple[str, ...] = ()
+    not_before: datetime | None = None  # membership start (threads.history_for_new_members)
+    page_after: str | None = None  # RSM <after>
+    page_before: str | None = None  # RSM <before>; "" = the last page
+    limit: int = DEFAULT_PAGE
+
+
+@dataclass(frozen=True)
+class ArchivePage:
+    entries: list[ArchiveEntry]
+    complete: bool  # no more results in the paging direction
+    count: int  # results matching the query without paging
+
+
+def _canonical(seq: int, item: NewMessage) -> bytes:
+    fields = [
+        item.thread_id, seq, item.stanza_id, as_utc(item.at).isoformat(), item.sender,
+        item.sender_resource, item.nick, item.occupant_id, item.stanza,
+    ]  # fmt: skip
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _entry(row: ArchivedMessage) -> ArchiveEntry:
+    at = as_utc(row.at)
+    return ArchiveEntry(
+        row.seq, row.stanza_id, at, row.sender, row.sender_resource, row.nick, row.stanza
+    )
+
+
+class MessageArchive:
+    """Appends and queries thread messages; the only code that touches thread_messages."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._heads: dict[int, tuple[int, bytes]] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    async def append(self, item: NewMessage) -> ArchiveEntry:
+        """Store ``item`` durably as the next link of its thread's chain (II.2).
+
+        Raises StoreUnavailable when the store cannot commit; the caller must then refuse
+        the message (nobody may receive what is not archived).
+        """
+        lock = self._locks.setdefault(item.thread_id, asyncio.Lock())
+        async with lock:
+            seq, previous = self._heads.get(item.thread_id) or await self._head(item.thread_id)
+            seq += 1
+            digest = link(previous, _canonical(seq, item))
+            row = ArchivedMessage(
+                thread_id=item.thread_id, seq=seq, stanza_id=item.stanza_id, at=item.at,
+                sender=item.sender, sender_resource=item.sender_resource, nick=item.nick,
+                occupant_id=item.occupant_id, stanza=item.stanza, digest=digest,
+            )  # fmt: skip
+            try:
+                async with self._store.session() as session:
+                    session.add(row)
+            except BaseException:
+                # The head is unknown now (commit may or may not have happened): reload it.
+                self._heads.pop(item.thread_id, None)
+                raise
+            self._heads[item.thread_id] = (seq, digest)
+            return _entry(row)
+
+    async def _head(self, thread_id: int) -> tuple[int, bytes]:
+        async with self._store.session() as session:
+            query = (
+                select(ArchivedMessage.seq, ArchivedMessage.digest)
+                .where(ArchivedMessage.thread_id == thread_id)
+                .order_by(ArchivedMessage.seq.desc())
+                .limit(1)
+            )
+            row = (await session.execute(query)).first()
+        return (row[0], row[1]) if row is not None else (0, GENESIS)
+
+    async def verify(self, thread_id: int) -> int | None:
+        """The seq of the first entry whose digest does not match, or None if intact (II.2)."""
+        async with self._store.session() as session:
+            query = (
+                select(ArchivedMessage)
+                .where(ArchivedMessage.thread_id == thread_id)
+                .order_by(ArchivedMessage.seq)
+            )
+            rows = list((await session.execute(query)).scalars())
+        pairs = [
+            (_canonical(r.seq, NewMessage(
+                r.thread_id, r.stanza_id, r.at, r.sender, r.sender_resource, r.nick,
+                r.occupant_id, r.stanza,
+            )), r.digest)
+            for r in rows
+        ]  # fmt: skip
+        broken = first_break(pairs)
+        return rows[broken].seq if broken is not None else None
+
+    async def query(self, q: ArchiveQuery) -> ArchivePage:
+        """One page of a thread's archive in chronological order (XEP-0313 + XEP-0059)."""
+        limit = max(0, min(q.limit, MAX_PAGE))
+        async with self._store.session() as session:
+            base = select(ArchivedMessage).where(ArchivedMessage.thread_id == q.thread_id)
+            base = await self._filtered(session, base, q)
+            count_query = select(func.count()).select_from(base.subquery())
+            count = (await session.execute(count_query)).scalar_one()
+            if limit == 0:
+                return ArchivePage([], count == 0, count)
+            backwards = q.page_before is not None
+            paged = base
+            if q.page_after:
+                paged = paged.where(ArchivedMessage.id > await self._row(session, q, q.page_after))
+            if q.page_before:
+                paged = paged.where(ArchivedMessage.id < await self._row(session, q, q.page_before))
+            order = ArchivedMessage.id.desc() if backwards else ArchivedMessage.id.asc()
+            rows = list((await session.execute(paged.order_by(order).limit(limit + 1))).scalars())
+        complete = len(rows) <= limit
+        rows = rows[:limit]
+        if backwards:
+            rows.reverse()
+        return ArchivePage([_entry(r) for r in rows], complete, count)
+
+    async def _filtered(
+        self, session: AsyncSession, base: Select[Any], q: ArchiveQuery
+    ) -> Select[Any]:
+        col = ArchivedMessage
+        for bound in (q.start, q.not_before):
+            if bound is not None:
+                base = base.where(col.at >= bound)
+        if q.end is not None:
+            base = base.where(col.at <= q.end)
+        if q.sender is not None:
+            base = base.where(col.sender == q.sender)
+        if q.nick is not None:
+            base = base.where(col.nick == q.nick)
+        if q.ids:
+            base = base.where(col.stanza_id.in_(q.ids))
+        if q.after_id:
+            base = base.where(col.id > await self._row(session, q, q.after_id))
+        if q.before_id:
+            base = base.where(col.id < await self._row(session, q, q.before_id))
+        return base
+
+    async def _row(self, session: AsyncSession, q: ArchiveQuery, stanza_id: str) -> int:
+        query = select(ArchivedMessage.id).where(
+            ArchivedMessage.thread_id == q.thread_id, ArchivedMessage.stanza_id == stanza_id
+        )
+        row = (await session.execute(query)).first()
+        if row is None:
+            raise UnknownId(stanza_id)
+        return int(row[0])

@@ -1,0 +1,36 @@
+"""Care threads as a domain: threads, members, affiliations (IV.2), and the default policy."""
+
+from xmpp_clinic.threads.book import MembershipChange, ThreadBook
+from xmpp_clinic.threads.model import (
+    AFFILIATIONS,
+    Affiliation,
+    InvalidThread,
+    Kind,
+    MemberInfo,
+    MemberNotFound,
+    ThreadError,
+    ThreadExists,
+    ThreadInfo,
+    ThreadNotFound,
+    direct_name,
+)
+from xmpp_clinic.threads.policy import ThreadOnlyPolicy
+from xmpp_clinic.threads.service import ThreadService
+
+__all__ = [
+    "AFFILIATIONS",
+    "Affiliation",
+    "InvalidThread",
+    "Kind",
+    "MemberInfo",
+    "MemberNotFound",
+    "MembershipChange",
+    "ThreadBook",
+    "ThreadError",
+    "ThreadExists",
+    "ThreadInfo",
+    "ThreadNotFound",
+    "ThreadOnlyPolicy",
+    "ThreadService",
+    "direct_name",
+]

@@ -1,0 +1,113 @@
+"""Plain data about threads and members, and the rules for valid names (IV.2).
+
+Nothing here knows about stanzas or SQL; the XMPP layer and the CLI both speak these types.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal, get_args
+
+Affiliation = Literal["owner", "admin", "member"]
+Kind = Literal["group", "direct"]
+AFFILIATIONS: tuple[Affiliation, ...] = get_args(Affiliation)
+KINDS: tuple[Kind, ...] = get_args(Kind)
+
+# A thread name becomes the localpart of the room JID: keep it to characters every
+# client and server accepts without escaping.
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_BARE_JID = re.compile(r"^[^@/\s\"&'<>:]+@[^@/\s\"&'<>:]+$")
+
+
+class ThreadError(Exception):
+    """A thread operation that cannot be done; ``str()`` is one human sentence."""
+
+
+class ThreadNotFound(ThreadError):
+    pass
+
+
+class ThreadExists(ThreadError):
+    pass
+
+
+class MemberNotFound(ThreadError):
+    pass
+
+
+class InvalidThread(ThreadError):
+    pass
+
+
+@dataclass(frozen=True)
+class MemberInfo:
+    """One member of a thread; history is readable from ``since`` (threads config)."""
+
+    jid: str
+    affiliation: Affiliation
+    since: datetime
+
+
+@dataclass(frozen=True)
+class ThreadInfo:
+    """A thread as the gateway and the CLI see it."""
+
+    id: int
+    name: str
+    title: str
+    kind: Kind
+    subject: str
+    created_at: datetime
+    members: tuple[MemberInfo, ...]
+
+    def member(self, jid: str) -> MemberInfo | None:
+        """The membership of bare ``jid``, or None for a non-member (IV.2)."""
+        for item in self.members:
+            if item.jid == jid:
+                return item
+        return None
+
+    @property
+    def member_jids(self) -> frozenset[str]:
+        return frozenset(m.jid for m in self.members)
+
+
+def check_name(name: str) -> str:
+    """A valid thread name (lower case), or InvalidThread naming the rule."""
+    value = name.strip().lower()
+    if not _NAME.match(value):
+        raise InvalidThread(
+            f"invalid thread name {name!r}: use 1-64 of a-z 0-9 . _ - starting with a letter/digit"
+        )
+    return value
+
+
+def check_jid(jid: str) -> str:
+    """A valid bare JID (lower case), or InvalidThread; members are people, not resources."""
+    value = jid.strip().lower()
+    if not _BARE_JID.match(value):
+        raise InvalidThread(f"invalid member JID {jid!r}: expected a bare JID like name@domain")
+    return value
+
+
+def check_affiliation(affiliation: str) -> Affiliation:
+    for known in AFFILIATIONS:
+        if affiliation == known:
+            return known
+    raise InvalidThread(
+        f"invalid affiliation {affiliation!r}: use one of {', '.join(AFFILIATIONS)}"
+    )
+
+
+def as_utc(moment: datetime) -> datetime:
+    """``moment`` as an aware UTC datetime (SQLite hands back naive ones; we store UTC)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def direct_name(first: str, second: str) -> str:
+    """The stable name of the direct thread between two people (same for both orders)."""
+    pair = "\n".join(sorted((check_jid(first), check_jid(second))))
+    return "direct-" + hashlib.sha256(pair.encode()).hexdigest()[:16]

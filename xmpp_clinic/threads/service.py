@@ -1,0 +1,153 @@
+"""The thread service: create threads and manage members over the store (IV.2).
+
+Every change bumps the "threads" change counter in the same transaction, so a running
+gateway applies it before its next decision (store/changes.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from xmpp_clinic.store import Store
+from xmpp_clinic.store.base import utcnow
+from xmpp_clinic.store.changes import bump
+from xmpp_clinic.store.models.threads import Member, Thread
+from xmpp_clinic.threads.model import (
+    Affiliation,
+    InvalidThread,
+    Kind,
+    MemberInfo,
+    MemberNotFound,
+    ThreadExists,
+    ThreadInfo,
+    ThreadNotFound,
+    as_utc,
+    check_affiliation,
+    check_jid,
+    check_name,
+    direct_name,
+)
+
+TOPIC = "threads"
+
+
+def _info(thread: Thread) -> ThreadInfo:
+    members = tuple(
+        MemberInfo(m.jid, check_affiliation(m.affiliation), as_utc(m.since)) for m in thread.members
+    )
+    kind: Kind = "direct" if thread.kind == "direct" else "group"
+    return ThreadInfo(
+        thread.id,
+        thread.name,
+        thread.title,
+        kind,
+        thread.subject,
+        as_utc(thread.created_at),
+        members,
+    )
+
+
+async def _load(session: AsyncSession, name: str) -> Thread:
+    query = select(Thread).where(Thread.name == name).options(selectinload(Thread.members))
+    thread = (await session.execute(query)).scalar_one_or_none()
+    if thread is None:
+        raise ThreadNotFound(f"no thread named {name!r}")
+    return thread
+
+
+class ThreadService:
+    """Threads and memberships; the only code that writes the thread tables."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def create(
+        self,
+        name: str,
+        title: str,
+        members: Sequence[str],
+        *,
+        owner: str | None = None,
+        kind: Kind = "group",
+    ) -> ThreadInfo:
+        """Create a thread with its first members (IV.2); a direct thread has exactly two."""
+        name = check_name(name)
+        affiliations: dict[str, Affiliation] = {check_jid(j): "member" for j in members}
+        if owner is not None:
+            affiliations[check_jid(owner)] = "owner"
+        if kind == "direct" and len(affiliations) != 2:
+            raise InvalidThread("a direct thread has exactly two members")
+        if not affiliations:
+            raise InvalidThread("a thread needs at least one member")
+        async with self._store.session() as session:
+            exists = await session.execute(select(Thread.id).where(Thread.name == name))
+            if exists.first() is not None:
+                raise ThreadExists(f"a thread named {name!r} already exists")
+            now = utcnow()
+            thread = Thread(name=name, title=title.strip() or name, kind=kind, subject="")
+            thread.created_at = now
+            thread.members = [
+                Member(jid=jid, affiliation=aff, since=now) for jid, aff in affiliations.items()
+            ]
+            session.add(thread)
+            await bump(session, TOPIC)
+            await session.flush()
+            return _info(thread)
+
+    async def open_direct(self, first: str, second: str) -> ThreadInfo:
+        """The direct thread between two people, created on first use."""
+        name = direct_name(first, second)
+        try:
+            return await self.get(name)
+        except ThreadNotFound:
+            title = f"{check_jid(first)} / {check_jid(second)}"
+            return await self.create(name, title, [first, second], kind="direct")
+
+    async def list(self) -> list[ThreadInfo]:
+        async with self._store.session() as session:
+            query = select(Thread).options(selectinload(Thread.members)).order_by(Thread.name)
+            return [_info(t) for t in (await session.execute(query)).scalars()]
+
+    async def get(self, name: str) -> ThreadInfo:
+        async with self._store.session() as session:
+            return _info(await _load(session, check_name(name)))
+
+    async def add_member(self, name: str, jid: str, affiliation: str = "member") -> MemberInfo:
+        """Add a member or change an existing member's affiliation (IV.2)."""
+        jid, aff = check_jid(jid), check_affiliation(affiliation)
+        async with self._store.session() as session:
+            thread = await _load(session, check_name(name))
+            existing = next((m for m in thread.members if m.jid == jid), None)
+            if existing is None:
+                if thread.kind == "direct":
+                    raise InvalidThread("a direct thread has exactly two members")
+                existing = Member(jid=jid, affiliation=aff, since=utcnow())
+                thread.members.append(existing)
+            elif existing.affiliation == aff:
+                return MemberInfo(jid, aff, as_utc(existing.since))
+            existing.affiliation = aff
+            await bump(session, TOPIC)
+            await session.flush()
+            return MemberInfo(jid, aff, as_utc(existing.since))
+
+    async def remove_member(self, name: str, jid: str) -> None:
+        """Remove a member; a running gateway kicks them and closes their history (IV.2)."""
+        jid = check_jid(jid)
+        async with self._store.session() as session:
+            thread = await _load(session, check_name(name))
+            existing = next((m for m in thread.members if m.jid == jid), None)
+            if existing is None:
+                raise MemberNotFound(f"{jid} is not a member of {thread.name!r}")
+            thread.members.remove(existing)
+            await bump(session, TOPIC)
+
+    async def set_title(self, name: str, title: str) -> None:
+        """Rename a thread (what clients show as the room name)."""
+        async with self._store.session() as session:
+            thread = await _load(session, check_name(name))
+            thread.title = title.strip() or thread.name
+            await bump(session, TOPIC)

@@ -1,0 +1,73 @@
+"""Who is in a thread right now: occupants, their nicks and sessions (XEP-0045).
+
+Pure bookkeeping, no stanzas. One person may be present with several resources under
+one nick (XEP-0045 multi-session); a nick belongs to one person at a time.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+
+
+def make_occupant_id(thread_jid: str, bare_jid: str) -> str:
+    """A stable XEP-0421 occupant id: the same person keeps it across joins and nicks.
+
+    Threads are non-anonymous, so the id need not hide the real JID; a digest keeps it
+    short and stable without storing anything.
+    """
+    digest = hashlib.sha256(f"occupant-id\0{thread_jid}\0{bare_jid}".encode()).digest()
+    return base64.urlsafe_b64encode(digest[:18]).decode()
+
+
+@dataclass
+class Occupant:
+    """One joined session: the real full JID, the nick, and its latest presence payload."""
+
+    jid: str
+    bare: str
+    nick: str
+    occupant_id: str
+    payload: list[ET.Element] = field(default_factory=list)  # show, status, caps, ...
+
+
+class Room:
+    """The occupants of one thread, in join order."""
+
+    def __init__(self) -> None:
+        self._by_jid: dict[str, Occupant] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._by_jid)
+
+    def get(self, jid: str) -> Occupant | None:
+        return self._by_jid.get(jid)
+
+    def add(self, occupant: Occupant) -> None:
+        self._by_jid[occupant.jid] = occupant
+
+    def remove(self, jid: str) -> Occupant | None:
+        return self._by_jid.pop(jid, None)
+
+    def sessions(self) -> list[Occupant]:
+        return list(self._by_jid.values())
+
+    def sessions_of(self, bare: str) -> list[Occupant]:
+        return [o for o in self._by_jid.values() if o.bare == bare]
+
+    def with_nick(self, nick: str) -> list[Occupant]:
+        return [o for o in self._by_jid.values() if o.nick == nick]
+
+    def holder(self, nick: str) -> str | None:
+        """The bare JID using ``nick``, if anyone."""
+        found = self.with_nick(nick)
+        return found[0].bare if found else None
+
+    def nicks(self) -> dict[str, Occupant]:
+        """Each nick once, presented by its first session (what other occupants see)."""
+        heads: dict[str, Occupant] = {}
+        for occupant in self._by_jid.values():
+            heads.setdefault(occupant.nick, occupant)
+        return heads

@@ -1,0 +1,166 @@
+"""The relay: every groupchat message passes the policy, the archive, then fan-out.
+
+DESIGN.md "the way a message travels": occupant check -> policy -> archive (durable,
+hash-chained) -> fan-out to occupants with stanza-id and occupant-id, reflected to the
+sender with its own id and origin-id. A message that cannot be checked or stored is
+refused with an error the sender sees; nobody receives it (fail closed, I.12).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+
+from slixmpp import Message
+
+from xmpp_clinic.archive.messages import MessageArchive, NewMessage
+from xmpp_clinic.policy.verdict import Action, MessageContext, MessagePolicy, Verdict
+from xmpp_clinic.store import StoreUnavailable
+from xmpp_clinic.store.base import utcnow
+from xmpp_clinic.threads import ThreadInfo
+from xmpp_clinic.xmpp import muc_stanzas as ms
+from xmpp_clinic.xmpp.occupants import Occupant
+from xmpp_clinic.xmpp.threads import ThreadHost, ToThread, handle
+
+log = logging.getLogger(__name__)
+
+NOT_OCCUPANT = "Only occupants of this thread may send to it."
+NOT_STORED = "The message could not be archived and was not delivered; please retry."
+NOT_CHECKED = "The message could not be checked and was not delivered; please retry."
+
+
+def _strip(child: ET.Element, thread_jid: str) -> bool:
+    """Elements a sender may not supply: the room's own stanza-id, occupant-id, muc#user."""
+    if child.tag == f"{{{ms.NS_SID}}}stanza-id":
+        return child.get("by") == thread_jid
+    return child.tag in (f"{{{ms.NS_OCCUPANT_ID}}}occupant-id", f"{{{ms.NS_MUC_USER}}}x")
+
+
+class Relay:
+    """Relays groupchat messages in the threads of one :class:`ThreadHost`."""
+
+    def __init__(
+        self,
+        host: ThreadHost,
+        archive: MessageArchive,
+        policy: MessagePolicy,
+        *,
+        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    ) -> None:
+        self.host = host
+        self.archive = archive
+        self.policy = policy
+        self._new_id = new_id  # stanza-ids; tests pass a counter
+        # One message at a time per thread: archive order = delivery order (II.2).
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def attach(self) -> None:
+        handle(
+            self.host.xmpp, "ThreadMessage", ToThread("message", self.host.domain), self._on_message
+        )
+
+    async def _on_message(self, msg: Message) -> None:
+        to, sender = msg["to"], msg["from"]
+        thread = self.host.book.get(to.user)
+        if msg["type"] == "error":
+            if thread is not None:  # a bouncing occupant is gone (XEP-0045 16.4)
+                self.host.leave_session(thread, sender.full, bounced=True)
+            return
+        if to.resource:
+            self._refuse(
+                msg, "forbidden", "cancel", "Private messages are disabled in care threads."
+            )
+            return
+        if msg["type"] != "groupchat":
+            self._refuse(msg, "forbidden", "cancel", "Membership is managed by the administrators.")
+            return
+        lock = self._locks.setdefault(to.user, asyncio.Lock())
+        async with lock:
+            await self._relay(msg)
+
+    def _refuse(self, msg: Message, condition: str, etype: str, text: str) -> None:
+        self.host.send(
+            ms.stanza_error(
+                "message", msg["to"].full, msg["from"].full, condition, etype, text,
+                stanza_id=msg["id"],
+            )
+        )  # fmt: skip
+
+    async def _relay(self, msg: Message) -> None:
+        sender = msg["from"]
+        try:
+            await self.host.refresh()
+        except StoreUnavailable:
+            self._refuse(msg, "internal-server-error", "wait", NOT_CHECKED)
+            return
+        thread = self.host.book.get(msg["to"].user)
+        occupant = self.host.room(thread.name).get(sender.full) if thread is not None else None
+        if thread is None or occupant is None or thread.member(sender.bare) is None:
+            self._refuse(msg, "not-acceptable", "cancel", NOT_OCCUPANT)
+            return
+        if msg.xml.find(f"{{{ms.NS_COMPONENT}}}subject") is not None:
+            self._refuse(msg, "forbidden", "auth", "The subject is set by the administrators.")
+            return
+        verdict = await self._decide(thread, sender.bare, msg)
+        if verdict is None:
+            return
+        if verdict.rejected:
+            log.info(
+                "message refused", extra={"care_thread": thread.name, "reason": verdict.reason}
+            )
+            self._refuse(msg, "policy-violation", "modify", verdict.text)
+            return
+        source = verdict.stanza if verdict.action is Action.MODIFY and verdict.stanza else msg.xml
+        if not await self._deliver(thread, occupant, msg, source):
+            return
+        for notice in verdict.notices:
+            self._notify(thread, sender.full, notice)
+
+    async def _decide(self, thread: ThreadInfo, sender: str, msg: Message) -> Verdict | None:
+        ctx = MessageContext(
+            self.host.thread_jid(thread.name), sender, thread.member_jids, copy.deepcopy(msg.xml)
+        )
+        try:
+            return await self.policy.evaluate(ctx)
+        except Exception:
+            log.exception("policy failed; message refused", extra={"care_thread": thread.name})
+            self._refuse(msg, "internal-server-error", "wait", NOT_CHECKED)
+            return None
+
+    async def _deliver(
+        self, thread: ThreadInfo, occupant: Occupant, msg: Message, source: ET.Element
+    ) -> bool:
+        """Archive, then fan out (DESIGN.md); False when the archive refused the message."""
+        thread_jid = self.host.thread_jid(thread.name)
+        stanza_id = self._new_id()
+        attrs = {"from": f"{thread_jid}/{occupant.nick}", "type": "groupchat"}
+        if msg["id"]:
+            attrs["id"] = msg["id"]
+        root = ET.Element(f"{{{ms.NS_COMPONENT}}}message", attrs)
+        root.extend(copy.deepcopy(c) for c in source if not _strip(c, thread_jid))
+        root.append(ms.element("stanza-id", ms.NS_SID, id=stanza_id, by=thread_jid))
+        root.append(ms.occupant_id(occupant.occupant_id))
+        serialised = ms.serialise(root)
+        record = NewMessage(
+            thread.id, stanza_id, utcnow(), occupant.bare, occupant.jid.partition("/")[2],
+            occupant.nick, occupant.occupant_id, serialised,
+        )  # fmt: skip
+        try:
+            await self.archive.append(record)
+        except StoreUnavailable:
+            log.error("archive unavailable; message refused", extra={"care_thread": thread.name})
+            self._refuse(msg, "internal-server-error", "wait", NOT_STORED)
+            return False
+        for recipient in self.host.room(thread.name).sessions():
+            self.host.xmpp.send(ms.address(serialised, recipient.jid))
+        return True
+
+    def _notify(self, thread: ThreadInfo, to: str, text: str) -> None:
+        """A policy notice for the sender, as a normal message from the thread (not an error)."""
+        root = ms.stanza("message", self.host.thread_jid(thread.name), to, type="normal")
+        ET.SubElement(root, f"{{{ms.NS_COMPONENT}}}body").text = text
+        self.host.send(root)

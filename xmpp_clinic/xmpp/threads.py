@@ -1,0 +1,329 @@
+"""The care-thread room host: join, leave, presence, membership changes (XEP-0045; IV.2).
+
+Threads are hosted by the gateway itself at ``<name>@<component>`` and behave as
+persistent, members-only, non-anonymous, hidden MUC rooms, which is what stock OMEMO
+clients require before they encrypt in a room. Membership comes from the store (a
+:class:`ThreadBook` snapshot reloaded on every "threads" change); who is present lives
+in memory (:class:`Room`). Relay, MAM, member lists and discovery are sibling modules
+that share this host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import xml.etree.ElementTree as ET
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+from slixmpp import JID, ComponentXMPP, Presence
+from slixmpp.xmlstream import StanzaBase
+from slixmpp.xmlstream.handler import CoroutineCallback
+from slixmpp.xmlstream.matcher.base import MatcherBase
+
+from xmpp_clinic.config import Settings
+from xmpp_clinic.threads import MembershipChange, ThreadBook, ThreadInfo, ThreadService
+from xmpp_clinic.xmpp import muc_stanzas as ms
+from xmpp_clinic.xmpp.occupants import Occupant, Room, make_occupant_id
+
+log = logging.getLogger(__name__)
+
+_MUC_PAYLOAD = {
+    f"{{{ms.NS_MUC}}}x",
+    f"{{{ms.NS_MUC_USER}}}x",
+    f"{{{ms.NS_OCCUPANT_ID}}}occupant-id",
+    f"{{{ms.NS_COMPONENT}}}error",
+}
+
+
+def handle(
+    xmpp: ComponentXMPP, name: str, matcher: MatcherBase, handler: Callable[[Any], Awaitable[None]]
+) -> None:
+    """Register a coroutine stanza handler (slixmpp types handlers as taking StanzaBase)."""
+    callback = cast(Callable[[StanzaBase], Awaitable[None]], handler)
+    xmpp.register_handler(CoroutineCallback(name, matcher, callback))
+
+
+class ToThread(MatcherBase):
+    """Matches ``kind`` stanzas addressed to a thread (a JID with a localpart) at ``domain``."""
+
+    def __init__(self, kind: str, domain: str) -> None:
+        super().__init__((kind, domain))
+
+    def match(self, xml: ET.Element | object) -> bool:
+        stanza_xml = getattr(xml, "xml", xml)
+        if not isinstance(stanza_xml, ET.Element):
+            return False
+        kind, domain = self._criteria
+        if stanza_xml.tag.rsplit("}", 1)[-1] != kind:
+            return False
+        to = JID(stanza_xml.get("to", ""))
+        return bool(to.user) and to.domain == domain
+
+
+class ToThreadIq(ToThread):
+    """Matches ``<iq>`` to a thread JID whose payload is ``{ns}tag``."""
+
+    def __init__(self, domain: str, ns: str, tag: str = "query") -> None:
+        MatcherBase.__init__(self, ("iq", domain))
+        self._payload = f"{{{ns}}}{tag}"
+
+    def match(self, xml: ET.Element | object) -> bool:
+        stanza_xml = getattr(xml, "xml", xml)
+        return (
+            super().match(xml)
+            and isinstance(stanza_xml, ET.Element)
+            and stanza_xml.find(self._payload) is not None
+        )
+
+
+class ThreadHost:
+    """Hosts every care thread of one gateway on one component connection."""
+
+    def __init__(
+        self,
+        xmpp: ComponentXMPP,
+        settings: Settings,
+        service: ThreadService,
+        *,
+        refresh: Callable[[], Awaitable[object]] | None = None,
+    ) -> None:
+        self.xmpp = xmpp
+        self.settings = settings
+        self.service = service
+        self.domain = settings.xmpp.component_jid
+        self.book = ThreadBook()
+        self.rooms: dict[str, Room] = {}
+        self._refresh = refresh
+        self._reloading = asyncio.Lock()
+
+    # ------------------------------------------------------------------ set-up
+    def attach(self) -> None:
+        """Register the presence handler; relay, MAM and the rest attach themselves."""
+        handle(self.xmpp, "ThreadPresence", ToThread("presence", self.domain), self._on_presence)
+
+    async def load(self) -> None:
+        """Load the thread snapshot at start (nobody is present yet: nothing to announce)."""
+        self.book = ThreadBook(await self.service.list())
+
+    async def reload(self) -> None:
+        """Load the thread snapshot and act on membership changes (IV.2)."""
+        async with self._reloading:  # one diff at a time, so each change is applied once
+            new = ThreadBook(await self.service.list())
+            changes = self.book.changes_to(new)
+            self.book = new
+            for change in changes:
+                self._apply(change)
+
+    async def refresh(self) -> None:
+        """Bring the snapshot up to date before a decision (a CLI change applies at once)."""
+        if self._refresh is not None:
+            await self._refresh()
+        else:
+            await self.reload()
+
+    # ------------------------------------------------------------------- lookups
+    def thread_jid(self, name: str) -> str:
+        return f"{name}@{self.domain}"
+
+    def thread_for(self, jid: JID) -> ThreadInfo | None:
+        if jid.domain != self.domain or not jid.user:
+            return None
+        return self.book.get(jid.user)
+
+    def room(self, name: str) -> Room:
+        return self.rooms.setdefault(name, Room())
+
+    def affiliation(self, thread: ThreadInfo, bare: str) -> str:
+        member = thread.member(bare)
+        return member.affiliation if member is not None else "none"
+
+    def send(self, root: ET.Element) -> None:
+        # Through slixmpp's send queue, so these stanzas keep their order relative to the
+        # replies slixmpp sends itself (iq results, disco).
+        self.xmpp.send(ms.serialise(root))
+
+    def occupant_presence(
+        self,
+        thread: ThreadInfo,
+        occupant: Occupant,
+        to: str,
+        statuses: tuple[str, ...] = (),
+        *,
+        unavailable: bool = False,
+        affiliation: str | None = None,
+    ) -> ET.Element:
+        """The presence of ``occupant`` as the room shows it to ``to`` (real JID included)."""
+        aff = affiliation or self.affiliation(thread, occupant.bare)
+        role = "none" if unavailable else ms.ROLE_OF.get(aff, "none")
+        attrs = {"type": "unavailable"} if unavailable else {}
+        payload = [] if unavailable else [copy.deepcopy(e) for e in occupant.payload]
+        frm = f"{self.thread_jid(thread.name)}/{occupant.nick}"
+        root = ms.stanza("presence", frm, to, *payload, **attrs)
+        root.append(ms.muc_user(aff, role, occupant.jid, statuses))
+        root.append(ms.occupant_id(occupant.occupant_id))
+        return root
+
+    # ------------------------------------------------------------------ presence
+    async def _on_presence(self, pres: Presence) -> None:
+        ptype = pres["type"]
+        to, sender = pres["to"], pres["from"]
+        if ptype in ("subscribe", "subscribed", "unsubscribe", "unsubscribed", "probe"):
+            return
+        thread = self.book.get(to.user)
+        if ptype == "error":
+            if thread is not None:
+                self.leave_session(thread, sender.full, bounced=True)
+            return
+        if ptype == "unavailable":
+            if thread is not None:
+                self.leave_session(thread, sender.full)
+            return
+        await self.refresh()
+        thread = self.book.get(to.user)
+        self._join(thread, to, sender, pres.xml)
+
+    def _refuse_join(self, to: JID, sender: JID, condition: str, text: str) -> None:
+        etype = {"conflict": "cancel", "jid-malformed": "modify"}.get(condition, "auth")
+        if condition == "not-acceptable":
+            etype = "modify"
+        self.send(
+            ms.stanza_error("presence", to.full, sender.full, condition, etype, text, muc=True)
+        )
+
+    def _join(self, thread: ThreadInfo | None, to: JID, sender: JID, xml: ET.Element) -> None:
+        """Join or presence update (XEP-0045 7.2); non-members learn nothing (IV.2)."""
+        if thread is None or thread.member(sender.bare) is None:
+            # Same answer for a missing thread and a non-member: no existence oracle.
+            self._refuse_join(to, sender, "registration-required", "Members only.")
+            return
+        nick = to.resource
+        if not nick:
+            self._refuse_join(to, sender, "jid-malformed", "A nickname is required.")
+            return
+        room = self.room(thread.name)
+        holder = room.holder(nick)
+        if holder is not None and holder != sender.bare:
+            self._refuse_join(to, sender, "conflict", "That nickname is in use.")
+            return
+        payload = [copy.deepcopy(e) for e in xml if e.tag not in _MUC_PAYLOAD]
+        current = room.get(sender.full)
+        if current is not None:
+            if current.nick != nick:
+                self._refuse_join(to, sender, "not-acceptable", "Nickname changes are disabled.")
+                return
+            current.payload = payload
+            self._broadcast_presence(thread, current)
+            return
+        occupant = Occupant(
+            sender.full,
+            sender.bare,
+            nick,
+            make_occupant_id(self.thread_jid(thread.name), sender.bare),
+            payload,
+        )
+        first_session = holder is None
+        for other_nick, other in room.nicks().items():
+            if other_nick != nick:
+                self.send(self.occupant_presence(thread, other, sender.full))
+        room.add(occupant)
+        if first_session:
+            for other in room.sessions():
+                if other.jid != sender.full:
+                    self.send(self.occupant_presence(thread, occupant, other.jid))
+        statuses = (ms.NON_ANONYMOUS, ms.LOGGED, ms.SELF)
+        self.send(self.occupant_presence(thread, occupant, sender.full, statuses))
+        self._send_subject(thread, sender.full)
+        log.info("occupant joined", extra={"care_thread": thread.name})
+
+    def _send_subject(self, thread: ThreadInfo, to: str) -> None:
+        # Clients treat the subject as the end of the join: always send it, even empty.
+        root = ms.stanza("message", self.thread_jid(thread.name), to, type="groupchat")
+        ET.SubElement(root, f"{{{ms.NS_COMPONENT}}}subject").text = thread.subject or None
+        self.send(root)
+
+    def _broadcast_presence(self, thread: ThreadInfo, occupant: Occupant) -> None:
+        for other in self.room(thread.name).sessions():
+            statuses = (ms.SELF,) if other.jid == occupant.jid else ()
+            self.send(self.occupant_presence(thread, occupant, other.jid, statuses))
+
+    def leave_session(
+        self,
+        thread: ThreadInfo,
+        jid: str,
+        *,
+        bounced: bool = False,
+        statuses: tuple[str, ...] = (),
+        affiliation: str | None = None,
+    ) -> None:
+        """Remove one session; others see the nick go only when its last session leaves."""
+        room = self.room(thread.name)
+        occupant = room.remove(jid)
+        if occupant is None:
+            return
+        if not bounced:
+            self.send(
+                self.occupant_presence(
+                    thread, occupant, jid, (*statuses, ms.SELF),
+                    unavailable=True, affiliation=affiliation,
+                )
+            )  # fmt: skip
+        if not room.with_nick(occupant.nick):
+            for other in room.sessions():
+                self.send(
+                    self.occupant_presence(
+                        thread, occupant, other.jid, statuses,
+                        unavailable=True, affiliation=affiliation,
+                    )
+                )  # fmt: skip
+
+    # --------------------------------------------------------- membership changes
+    def _apply(self, change: MembershipChange) -> None:
+        """Kick removed members (321); tell occupants and absent members (XEP-0045 9)."""
+        thread = self.book.get(change.thread)
+        if thread is None:
+            return
+        room = self.room(thread.name)
+        present = room.sessions_of(change.jid)
+        if change.after is None:
+            for occupant in present:
+                self.leave_session(
+                    thread, occupant.jid, statuses=(ms.REMOVED_AFFILIATION,), affiliation="none"
+                )
+            log.info("member removed; sessions closed", extra={"care_thread": thread.name})
+        else:
+            for occupant in present:
+                self._broadcast_presence(thread, occupant)
+        self._announce(thread, change)
+
+    def _announce(self, thread: ThreadInfo, change: MembershipChange) -> None:
+        """An affiliation message to occupants and to members who are not present.
+
+        Clients rebuild the list of people they encrypt for from these (OMEMO in rooms).
+        """
+        room = self.room(thread.name)
+        targets = [o.jid for o in room.sessions()]
+        present = {o.bare for o in room.sessions()}
+        targets += sorted(m.jid for m in thread.members if m.jid not in present)
+        if change.after is None and change.jid not in present:
+            targets.append(change.jid)
+        for to in targets:
+            root = ms.stanza("message", self.thread_jid(thread.name), to)
+            root.append(ms.muc_user(change.after or "none", "none", change.jid))
+            self.send(root)
+
+    # ------------------------------------------------------------------ shutdown
+    async def shutdown(self) -> None:
+        """Tell every occupant the service is going away (status 332) so clients rejoin."""
+        for name, room in self.rooms.items():
+            thread = self.book.get(name)
+            if thread is None:
+                continue
+            for occupant in room.sessions():
+                self.send(
+                    self.occupant_presence(
+                        thread, occupant, occupant.jid, (ms.SHUTDOWN, ms.SELF), unavailable=True
+                    )
+                )
+            self.rooms[name] = Room()
