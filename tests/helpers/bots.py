@@ -1,7 +1,7 @@
 """slixmpp client bots logged in to a :class:`~xmpp_clinic.devserver.DevServer` over plaintext.
 
 Tests only: the c2s port of the dev servers is plaintext on loopback, so the bots turn off
-TLS and allow SCRAM without channel binding (see ``/work/shared/SERVERS.md``).
+TLS and allow SCRAM over an unencrypted stream (``unencrypted_scram``).
 """
 
 from __future__ import annotations

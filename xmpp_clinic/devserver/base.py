@@ -51,6 +51,17 @@ def tail(path: Path, lines: int) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def read_since(path: Path, offset: int) -> str:
+    """Return what was appended to ``path`` after byte ``offset`` (at most the last 64 KiB)."""
+    try:
+        with path.open("rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(offset, size - _TAIL_BYTES))
+            return handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
 @dataclass(kw_only=True)
 class DevServer(ABC):
     """A private XMPP server on loopback, owned by this process.
@@ -191,8 +202,8 @@ class DevServer(ABC):
             self._terminate()
         _live_servers.pop(id(self), None)
         raise DevServerError(
-            f"{self.kind} did not open ports {self._ready_ports()} on {self.host}: {reason}\n"
-            f"{self.log_tail()}"
+            f"{self.kind} did not become ready on {self.host} "
+            f"ports {self._ready_ports()}: {reason}\n{self.log_tail()}"
         )
 
     def _shutdown(self) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from . import yamlgen
-from .base import DevServer, DevServerError, ServerKind, remove_at_exit
+from .base import DevServer, DevServerError, ServerKind, read_since, remove_at_exit
 from .ports import free_port, wait_until
 
 EJABBERD_USER = "ejabberd"
@@ -37,6 +37,8 @@ CTL_TIMEOUT = 60.0
 EXIT_TIMEOUT = 20.0
 HTTP_TIMEOUT = 15.0
 READY_PROBE_TIMEOUT = 1.0
+BEAM = b"beam"
+START_FAILURES = ("Failed to start ejabberd application", "exited: {bad_return")
 MAX_STANZA_SIZE = 1048576
 BACKLOG = 128
 
@@ -77,6 +79,7 @@ class EjabberdServer(DevServer):
     dist_port: int = field(default_factory=free_port)
     extra_api_commands: tuple[str, ...] = ()
     _home: Path | None = field(default=None, init=False, repr=False)
+    _log_offset: int = field(default=0, init=False, repr=False)
 
     # -- paths -------------------------------------------------------------------------
 
@@ -101,6 +104,11 @@ class EjabberdServer(DevServer):
     def logs_dir(self) -> Path:
         """ejabberd's log folder."""
         return self.home / "logs"
+
+    @property
+    def log_path(self) -> Path:
+        """ejabberd's main log file."""
+        return self.logs_dir / "ejabberd.log"
 
     @property
     def pid_path(self) -> Path:
@@ -172,6 +180,7 @@ class EjabberdServer(DevServer):
 
     def _launch(self) -> None:
         """Run ``ejabberdctl start`` (it returns at once; the VM runs detached)."""
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         result = self._ctl_run("start")
         if result.returncode != 0:
             raise DevServerError(
@@ -195,19 +204,23 @@ class EjabberdServer(DevServer):
         return status == 200
 
     def _death_reason(self) -> str | None:
-        """Report a VM that wrote its pid file and then went away."""
+        """Report a VM that went away, or an ejabberd application that failed to start.
+
+        When the application fails late (e.g. its spool vanished) the Erlang VM stays up
+        without ejabberd, so the log is checked as well as the process.
+        """
         pid = self._pid()
         if pid is not None and not _alive(pid):
             return f"the ejabberd VM (pid {pid}) exited"
+        log = read_since(self.log_path, self._log_offset)
+        if any(marker in log for marker in START_FAILURES):
+            return "the ejabberd application failed to start (see the log)"
         return None
 
     def _terminate(self) -> None:
         """SIGTERM the VM by its pid (a clean ``init:stop``) and wait for it to exit."""
         pid = self._pid()
-        if pid is None:
-            self._ctl_run("stop")
-            return
-        if not _alive(pid):
+        if pid is None or not _alive(pid):
             return
         os.kill(pid, signal.SIGTERM)
         if wait_until(lambda: not _alive(pid), EXIT_TIMEOUT) is not None:
@@ -216,12 +229,14 @@ class EjabberdServer(DevServer):
             wait_until(lambda: not _alive(pid), EXIT_TIMEOUT)
 
     def _pid(self) -> int | None:
-        """The VM's pid when the pid file names a process running our node, else None."""
+        """The VM's pid: from the pid file, else found by our unique node name in /proc."""
         try:
             pid = int(self.pid_path.read_text(encoding="ascii").strip())
         except (OSError, ValueError):
-            return None
-        return pid if _runs_node(pid, self.node_name) or not _alive(pid) else None
+            return _find_node(self.node_name)
+        if _runs_node(pid, self.node_name) or not _alive(pid):
+            return pid
+        return _find_node(self.node_name)
 
     def _extra_ports(self) -> list[int]:
         """The mod_http_api listener."""
@@ -229,8 +244,8 @@ class EjabberdServer(DevServer):
 
     def _log_files(self) -> list[Path]:
         """ejabberd's logs, plus the output of ``ejabberdctl start``."""
-        names = ("ejabberd.log", "error.log", "crash.log")
-        return [self.logs_dir / name for name in names] + [self.home / "ctl.log"]
+        others = [self.logs_dir / name for name in ("error.log", "crash.log")]
+        return [self.log_path, *others, self.home / "ctl.log"]
 
     # -- accounts ----------------------------------------------------------------------
 
@@ -519,10 +534,18 @@ def _alive(pid: int) -> bool:
     return status.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
+def _find_node(node_name: str) -> int | None:
+    """The pid of the Erlang VM started with ``-sname node_name`` (unique per instance)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and _runs_node(int(entry.name), node_name):
+            return int(entry.name)
+    return None
+
+
 def _runs_node(pid: int, node_name: str) -> bool:
     """True when process ``pid`` is the Erlang VM of ``node_name`` (guards pid reuse)."""
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return node_name.encode() in cmdline.split(b"\0")
+    return BEAM in argv[0] and node_name.encode() in argv

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from .base import DevServer, DevServerError, ServerKind, remove_at_exit, tail
+from .base import DevServer, DevServerError, ServerKind, read_since, remove_at_exit
 
 PROSODY_MODULES = Path("/usr/lib/prosody/modules")
 PRIVILEGE_MODULE = PROSODY_MODULES / "mod_privilege" / "mod_privilege.lua"
@@ -60,6 +60,7 @@ class ProsodyServer(DevServer):
     storage: ProsodyStorage = "internal"
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _socket_dir: Path | None = field(default=None, init=False, repr=False)
+    _log_offset: int = field(default=0, init=False, repr=False)
 
     # -- paths -------------------------------------------------------------------------
 
@@ -116,6 +117,7 @@ class ProsodyServer(DevServer):
 
     def _launch(self) -> None:
         """Run ``prosody -F`` as a child process, output into the console log."""
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.console_path.open("ab") as console:
             self._process = subprocess.Popen(
                 [_which("prosody"), "--config", str(self.config_path), "-F"],
@@ -132,7 +134,7 @@ class ProsodyServer(DevServer):
         code = self._process.poll()
         if code is not None:
             return f"prosody exited with status {code}"
-        if PORT_FAILURE in tail(self.log_path, 200):
+        if PORT_FAILURE in read_since(self.log_path, self._log_offset):
             return "prosody could not open a port (see the log)"
         return None
 
