@@ -30,14 +30,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.helpers.bots import connect_bot, disconnect_bot
 from tests.integration.conftest import write_config
+from xmpp_clinic.config import load_settings
 from xmpp_clinic.devserver import DevServer, start_server
+from xmpp_clinic.registry.model import ObservedDevice
+from xmpp_clinic.registry.service import DeviceRegistry
+from xmpp_clinic.store import Store
+from xmpp_clinic.xmpp.omemo import LEGACY_NS
 
 MEMBERS = 20
 PASSWORD = "bench-password"
 # An OMEMO-shaped payload, so the gateway's policy accepts it (the server ignores it).
 PAYLOAD = (
     '<encrypted xmlns="eu.siacs.conversations.axolotl"><header sid="1">'
-    + "".join(f'<key rid="{i}">{"A" * 96}</key>' for i in range(MEMBERS))
+    + "".join(f'<key rid="{i + 1}">{"A" * 96}</key>' for i in range(MEMBERS))
     + "<iv>AAAAAAAAAAAAAAAA</iv></header><payload>"
     + "B" * 64
     + "</payload></encrypted>"
@@ -93,6 +98,23 @@ async def run_path(room: str, bots: list[ClientXMPP], count: int, window: int) -
     }
 
 
+async def register_devices(config: Path, users: list[str]) -> None:
+    """Member i has OMEMO device i + 1 (the ids in PAYLOAD), approved as "all" mode does.
+
+    The bench clients send OMEMO-shaped stanzas without publishing devices to PEP, so the
+    registry learns the devices here instead of by discovery.
+    """
+    settings = load_settings(config)
+    store = Store(settings.store.url)
+    try:
+        await store.migrate()
+        registry = DeviceRegistry(store, settings.policy)
+        for i, user in enumerate(users):
+            await registry.observe(user, LEGACY_NS, {i + 1: ObservedDevice()})
+    finally:
+        await store.close()
+
+
 async def configure_server_room(owner: ClientXMPP, room: str) -> None:
     """Make the server's room persistent and archived (MAM), like a care thread."""
     muc = owner.plugin["xep_0045"]
@@ -106,13 +128,17 @@ async def configure_server_room(owner: ClientXMPP, room: str) -> None:
 
 async def bench(server: DevServer, count: int, window: int, workdir: Path) -> None:
     users = server.register_many({f"bench{i}": PASSWORD for i in range(MEMBERS)})
-    config = write_config(server, workdir, logging={"level": "WARNING"})
+    # Demo/test mode: every device is approved (the bench measures relaying, not approval).
+    config = write_config(
+        server, workdir, logging={"level": "WARNING"}, policy={"device_approval": "all"}
+    )
     env = {**os.environ, "XMPP_CLINIC_CONFIG": str(config)}
     cli = [sys.executable, "-m", "xmpp_clinic"]
     members = [a for u in users for a in ("--member", u)]
     subprocess.run(
         [*cli, "threads", "create", "bench", "--title", "Bench", *members], env=env, check=True
     )
+    await register_devices(config, users)
     gateway = subprocess.Popen([*cli, "run"], env=env, stderr=subprocess.DEVNULL)
     bots: list[ClientXMPP] = []
     try:

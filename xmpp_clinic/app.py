@@ -8,17 +8,23 @@ import logging
 import signal
 
 from xmpp_clinic import __version__
+from xmpp_clinic.archive.audit import AuditLog
 from xmpp_clinic.archive.messages import MessageArchive
 from xmpp_clinic.config import Settings
+from xmpp_clinic.policy.pipeline import Pipeline
 from xmpp_clinic.policy.verdict import MessagePolicy
+from xmpp_clinic.registry.service import DeviceRegistry
 from xmpp_clinic.store import Store, StoreUnavailable
 from xmpp_clinic.store.changes import ChangeWatcher
 from xmpp_clinic.store.models import GatewayEvent
-from xmpp_clinic.threads import ThreadOnlyPolicy, ThreadService
+from xmpp_clinic.threads import ThreadService
+from xmpp_clinic.xmpp import device_commands
 from xmpp_clinic.xmpp.commands import AdminCommands
 from xmpp_clinic.xmpp.component import ClinicComponent
+from xmpp_clinic.xmpp.device_upkeep import DeviceUpkeep
 from xmpp_clinic.xmpp.mam import ThreadArchive
 from xmpp_clinic.xmpp.muc_admin import MemberLists
+from xmpp_clinic.xmpp.pep import ComponentPep, DeviceDiscovery
 from xmpp_clinic.xmpp.relay import Relay
 from xmpp_clinic.xmpp.selfping import SelfPing
 from xmpp_clinic.xmpp.thread_disco import ThreadDisco
@@ -33,8 +39,8 @@ CHANGE_POLL_SECONDS = 1.0
 class Gateway:
     """One running gateway instance; composition root of every service.
 
-    ``policy`` decides on every thread message (DESIGN.md); without one the gateway
-    refuses plaintext only (:class:`ThreadOnlyPolicy`, II.1).
+    Every thread message passes the policy :class:`Pipeline` (membership -> e2e ->
+    devices; II.1, I.4, I.5, III.3, IV.2) unless tests hand in another ``policy``.
     """
 
     def __init__(self, settings: Settings, *, policy: MessagePolicy | None = None) -> None:
@@ -44,11 +50,32 @@ class Gateway:
         self.changes = ChangeWatcher(self.store)
         self.threads = ThreadService(self.store)
         self.archive = MessageArchive(self.store)
-        self.policy: MessagePolicy = policy or ThreadOnlyPolicy()
+        self.audit_log = AuditLog(self.store)
+        self.registry = DeviceRegistry(self.store, settings.policy)
+        self.discovery = DeviceDiscovery(
+            ComponentPep(self.component),
+            self.registry,
+            refresh_seconds=settings.policy.device_refresh_seconds,
+        )
+        self.pipeline = Pipeline(
+            settings.policy, self.registry, discovery=self.discovery.refresh, audit=self.audit_log
+        )
+        self.policy: MessagePolicy = policy or self.pipeline
         self.thread_host = ThreadHost(
             self.component, settings, self.threads, refresh=self.changes.refresh
         )
+        self.devices = DeviceUpkeep(
+            self.component,
+            self.registry,
+            self.discovery,
+            self._members,
+            seen=self.pipeline.drain_seen,
+        )
         self.changes.on_change("threads", self.thread_host.reload)
+        self.changes.on_change("devices", self.pipeline.reload)
+        self.changes.on_change("devices", self.devices.devices_changed)
+        self.thread_host.on_member_arrival(self.devices.member_arrived)
+        self.component.add_event_handler("session_start", self.devices.online)
         for part in (
             self.thread_host,
             Relay(self.thread_host, self.archive, self.policy),
@@ -59,16 +86,23 @@ class Gateway:
             AdminCommands(self.thread_host),
         ):
             part.attach()
+        device_commands.attach(self.component, self.registry)
         self.component.add_shutdown_hook(self.thread_host.shutdown)
         self._poller: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Migrate the store, then connect; the store must work before anything is relayed."""
+        if self.settings.policy.device_approval == "all":
+            log.warning(
+                "demo/test mode: every device is approved",
+                extra={"setting": "policy.device_approval"},
+            )
         await self.store.migrate()
         await self._record("start")
         await self.thread_host.load()
         await self.changes.refresh()
         self._poller = asyncio.ensure_future(self._poll_changes())
+        self.devices.start()
         self.component.start()
 
     async def stop(self) -> None:
@@ -76,6 +110,7 @@ class Gateway:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
+        await self.devices.stop()
         await self.component.stop()
         with contextlib.suppress(Exception):
             await self._record("stop")
@@ -91,6 +126,10 @@ class Gateway:
                 log.warning("store unavailable; membership changes not refreshed")
             except Exception:
                 log.exception("applying administrative changes failed")
+
+    async def _members(self) -> set[str]:
+        """Every member of every thread: whose devices the periodic refresh reads (I.4)."""
+        return {member.jid for thread in self.thread_host.book for member in thread.members}
 
     async def _record(self, kind: str) -> None:
         async with self.store.session() as session:

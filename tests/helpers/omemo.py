@@ -153,6 +153,13 @@ async def connect_omemo_bot(
     raise AssertionError("unreachable")
 
 
+async def own_device_id(bot: ClientXMPP) -> int:
+    """The legacy OMEMO device id this bot published."""
+    session_manager = await bot.plugin["xep_0384"].get_session_manager()
+    own, _others = await session_manager.get_own_device_information()
+    return int(own.device_id)
+
+
 async def join_thread(bot: ClientXMPP, thread_jid: str, nick: str, timeout: float = 20) -> None:
     """Join a thread like a MUC room; raises slixmpp's PresenceError when refused."""
     await bot.plugin["xep_0045"].join_muc_wait(JID(thread_jid), nick, maxstanzas=0, timeout=timeout)
@@ -172,8 +179,8 @@ async def thread_members(bot: ClientXMPP, thread_jid: str) -> set[str]:
     return members
 
 
-async def send_omemo_groupchat(bot: ClientXMPP, thread_jid: str, body: str) -> str:
-    """Encrypt ``body`` for all thread members (but this device) and send it; the id."""
+async def encrypt_for_thread(bot: ClientXMPP, thread_jid: str, body: str) -> Message:
+    """``body`` encrypted for all thread members (but this device), ready to send."""
     recipients = await thread_members(bot, thread_jid)
     recipients.discard(bot.boundjid.bare)
     message = bot.make_message(mto=JID(thread_jid), mtype="groupchat")
@@ -182,8 +189,20 @@ async def send_omemo_groupchat(bot: ClientXMPP, thread_jid: str, body: str) -> s
     encrypted, errors = await plugin.encrypt_message(message, {JID(j) for j in recipients})
     if errors:
         log.warning("encryption errors: %s", [type(e).__name__ for e in errors])
+    return encrypted
+
+
+async def send_omemo_groupchat(bot: ClientXMPP, thread_jid: str, body: str) -> str:
+    """Encrypt ``body`` for all thread members (but this device) and send it; the id."""
+    encrypted = await encrypt_for_thread(bot, thread_jid, body)
     encrypted.send()
     return str(encrypted["id"])
+
+
+def key_rids(message: ET.Element) -> list[int]:
+    """The ``rid`` of every legacy OMEMO ``<key>`` in ``message`` (whom it is readable for)."""
+    header = f"{{{LEGACY_NS}}}encrypted/{{{LEGACY_NS}}}header/{{{LEGACY_NS}}}key"
+    return [int(key.get("rid", "0")) for key in message.iterfind(header)]
 
 
 def _stanza_id(message: Message, thread_jid: str) -> str:
@@ -200,6 +219,10 @@ class OmemoInbox:
         self.bot = bot
         self.messages: asyncio.Queue[Decrypted] = asyncio.Queue()
         self.failures: list[str] = []
+        # Every OMEMO groupchat message with a payload, as received (decryptable or not),
+        # and those this device could not decrypt, by message id.
+        self.received: list[ET.Element] = []
+        self.unreadable: asyncio.Queue[ET.Element] = asyncio.Queue()
         bot.register_handler(
             CoroutineCallback(
                 f"OmemoInbox-{id(self)}",
@@ -215,10 +238,12 @@ class OmemoInbox:
         if encrypted.find(f"{{{LEGACY_NS}}}payload") is None:
             return  # key transport / heartbeat: nothing to read
         thread = message["from"].bare
+        self.received.append(message.xml)
         try:
             plain, device = await self.bot.plugin["xep_0384"].decrypt_message(message)
         except Exception as exc:
             self.failures.append(type(exc).__name__)
+            await self.unreadable.put(message.xml)
             return
         nick = message["from"].resource
         own = self.bot.plugin["xep_0045"].get_our_jid_in_room(JID(thread)).endswith("/" + nick)
@@ -232,6 +257,10 @@ class OmemoInbox:
     async def take(self, count: int, timeout: float = 30) -> list[Decrypted]:
         """The next ``count`` decrypted messages (waits up to ``timeout`` seconds)."""
         return [await asyncio.wait_for(self.messages.get(), timeout) for _ in range(count)]
+
+    async def take_unreadable(self, timeout: float = 30) -> ET.Element:
+        """The next message that arrived but could not be decrypted on this device."""
+        return await asyncio.wait_for(self.unreadable.get(), timeout)
 
 
 async def fetch_thread_history(

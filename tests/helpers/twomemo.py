@@ -112,6 +112,11 @@ class OmemoTwoDevice:
         )
         return cls(jid, manager)
 
+    async def device(self) -> tuple[int, bytes]:
+        """This device's id and its identity key as published (Ed25519 for OMEMO 2)."""
+        own, _others = await self.manager.get_own_device_information()
+        return int(own.device_id), bytes(own.identity_key)
+
     async def encrypt(self, body: str, recipients: list[str]) -> ET.Element:
         """An ``<encrypted xmlns="urn:xmpp:omemo:2">`` element for ``recipients``' devices."""
         for recipient in recipients:  # their devices may be newer than our cached lists

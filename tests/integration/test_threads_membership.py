@@ -76,7 +76,7 @@ async def join_condition(bot: ClientXMPP, thread: str, nick: str) -> str:
 async def test_non_member_cannot_join_see_read_or_send(
     make_users: Callable[..., list[str]], gateway_factory: Callable[..., Awaitable[GatewayHandle]]
 ) -> None:
-    gw = await gateway_factory()
+    gw = await gateway_factory(policy={"device_approval": "all"})
     alice, eve = make_users("alice", "eve")
     gw.cli("threads", "create", "ward9", "--title", "Ward 9", "--member", alice)
     thread = f"ward9@{gw.jid}"
@@ -93,7 +93,7 @@ async def test_non_member_cannot_join_see_read_or_send(
 async def test_removed_member_is_kicked_and_loses_everything_at_once(
     make_users: Callable[..., list[str]], gateway_factory: Callable[..., Awaitable[GatewayHandle]]
 ) -> None:
-    gw = await gateway_factory()
+    gw = await gateway_factory(policy={"device_approval": "all"})
     alice, bob = make_users("alice", "bob")
     gw.cli("threads", "create", "ward5", "--title", "Ward 5", "--member", alice, "--member", bob)
     thread = f"ward5@{gw.jid}"

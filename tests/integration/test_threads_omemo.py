@@ -2,7 +2,9 @@
 
 Three slixmpp-omemo clients join a thread created with the CLI and read each other's
 messages; a member who was offline catches up by MAM; an OMEMO 2 element is relayed
-unchanged.
+unchanged. These tests are about threads, not device approval: their gateways run with
+``policy.device_approval = "all"`` (every discovered device approved; the device policy
+itself is tested in test_device_policy*.py).
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ from tests.helpers.omemo import (
     join_thread,
     send_omemo_groupchat,
 )
+from tests.helpers.registry import register_omemo2
 from tests.helpers.twomemo import Directory, OmemoTwoDevice
 from tests.integration.conftest import PASSWORD, GatewayHandle
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
+ALL_DEVICES = {"device_approval": "all"}
 MakeUsers = Callable[..., list[str]]
 GatewayFactory = Callable[..., Awaitable[GatewayHandle]]
 
@@ -43,7 +47,7 @@ def create_thread(gw: GatewayHandle, name: str, members: list[str]) -> str:
 async def test_three_clinicians_read_each_others_omemo_messages(
     make_users: MakeUsers, gateway_factory: GatewayFactory
 ) -> None:
-    gw = await gateway_factory()
+    gw = await gateway_factory(policy=ALL_DEVICES)
     users = make_users("alice", "bob", "carol")
     thread = create_thread(gw, "ward3", users)
     bots = await asyncio.gather(*(connect_omemo_bot(u, PASSWORD, gw.server) for u in users))
@@ -66,7 +70,7 @@ async def test_three_clinicians_read_each_others_omemo_messages(
 async def test_member_offline_during_the_conversation_catches_up_by_mam(
     make_users: MakeUsers, gateway_factory: GatewayFactory
 ) -> None:
-    gw = await gateway_factory()
+    gw = await gateway_factory(policy=ALL_DEVICES)
     alice, bob, dave = make_users("alice", "bob", "dave")
     thread = create_thread(gw, "icu", [alice, bob, dave])
     # Dave's device exists (bundle published) but Dave is offline while the others talk.
@@ -98,12 +102,16 @@ async def test_member_offline_during_the_conversation_catches_up_by_mam(
 async def test_omemo2_element_is_relayed_unchanged(
     make_users: MakeUsers, gateway_factory: GatewayFactory
 ) -> None:
-    gw = await gateway_factory()
+    gw = await gateway_factory(policy=ALL_DEVICES)
     kai, alice = make_users("kai", "alice")
     thread = create_thread(gw, "ward7", [kai, alice])
     directory = Directory()
     kai_device = await OmemoTwoDevice.create(kai, directory)
     alice_device = await OmemoTwoDevice.create(alice, directory)
+    # The OMEMO 2 devices live in the test process, not in PEP: record them as discovery
+    # would (approved, as the gateway runs in "all" mode).
+    for jid, device in ((kai, kai_device), (alice, alice_device)):
+        await register_omemo2(gw.gateway.registry, jid, *await device.device())
     element = await kai_device.encrypt("insulin 4 IU", [alice])
     bots: list[ClientXMPP] = [
         await connect_bot(jid, PASSWORD, gw.server, plugins=("xep_0030", "xep_0045"))

@@ -197,6 +197,48 @@ async def test_failing_discovery_refuses_the_message() -> None:
     assert (await policy.evaluate(ctx(message(1, 2)))).reason == "sender-device-not-approved"
 
 
+async def test_key_for_a_device_never_seen_makes_discovery_ask_the_members() -> None:
+    """A member published a device after joining: discovered, then the key is kept (I.4)."""
+    registry = FakeRegistry(approved(ALICE, 1))
+    asked: list[str] = []
+
+    async def discover(jid: str) -> None:
+        asked.append(jid)
+        if jid == BOB:
+            registry.devices.append(approved(BOB, 2))
+
+    verdict = await pipeline(registry, discovery=discover).evaluate(ctx(message(1, 2)))
+    assert verdict.action is Action.ACCEPT
+    assert sorted(asked) == [ALICE, BOB]  # legacy keys carry no JID: every member is asked
+
+
+async def test_key_for_an_unknown_device_asks_each_member_at_most_once_a_minute() -> None:
+    asked: list[str] = []
+
+    async def discover(jid: str) -> None:
+        asked.append(jid)
+
+    policy = pipeline(FakeRegistry(approved(ALICE, 1), approved(BOB, 2)), discovery=discover)
+    for _ in range(3):
+        verdict = await policy.evaluate(ctx(message(1, 2, 99)))
+        assert verdict.action is Action.MODIFY  # 99 stays unknown: its key is removed
+    assert sorted(asked) == [ALICE, BOB]
+
+
+async def test_key_for_a_known_pending_device_asks_nobody() -> None:
+    pending = Device(DeviceKey(BOB, LEGACY_NS, 3), DeviceState.PENDING, None, None, True)
+    asked: list[str] = []
+
+    async def discover(jid: str) -> None:
+        asked.append(jid)
+
+    policy = pipeline(
+        FakeRegistry(approved(ALICE, 1), approved(BOB, 2), pending), discovery=discover
+    )
+    assert (await policy.evaluate(ctx(message(1, 2, 3)))).action is Action.MODIFY
+    assert asked == []
+
+
 async def test_sender_is_told_once_who_may_not_read() -> None:
     policy = pipeline(FakeRegistry(approved(ALICE, 1), approved(ALICE, 3), approved(BOB, 2)))
     first = await policy.evaluate(ctx(message(1, 3)))  # only for alice's other device

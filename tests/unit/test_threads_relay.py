@@ -56,6 +56,10 @@ class TestRelay(ThreadStanzaTest):
         )
         error = self.expect_error(f"{BOB}/pc", WARD, "policy-violation", "p1")
         assert error.find("{jabber:component:accept}error").get("type") == "modify"  # type: ignore[union-attr]
+        reason = error.find(
+            "{jabber:component:accept}error/{urn:xmpp-clinic:policy:0}plaintext-refused"
+        )
+        assert reason is not None  # the reason code, as an application-specific condition
         self.send(None)
         assert self.archived() == []
 

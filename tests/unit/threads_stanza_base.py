@@ -16,13 +16,15 @@ from slixmpp.test import SlixTest
 
 from xmpp_clinic.archive.messages import MessageArchive
 from xmpp_clinic.config import Settings, ThreadSettings, XmppSettings
-from xmpp_clinic.policy.verdict import MessagePolicy
+from xmpp_clinic.policy.e2e import check_e2e
+from xmpp_clinic.policy.verdict import MessageContext, MessagePolicy, Verdict
 from xmpp_clinic.store import Store
-from xmpp_clinic.threads import ThreadOnlyPolicy, ThreadService
+from xmpp_clinic.threads import ThreadService
 from xmpp_clinic.xmpp.commands import AdminCommands
 from xmpp_clinic.xmpp.mam import ThreadArchive
 from xmpp_clinic.xmpp.muc_admin import MemberLists
 from xmpp_clinic.xmpp.occupants import make_occupant_id
+from xmpp_clinic.xmpp.omemo import parse_header
 from xmpp_clinic.xmpp.relay import Relay
 from xmpp_clinic.xmpp.selfping import SelfPing
 from xmpp_clinic.xmpp.thread_disco import ThreadDisco
@@ -39,6 +41,17 @@ EVE = "eve@hospital.test"
 
 def oid(bare: str, thread: str = WARD) -> str:
     return make_occupant_id(thread, bare)
+
+
+class EncryptedOnly:
+    """A policy double: the e2e check alone (II.1), so relay tests need no device registry.
+
+    The full pipeline (membership -> e2e -> devices) is tested in test_policy_pipeline.py
+    and, wired into the gateway, in tests/integration/test_device_policy*.py.
+    """
+
+    async def evaluate(self, ctx: MessageContext) -> Verdict:
+        return check_e2e(ctx.stanza, parse_header(ctx.stanza))
 
 
 class ThreadStanzaTest(SlixTest):
@@ -73,7 +86,7 @@ class ThreadStanzaTest(SlixTest):
             Relay(
                 self.host,
                 self.archive,
-                self.policy or ThreadOnlyPolicy(),
+                self.policy or EncryptedOnly(),
                 new_id=lambda: f"sid-{next(self.sid_counter)}",
             ),
             MemberLists(self.host),

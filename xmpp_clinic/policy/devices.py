@@ -37,6 +37,7 @@ class DeviceCheck:
     verdict: Verdict
     sender_known: bool  # False: the registry has never seen this device -> discover
     unreadable_for: tuple[str, ...] = ()  # members with an approved device that got no key
+    unknown_recipients: tuple[RecipientKey, ...] = ()  # keys for devices never seen -> discover
 
 
 def _sender_refusal(device: Device | None, sid: int) -> Verdict:
@@ -89,14 +90,17 @@ def check_devices(
         return DeviceCheck(Verdict.accept(), True, unreadable)
     kept_set = set(kept)
     removed = [key for key in header.keys if key not in kept_set]
+    unknown = tuple(key for key in removed if not snap.knows(ns, key.rid, key.jid))
     ids = ", ".join(str(key.rid) for key in removed[:10])
     if facts.unapproved_recipient == "reject":
         text = f"The message is encrypted for devices that are not approved ({ids})."
-        return DeviceCheck(Verdict.reject("recipient-device-not-approved", text), True)
+        verdict = Verdict.reject("recipient-device-not-approved", text)
+        return DeviceCheck(verdict, True, unknown_recipients=unknown)
     if not kept:
         text = "None of the devices this message is encrypted for is approved."
-        return DeviceCheck(Verdict.reject("no-approved-recipient", text), True)
+        verdict = Verdict.reject("no-approved-recipient", text)
+        return DeviceCheck(verdict, True, unknown_recipients=unknown)
     stripped = strip_keys(message, removed)
     text = f"Removed {len(removed)} key(s) for devices that are not approved ({ids})."
     verdict = Verdict(Action.MODIFY, "recipient-device-not-approved", text, stripped)
-    return DeviceCheck(verdict, True, unreadable)
+    return DeviceCheck(verdict, True, unreadable, unknown)

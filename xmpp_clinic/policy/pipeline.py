@@ -148,21 +148,49 @@ class Pipeline:
             bare(ctx.sender), members_of(ctx), self._clock(), self._policy.unapproved_recipient
         )
         check = check_devices(parsed, ctx.stanza, facts, snapshot)
-        if not check.sender_known and await self._discover(facts.sender, parsed):
+        if not check.sender_known and await self._discover_sender(facts.sender, parsed):
+            check = check_devices(parsed, ctx.stanza, facts, await self._load())
+        if check.unknown_recipients and await self._discover_recipients(facts, check):
             check = check_devices(parsed, ctx.stanza, facts, await self._load())
         return self._follow_up(ctx, parsed, check), parsed
 
-    async def _discover(self, sender: str, header: OmemoHeader) -> bool:
+    async def _discover_sender(self, sender: str, header: OmemoHeader) -> bool:
         """Ask discovery about an unknown sender device, at most once a minute (I.4)."""
-        key = DeviceKey(sender, header.namespace, header.sid)
-        age = self._asked.age(key)
-        if self._discovery is None or (age is not None and age < self._rediscover_after):
+        return await self._discover({DeviceKey(sender, header.namespace, header.sid): sender})
+
+    async def _discover_recipients(self, facts: DeviceFacts, check: DeviceCheck) -> bool:
+        """Ask discovery about members whose devices got a key the registry never saw (I.4).
+
+        A member may publish a device after joining (or never join and read later by
+        MAM); without this their key would be removed until the periodic refresh. Legacy
+        keys carry no JID, so every member is asked; OMEMO 2 keys name their member.
+        Each member is asked at most once a minute.
+        """
+        jids: set[str] = set()
+        for key in check.unknown_recipients:
+            jids |= facts.members if key.jid is None else {key.jid} & facts.members
+        return await self._discover({("recipient", jid): jid for jid in sorted(jids)})
+
+    async def _discover(self, asks: dict[Hashable, str]) -> bool:
+        """Refresh the people of ``asks`` (memory key -> bare JID) not asked in the last
+        ``rediscover_after`` seconds, then reload the snapshot; False if nobody was asked."""
+        due = {
+            key: jid
+            for key, jid in asks.items()
+            if (age := self._asked.age(key)) is None or age >= self._rediscover_after
+        }
+        if self._discovery is None or not due:
             return False
-        self._asked.add(key)
+        for key in due:
+            self._asked.add(key)
+        discovery = self._discovery
         try:
-            await asyncio.wait_for(self._discovery(sender), self._discovery_timeout)
+            await asyncio.wait_for(
+                asyncio.gather(*(discovery(jid) for jid in set(due.values()))),
+                self._discovery_timeout,
+            )
         except Exception:
-            log.warning("device discovery failed", extra={"jid": sender})
+            log.warning("device discovery failed", extra={"people": len(due)})
             return False
         await self.reload()
         return True

@@ -41,6 +41,12 @@ class RegistrySnapshot:
         devices = self._by_person.get((jid, namespace), ())
         return frozenset(d.device_id for d in devices if d.usable(now) and d.active)
 
+    def knows(self, namespace: str, device_id: int, jid: str | None = None) -> bool:
+        """Whether the registry has ever seen this device id (of ``jid``, when given)."""
+        if jid is not None:
+            return DeviceKey(jid, namespace, device_id) in self._devices
+        return (namespace, device_id) in self._by_id
+
     def usable_owners(self, namespace: str, device_id: int, now: datetime) -> frozenset[str]:
         """Persons with a usable device of this id (legacy keys carry no JID)."""
         devices = self._by_id.get((namespace, device_id), ())

@@ -1,4 +1,4 @@
-"""Care threads as a domain: threads, members, affiliations (IV.2), and the default policy."""
+"""Care threads as a domain: threads, members, affiliations (IV.2)."""
 
 from xmpp_clinic.threads.book import MembershipChange, ThreadBook
 from xmpp_clinic.threads.model import (
@@ -14,7 +14,6 @@ from xmpp_clinic.threads.model import (
     ThreadNotFound,
     direct_name,
 )
-from xmpp_clinic.threads.policy import ThreadOnlyPolicy
 from xmpp_clinic.threads.service import ThreadService
 
 __all__ = [
@@ -30,7 +29,6 @@ __all__ = [
     "ThreadExists",
     "ThreadInfo",
     "ThreadNotFound",
-    "ThreadOnlyPolicy",
     "ThreadService",
     "direct_name",
 ]

@@ -177,10 +177,18 @@ class DeviceDiscovery:
         self._registry = registry
         self._interval = refresh_seconds
         self._slots = asyncio.Semaphore(concurrency)
+        # One refresh of a person at a time: a join and an unknown sender device often
+        # ask together, and two observations of one new device would collide.
+        self._people: dict[str, asyncio.Lock] = {}
 
     async def refresh(self, jid: str) -> RefreshResult:
         """Fetch both device lists of ``jid`` and their bundles; record them."""
         bare = jid.split("/", 1)[0].lower()
+        # One lock per member ever refreshed: bounded by the hospital's directory.
+        async with self._people.setdefault(bare, asyncio.Lock()):
+            return await self._refresh(bare)
+
+    async def _refresh(self, bare: str) -> RefreshResult:
         result = RefreshResult(bare)
         for namespace in NAMESPACES:
             try:
@@ -215,8 +223,17 @@ class DeviceDiscovery:
     async def refresh_many(self, jids: Iterable[str]) -> list[RefreshResult]:
         return list(await asyncio.gather(*(self.refresh(jid) for jid in set(jids))))
 
-    async def run_periodic(self, members: Callable[[], Awaitable[Iterable[str]]]) -> None:
-        """Every ``policy.device_refresh_seconds``: refresh all members, then apply expiry."""
+    async def run_periodic(
+        self,
+        members: Callable[[], Awaitable[Iterable[str]]],
+        *,
+        after_round: Callable[[], Awaitable[object]] | None = None,
+    ) -> None:
+        """Every ``policy.device_refresh_seconds``: refresh all members, then apply expiry.
+
+        ``after_round`` runs after each round, also after a failed one (the gateway sends
+        the notices the round queued, I.5).
+        """
         while True:
             await asyncio.sleep(self._interval)
             try:
@@ -224,3 +241,8 @@ class DeviceDiscovery:
                 await self._registry.expire_due()
             except Exception:
                 log.exception("periodic device refresh failed; trying again next round")
+            if after_round is not None:
+                try:
+                    await after_round()
+                except Exception:
+                    log.exception("work after the periodic device refresh failed")

@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 NOT_OCCUPANT = "Only occupants of this thread may send to it."
 NOT_STORED = "The message could not be archived and was not delivered; please retry."
 NOT_CHECKED = "The message could not be checked and was not delivered; please retry."
+# Application-specific error condition (RFC 6120 8.3.4) carrying the policy reason code.
+NS_POLICY = "urn:xmpp-clinic:policy:0"
 
 
 def _strip(child: ET.Element, thread_jid: str) -> bool:
@@ -82,13 +84,18 @@ class Relay:
         async with lock:
             await self._relay(msg)
 
-    def _refuse(self, msg: Message, condition: str, etype: str, text: str) -> None:
-        self.host.send(
-            ms.stanza_error(
-                "message", msg["to"].full, msg["from"].full, condition, etype, text,
-                stanza_id=msg["id"],
-            )
+    def _refuse(
+        self, msg: Message, condition: str, etype: str, text: str, *, reason: str = ""
+    ) -> None:
+        """An error to the sender; ``reason`` adds ``<REASON xmlns=NS_POLICY/>`` (II.1, I.4)."""
+        root = ms.stanza_error(
+            "message", msg["to"].full, msg["from"].full, condition, etype, text,
+            stanza_id=msg["id"],
         )  # fmt: skip
+        error = root.find(f"{{{ms.NS_COMPONENT}}}error")
+        if reason and error is not None:
+            ET.SubElement(error, f"{{{NS_POLICY}}}{reason}")
+        self.host.send(root)
 
     async def _relay(self, msg: Message) -> None:
         sender = msg["from"]
@@ -112,7 +119,7 @@ class Relay:
             log.info(
                 "message refused", extra={"care_thread": thread.name, "reason": verdict.reason}
             )
-            self._refuse(msg, "policy-violation", "modify", verdict.text)
+            self._refuse(msg, "policy-violation", "modify", verdict.text, reason=verdict.reason)
             return
         source = verdict.stanza if verdict.action is Action.MODIFY and verdict.stanza else msg.xml
         if not await self._deliver(thread, occupant, msg, source):

@@ -29,6 +29,9 @@ from xmpp_clinic.xmpp.occupants import Occupant, Room, make_occupant_id
 
 log = logging.getLogger(__name__)
 
+# Called with a member's bare JID when they join a thread or are added to one.
+ArrivalListener = Callable[[str], None]
+
 _MUC_PAYLOAD = {
     f"{{{ms.NS_MUC}}}x",
     f"{{{ms.NS_MUC_USER}}}x",
@@ -97,11 +100,27 @@ class ThreadHost:
         self.rooms: dict[str, Room] = {}
         self._refresh = refresh
         self._reloading = asyncio.Lock()
+        self._arrival_listeners: list[ArrivalListener] = []
 
     # ------------------------------------------------------------------ set-up
     def attach(self) -> None:
         """Register the presence handler; relay, MAM and the rest attach themselves."""
         handle(self.xmpp, "ThreadPresence", ToThread("presence", self.domain), self._on_presence)
+
+    def on_member_arrival(self, listener: ArrivalListener) -> None:
+        """Call ``listener(bare_jid)`` when a member joins a thread or is added to one.
+
+        The device registry listens to learn the person's OMEMO devices (I.4); listeners
+        must not block (start a task for slow work).
+        """
+        self._arrival_listeners.append(listener)
+
+    def _member_arrived(self, bare: str) -> None:
+        for listener in self._arrival_listeners:
+            try:
+                listener(bare)
+            except Exception:
+                log.exception("member arrival listener failed")
 
     async def load(self) -> None:
         """Load the thread snapshot at start (nobody is present yet: nothing to announce)."""
@@ -236,6 +255,7 @@ class ThreadHost:
         self.send(self.occupant_presence(thread, occupant, sender.full, statuses))
         self._send_subject(thread, sender.full)
         log.info("occupant joined", extra={"care_thread": thread.name})
+        self._member_arrived(sender.bare)
 
     def _send_subject(self, thread: ThreadInfo, to: str) -> None:
         # Clients treat the subject as the end of the join: always send it, even empty.
@@ -295,6 +315,8 @@ class ThreadHost:
         else:
             for occupant in present:
                 self._broadcast_presence(thread, occupant)
+            if change.before is None:
+                self._member_arrived(change.jid)
         self._announce(thread, change)
 
     def _announce(self, thread: ThreadInfo, change: MembershipChange) -> None:

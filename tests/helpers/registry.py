@@ -1,0 +1,51 @@
+"""Test-side access to a running gateway's device registry (I.4, I.5).
+
+Tests approve and revoke through the CLI as operators do; these helpers only wait for
+discovery to finish, and register OMEMO 2 devices whose public data the tests keep
+in process (tests/helpers/twomemo.py) rather than in PEP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from xmpp_clinic.registry.model import Device, ObservedDevice
+from xmpp_clinic.registry.service import DeviceRegistry
+from xmpp_clinic.xmpp.omemo import LEGACY_NS, OMEMO2_NS
+
+
+async def wait_for_device(
+    registry: DeviceRegistry,
+    jid: str,
+    device_id: int,
+    *,
+    namespace: str = LEGACY_NS,
+    timeout: float = 30.0,
+) -> Device:
+    """The device once discovery has recorded it (it runs when a member joins a thread)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for device in await registry.devices(jid):
+            if device.device_id == device_id and device.namespace == namespace:
+                return device
+        if time.monotonic() > deadline:
+            raise AssertionError(f"device {device_id} of {jid} was not discovered in {timeout}s")
+        await asyncio.sleep(0.1)
+
+
+async def register_omemo2(
+    registry: DeviceRegistry, jid: str, device_id: int, identity_key: bytes
+) -> Device:
+    """Record an OMEMO 2 device as discovery would have found it in PEP.
+
+    The state follows ``policy.device_approval`` like any discovered device.
+    """
+    listed = {
+        device.device_id: ObservedDevice(device.label, device.identity_key)
+        for device in await registry.devices(jid)
+        if device.namespace == OMEMO2_NS and device.active
+    }
+    listed[device_id] = ObservedDevice(None, identity_key)
+    await registry.observe(jid, OMEMO2_NS, listed)
+    return await registry.device(jid, device_id, OMEMO2_NS)

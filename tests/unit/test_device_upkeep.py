@@ -1,0 +1,104 @@
+"""The gateway's device upkeep: notices go out as chat messages, arrivals are discovered (I.5)."""
+
+from __future__ import annotations
+
+import asyncio
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from slixmpp import JID
+
+from xmpp_clinic.config import PolicySettings
+from xmpp_clinic.registry.model import ObservedDevice
+from xmpp_clinic.registry.service import DeviceRegistry
+from xmpp_clinic.store import Store
+from xmpp_clinic.xmpp.device_upkeep import DeviceUpkeep
+from xmpp_clinic.xmpp.omemo import LEGACY_NS
+
+COMPONENT = "clinic.hospital.test"
+BOB = "bob@hospital.test"
+
+
+class FakeComponent:
+    """What DeviceUpkeep uses of the component: its JID, whether online, send()."""
+
+    def __init__(self, online: bool = True) -> None:
+        self.boundjid = JID(COMPONENT)
+        self.online = online
+        self.sent: list[ET.Element] = []
+
+    def send(self, data: str) -> None:
+        self.sent.append(
+            ET.fromstring(data.replace("<message ", '<message xmlns="jabber:component:accept" ', 1))
+        )
+
+
+class FakeDiscovery:
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+        self.release = asyncio.Event()
+
+    async def refresh(self, jid: str) -> None:
+        self.asked.append(jid)
+        await self.release.wait()
+
+    async def run_periodic(self, members: Any, *, after_round: Any = None) -> None:
+        await asyncio.Event().wait()
+
+
+@pytest.fixture
+async def registry(tmp_path: Path) -> AsyncIterator[DeviceRegistry]:
+    store = Store(f"sqlite+aiosqlite:///{tmp_path / 'upkeep.db'}")
+    await store.migrate()
+    yield DeviceRegistry(store, PolicySettings())
+    await store.close()
+
+
+async def no_members() -> Iterable[str]:
+    return []
+
+
+def upkeep(component: FakeComponent, registry: DeviceRegistry, discovery: Any) -> DeviceUpkeep:
+    return DeviceUpkeep(component, registry, discovery, no_members)  # type: ignore[arg-type]
+
+
+async def test_pending_device_notice_is_sent_as_a_chat_message_from_the_gateway(
+    registry: DeviceRegistry,
+) -> None:
+    await registry.observe(BOB, LEGACY_NS, {7: ObservedDevice()})
+    component = FakeComponent()
+    assert await upkeep(component, registry, FakeDiscovery()).send_notices() == 1
+    [sent] = component.sent
+    assert (sent.get("from"), sent.get("to"), sent.get("type")) == (COMPONENT, BOB, "chat")
+    body = sent.findtext("{jabber:component:accept}body") or ""
+    assert body.startswith("Your device (id 7) is waiting for approval by hospital IT")
+    assert await registry.take_notices() == []  # sent once
+
+
+async def test_notices_wait_in_the_store_while_the_gateway_is_offline(
+    registry: DeviceRegistry,
+) -> None:
+    await registry.observe(BOB, LEGACY_NS, {7: ObservedDevice()})
+    component = FakeComponent(online=False)
+    assert await upkeep(component, registry, FakeDiscovery()).send_notices() == 0
+    assert component.sent == []
+    assert len(await registry.take_notices()) == 1
+
+
+async def test_arrivals_of_one_person_are_coalesced(registry: DeviceRegistry) -> None:
+    discovery = FakeDiscovery()
+    keeper = upkeep(FakeComponent(), registry, discovery)
+    keeper.member_arrived(f"{BOB}/phone")
+    await asyncio.sleep(0)
+    for _ in range(3):  # three more joins while the first refresh runs
+        keeper.member_arrived(f"{BOB}/tablet")
+    await asyncio.sleep(0)
+    assert discovery.asked == [BOB]
+    discovery.release.set()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert discovery.asked == [BOB, BOB]  # one more, for what changed meanwhile
+    await keeper.stop()

@@ -1,0 +1,142 @@
+"""Keeps the device registry current on a running gateway (I.4, I.5, III.3).
+
+- A member who joins a thread or is added to one has their PEP device lists read at
+  once (one refresh per person in flight, at most one more queued behind it).
+- Every ``policy.device_refresh_seconds`` every member is refreshed and expiry is applied
+  (:meth:`DeviceDiscovery.run_periodic`).
+- Notices the registry queued (device pending, approved, revoked, expiring, expired) go
+  to the person as chat messages from the gateway's JID: after each periodic round,
+  whenever the "devices" change counter moves, and when the component comes online.
+- Last-seen times of devices that sent are written every ``NOTICE_SECONDS``.
+
+Background loops log failures (never content or keys) and keep running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import xml.etree.ElementTree as ET
+from collections.abc import Awaitable, Callable, Iterable
+
+from xmpp_clinic.registry.model import DeviceKey, Notice
+from xmpp_clinic.registry.service import DeviceRegistry
+from xmpp_clinic.xmpp import muc_stanzas as ms
+from xmpp_clinic.xmpp.component import ClinicComponent
+from xmpp_clinic.xmpp.pep import DeviceDiscovery
+
+log = logging.getLogger(__name__)
+
+# How often queued notices are looked for without a "devices" change, and how often
+# last-seen times are written.
+NOTICE_SECONDS = 60.0
+NOTICE_BATCH = 100
+
+
+class DeviceUpkeep:
+    """Discovery on arrival, periodic refresh and expiry, notices, last-seen (I.4, I.5)."""
+
+    def __init__(
+        self,
+        component: ClinicComponent,
+        registry: DeviceRegistry,
+        discovery: DeviceDiscovery,
+        members: Callable[[], Awaitable[Iterable[str]]],
+        *,
+        seen: Callable[[], set[DeviceKey]] | None = None,
+        interval: float = NOTICE_SECONDS,
+    ) -> None:
+        self._component = component
+        self._registry = registry
+        self._discovery = discovery
+        self._members = members
+        self._seen = seen
+        self._interval = interval
+        self._wake = asyncio.Event()
+        self._sending = asyncio.Lock()
+        self._arrivals: dict[str, asyncio.Task[None]] = {}
+        self._again: set[str] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # ------------------------------------------------------------------ hooks
+    def member_arrived(self, jid: str) -> None:
+        """Read ``jid``'s devices now (a ThreadHost arrival listener); never blocks."""
+        bare = jid.split("/", 1)[0].lower()
+        if bare in self._arrivals:
+            self._again.add(bare)  # the list may have changed since that refresh began
+            return
+        self._arrivals[bare] = asyncio.ensure_future(self._refresh_arrival(bare))
+
+    async def devices_changed(self) -> None:
+        """A ChangeWatcher listener for "devices": send the queued notices soon."""
+        self._wake.set()
+
+    def online(self, _event: object = None) -> None:
+        """The component is (back) online: notices queued meanwhile can go out."""
+        self._wake.set()
+
+    # -------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.ensure_future(
+                self._discovery.run_periodic(self._members, after_round=self.send_notices)
+            ),
+            asyncio.ensure_future(self._notice_loop()),
+        ]
+
+    async def stop(self) -> None:
+        tasks = [*self._tasks, *self._arrivals.values()]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks, self._arrivals = [], {}
+
+    # ------------------------------------------------------------------- work
+    async def _refresh_arrival(self, bare: str) -> None:
+        try:
+            while True:
+                self._again.discard(bare)
+                try:
+                    await self._discovery.refresh(bare)
+                except Exception:
+                    log.exception("device discovery on arrival failed")
+                if bare not in self._again:
+                    return
+        finally:
+            self._arrivals.pop(bare, None)
+
+    async def _notice_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._interval)
+            self._wake.clear()
+            try:
+                await self.send_notices()
+                seen = self._seen() if self._seen is not None else set()
+                if seen:
+                    await self._registry.mark_seen(seen)
+            except Exception:
+                log.exception("sending device notices failed; trying again later")
+
+    async def send_notices(self) -> int:
+        """Send every queued notice while the component is online; how many were sent."""
+        sent = 0
+        async with self._sending:
+            while self._component.online:
+                batch = await self._registry.take_notices(NOTICE_BATCH)
+                for notice in batch:
+                    self._send(notice)
+                sent += len(batch)
+                if len(batch) < NOTICE_BATCH:
+                    break
+        if sent:
+            log.info("device notices sent", extra={"count": sent})
+        return sent
+
+    def _send(self, notice: Notice) -> None:
+        root = ms.stanza("message", self._component.boundjid.bare, notice.jid, type="chat")
+        ET.SubElement(root, f"{{{ms.NS_COMPONENT}}}body").text = notice.text
+        self._component.send(ms.serialise(root))
