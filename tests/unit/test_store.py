@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -62,5 +63,55 @@ async def test_unreachable_store_fails_closed_with_clear_error() -> None:
     try:
         with pytest.raises(StoreUnavailable, match="cannot migrate"):
             await store.migrate()
+    finally:
+        await store.close()
+
+
+async def test_concurrent_refresh_waits_for_listeners_to_finish(tmp_path: Path) -> None:
+    """A message arriving mid-reload must not be judged on the old state (I.5)."""
+    store = Store(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    try:
+        await store.migrate()
+        watcher = ChangeWatcher(store)
+        reloaded = asyncio.Event()
+        started = asyncio.Event()
+
+        async def slow_reload() -> None:
+            started.set()
+            await asyncio.sleep(0.2)
+            reloaded.set()
+
+        watcher.on_change("devices", slow_reload)
+        await watcher.refresh()
+        async with store.session() as session:
+            await bump(session, "devices")
+        first = asyncio.ensure_future(watcher.refresh())
+        await started.wait()
+        await watcher.refresh()  # the message path's refresh
+        assert reloaded.is_set()
+        assert await first == {"devices"}
+    finally:
+        await store.close()
+
+
+async def test_failed_listener_is_retried_on_next_refresh(tmp_path: Path) -> None:
+    store = Store(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    try:
+        await store.migrate()
+        watcher = ChangeWatcher(store)
+        calls: list[int] = []
+
+        async def flaky() -> None:
+            calls.append(1)
+            if len(calls) == 1:
+                raise RuntimeError("store hiccup")
+
+        watcher.on_change("threads", flaky)
+        async with store.session() as session:
+            await bump(session, "threads")
+        with pytest.raises(RuntimeError):
+            await watcher.refresh()
+        assert await watcher.refresh() == {"threads"}
+        assert len(calls) == 2
     finally:
         await store.close()

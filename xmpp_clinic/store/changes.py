@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -38,18 +39,26 @@ class ChangeWatcher:
         self._store = store
         self._seen: dict[str, int] = {}
         self._listeners: dict[str, list[Listener]] = {}
+        # One refresh at a time: a caller that arrives while listeners are still reloading
+        # waits for them, rather than deciding on the state from before the change.
+        self._lock = asyncio.Lock()
 
     def on_change(self, topic: str, listener: Listener) -> None:
         self._listeners.setdefault(topic, []).append(listener)
 
     async def refresh(self) -> set[str]:
-        """Call the listeners of every topic that changed since the last refresh."""
-        async with self._store.session() as session:
-            rows = (await session.execute(select(ChangeCounter.topic, ChangeCounter.value))).all()
-        changed = {topic for topic, value in rows if self._seen.get(topic) != value}
-        for topic, value in rows:
-            self._seen[topic] = value
-        for topic in changed:
-            for listener in self._listeners.get(topic, []):
-                await listener()
-        return changed
+        """Call the listeners of every topic that changed since the last refresh.
+
+        A topic counts as seen only once its listeners have finished; if one fails, the
+        next refresh calls them again.
+        """
+        async with self._lock:
+            async with self._store.session() as session:
+                query = select(ChangeCounter.topic, ChangeCounter.value)
+                rows = (await session.execute(query)).all()
+            changed = {topic: value for topic, value in rows if self._seen.get(topic) != value}
+            for topic, value in changed.items():
+                for listener in self._listeners.get(topic, []):
+                    await listener()
+                self._seen[topic] = value
+            return set(changed)

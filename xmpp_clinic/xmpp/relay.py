@@ -101,7 +101,9 @@ class Relay:
         sender = msg["from"]
         try:
             await self.host.refresh()
-        except StoreUnavailable:
+        except Exception as exc:  # store down, or a reload failed: fail closed (I.12)
+            if not isinstance(exc, StoreUnavailable):
+                log.exception("applying administrative changes failed; message refused")
             self._refuse(msg, "internal-server-error", "wait", NOT_CHECKED)
             return
         thread = self.host.book.get(msg["to"].user)
