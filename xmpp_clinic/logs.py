@@ -1,7 +1,9 @@
 """Structured logging that never carries message content, keys or secrets (I.12, II.3).
 
-Only our own log calls reach the handlers at DEBUG; slixmpp's stream loggers print whole
-stanzas at DEBUG, so they are held at INFO whatever the configured level.
+Only our own log calls reach the handlers at DEBUG. slixmpp's stream loggers print whole
+stanzas at DEBUG, so they are held at INFO whatever the configured level; SQLAlchemy's
+engine logger prints every statement with its bound values (archived stanzas, identity
+keys) already at INFO, so it and its database drivers are held at WARNING.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import Any
 from xmpp_clinic.config import LoggingSettings
 
 # Loggers that would print raw stanzas (and so message content) at DEBUG.
-_STANZA_LOGGERS = ("slixmpp", "slixmpp_omemo", "omemo", "aiosqlite", "sqlalchemy.engine")
+_STANZA_LOGGERS = ("slixmpp", "slixmpp_omemo", "omemo")
+_SQL_LOGGERS = ("sqlalchemy", "aiosqlite", "asyncpg", "alembic")
 
 _STANDARD_ATTRS = frozenset(
     logging.LogRecord("x", 0, "x", 0, "x", None, None).__dict__.keys() | {"message", "asctime"}
@@ -63,5 +66,8 @@ def setup_logging(settings: LoggingSettings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.level)
+    floor = logging.getLevelName(settings.level)
     for name in _STANZA_LOGGERS:
-        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLevelName(settings.level)))
+        logging.getLogger(name).setLevel(max(logging.INFO, floor))
+    for name in _SQL_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, floor))
