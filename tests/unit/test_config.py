@@ -177,3 +177,31 @@ def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
     proc = cli("init", "--domain=hospital.test", "--output=x.toml", cwd=tmp_path)
     assert proc.returncode == 2
     assert "--force" in proc.stderr
+
+
+def test_init_with_bad_values_writes_nothing(tmp_path: Path) -> None:
+    proc = cli(
+        "init",
+        "--domain=hospital.test",
+        "--server-port=70000",
+        "--output=x.toml",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2
+    assert "xmpp.server_port" in proc.stderr
+    assert not (tmp_path / "x.toml").exists()
+    assert not (tmp_path / "component.secret").exists()
+
+
+def test_init_records_admins(tmp_path: Path) -> None:
+    proc = cli(
+        "init",
+        "--domain=hospital.test",
+        "--admin=it@hospital.test",
+        "--admin=it2@hospital.test",
+        "--output=x.toml",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    settings = load_settings(tmp_path / "x.toml")
+    assert settings.xmpp.admins == ["it@hospital.test", "it2@hospital.test"]

@@ -11,6 +11,7 @@ import tomli_w
 import typer
 
 from xmpp_clinic.cli.common import EXIT_USAGE, ConfigOption, fail, run, settings_from
+from xmpp_clinic.config import ConfigError, parse_settings
 from xmpp_clinic.templates import EJABBERD_TEMPLATE, PROSODY_TEMPLATE, render
 
 
@@ -66,6 +67,10 @@ def init(
     ejabberd_snippet: Annotated[
         Path | None, typer.Option(help="Also write the ejabberd config snippet here")
     ] = None,
+    admin: Annotated[
+        list[str] | None,
+        typer.Option(help="JID of an IT admin allowed to use ad-hoc commands (repeatable)"),
+    ] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing config")] = False,
 ) -> None:
     """Write a working config with the strictest defaults, and the server snippets."""
@@ -73,28 +78,19 @@ def init(
         fail(f"{output} exists; pass --force to overwrite it", EXIT_USAGE)
     component = component_jid or f"clinic.{domain}"
     secret_path = (secret_file or output.with_name("component.secret")).resolve()
-    store_url = store or f"sqlite+aiosqlite:///{output.resolve().with_name('xmpp-clinic.db')}"
-    data: dict[str, Any] = {
-        "xmpp": {
-            "component_jid": component,
-            "server_host": server_host,
-            "server_port": server_port,
-            "secret_file": str(secret_path),
-            "user_domains": [domain],
-            "admins": [],
-        },
-        "store": {"url": store_url},
-        "policy": {"device_approval": "manual", "unapproved_recipient": "strip"},
-        "threads": {"history_for_new_members": "none"},
-        "privacy": {
-            "notice_url": f"https://{domain}/privacy/messaging",
-            "controller_contact": f"mailto:dpo@{domain}",
-        },
-        "logging": {"level": "INFO", "json": False},
-    }
+    data = _config_data(
+        domain, component, server_host, server_port, secret_path,
+        store or _default_store(output), admin or [],
+    )  # fmt: skip
+    created = _write_secret(secret_path)
+    try:
+        parse_settings(data, output.resolve().parent)
+    except ConfigError as exc:
+        if created:
+            secret_path.unlink()
+        fail(str(exc), EXIT_USAGE)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(tomli_w.dumps(data), encoding="utf-8")
-    created = _write_secret(secret_path)
     typer.echo(f"wrote {output}")
     if created:
         typer.echo(f"created component secret {secret_path} (mode 0600)")
@@ -111,7 +107,46 @@ def init(
         if target is not None:
             target.write_text(render(template, **values), encoding="utf-8")
             typer.echo(f"wrote {target}")
-    settings_from(output)
+
+
+def _default_store(output: Path) -> str:
+    """SQLite beside the config, except under /etc, where state belongs in /var/lib."""
+    config_dir = output.resolve().parent
+    if config_dir.is_relative_to("/etc"):
+        state = Path("/var/lib/xmpp-clinic")
+        state.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return f"sqlite+aiosqlite:///{state / 'xmpp-clinic.db'}"
+    return f"sqlite+aiosqlite:///{config_dir / 'xmpp-clinic.db'}"
+
+
+def _config_data(
+    domain: str,
+    component: str,
+    server_host: str,
+    server_port: int,
+    secret_path: Path,
+    store_url: str,
+    admins: list[str],
+) -> dict[str, Any]:
+    """The config ``init`` writes: the strictest defaults, spelled out for the operator."""
+    return {
+        "xmpp": {
+            "component_jid": component,
+            "server_host": server_host,
+            "server_port": server_port,
+            "secret_file": str(secret_path),
+            "user_domains": [domain],
+            "admins": admins,
+        },
+        "store": {"url": store_url},
+        "policy": {"device_approval": "manual", "unapproved_recipient": "strip"},
+        "threads": {"history_for_new_members": "none"},
+        "privacy": {
+            "notice_url": f"https://{domain}/privacy/messaging",
+            "controller_contact": f"mailto:dpo@{domain}",
+        },
+        "logging": {"level": "INFO", "json": False},
+    }
 
 
 def demo() -> None:
