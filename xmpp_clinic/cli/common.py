@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from datetime import datetime
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -54,6 +55,13 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         fail(f"{exc}; check [store] url and that the database is reachable")
 
 
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
 def print_json(data: Any) -> None:
-    json.dump(data, sys.stdout, indent=2, default=str)
+    """JSON for scripts: timestamps in ISO 8601, everything else as plain values."""
+    json.dump(data, sys.stdout, indent=2, default=_json_value)
     sys.stdout.write("\n")
