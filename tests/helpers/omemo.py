@@ -26,15 +26,14 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from omemo.storage import Just, Maybe, Nothing, Storage
-from omemo.types import DeviceInformation, JSONType
 from slixmpp import JID, ClientXMPP, Message
-from slixmpp.plugins import register_plugin
 from slixmpp.xmlstream.handler import CoroutineCallback
 from slixmpp.xmlstream.matcher import MatchXPath
-from slixmpp_omemo import XEP_0384, TrustLevel
 
 from tests.helpers.bots import connect_bot, disconnect_bot
+
+# The OMEMO client plugin (in-memory storage, blind trust) is the demo phones' plugin.
+from xmpp_clinic.demo_clients import MemoryStorage
 from xmpp_clinic.devserver import DevServer
 
 log = logging.getLogger(__name__)
@@ -50,60 +49,6 @@ OMEMO_PLUGINS = (
 )  # fmt: skip
 OMEMO_START_TIMEOUT = 60.0  # ejabberd refuses publish-options, slixmpp-omemo retries
 _query_ids = itertools.count(1)
-
-
-class MemoryStorage(Storage):  # type: ignore[misc]
-    """python-omemo storage in a dict; reuse the object to keep a device across logins."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.data: dict[str, JSONType] = {}
-
-    async def _load(self, key: str) -> Maybe[JSONType]:
-        return Just(self.data[key]) if key in self.data else Nothing()
-
-    async def _store(self, key: str, value: JSONType) -> None:
-        self.data[key] = value
-
-    async def _delete(self, key: str) -> None:
-        self.data.pop(key, None)
-
-
-class ClinicOmemo(XEP_0384):  # type: ignore[misc]
-    """slixmpp-omemo with in-memory storage (config ``storage``) and blind trust."""
-
-    name = "xep_0384"
-    default_config = {"fallback_message": "This message is OMEMO encrypted.", "storage": None}
-
-    def plugin_init(self) -> None:
-        if self.config.get("storage") is None:
-            self.config["storage"] = MemoryStorage()
-        super().plugin_init()
-
-    @property
-    def storage(self) -> Storage:
-        return self.config["storage"]
-
-    @property
-    def _btbv_enabled(self) -> bool:
-        return True
-
-    async def _devices_blindly_trusted(
-        self, blindly_trusted: frozenset[DeviceInformation], identifier: str | None
-    ) -> None:
-        log.debug("blindly trusted %d devices", len(blindly_trusted))
-
-    async def _prompt_manual_trust(
-        self, manually_trusted: frozenset[DeviceInformation], identifier: str | None
-    ) -> None:
-        session_manager = await self.get_session_manager()
-        for device in manually_trusted:
-            await session_manager.set_trust(
-                device.bare_jid, device.identity_key, TrustLevel.TRUSTED.value
-            )
-
-
-register_plugin(ClinicOmemo)
 
 
 @dataclass(frozen=True)

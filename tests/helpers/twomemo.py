@@ -29,7 +29,7 @@ from omemo.message import Message as OmemoMessage
 from omemo.session_manager import DeviceList
 from omemo.types import DeviceInformation
 
-from tests.helpers.omemo import MemoryStorage
+from xmpp_clinic.demo_clients import MemoryStorage
 
 NAMESPACE = twomemo.twomemo.NAMESPACE
 SCE_NS = "urn:xmpp:sce:1"
