@@ -48,7 +48,7 @@ class Gateway:
         self.store = Store(settings.store.url)
         self.component = ClinicComponent(settings)
         self.changes = ChangeWatcher(self.store)
-        self.threads = ThreadService(self.store)
+        self.threads = ThreadService(self.store, user_domains=settings.xmpp.user_domains)
         self.archive = MessageArchive(self.store)
         self.audit_log = AuditLog(self.store)
         self.registry = DeviceRegistry(self.store, settings.policy)

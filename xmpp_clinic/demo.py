@@ -310,7 +310,8 @@ async def with_gateway(
     client.disconnect()
     store = Store(settings.store.url)  # IT's own connection, as the CLI opens one
     try:
-        thread = await create_thread(ThreadService(store), jids)
+        threads = ThreadService(store, user_domains=settings.xmpp.user_domains)
+        thread = await create_thread(threads, jids)
         thread_jid = f"{thread}@{settings.xmpp.component_jid}"
         step("2. The four clinicians' phones publish their OMEMO devices and join")
         await asyncio.gather(*(phone.log_in(server) for phone in phones))

@@ -39,7 +39,7 @@ async def test_archiving_a_message_logs_no_content(
     store = Store(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
     try:
         await store.migrate()
-        service = ThreadService(store)
+        service = ThreadService(store, user_domains=["hospital.test"])
         thread = await service.create("ward", "Ward", members=["alice@hospital.test"])
         stanza = f"<message><body>{MARKER}</body></message>"
         await MessageArchive(store).append(

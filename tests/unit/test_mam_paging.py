@@ -138,6 +138,22 @@ class TestMamAllHistory(MamTest):
         )
         assert self.ids(between) == ["s2", "s3"]
 
+    def test_malformed_with_is_bad_request(self) -> None:
+        self.recv_settled(
+            f'<iq type="set" id="iq1" from="{ALICE}/pc" to="{WARD}"><query xmlns="{MAM}">'
+            f'<x xmlns="jabber:x:data" type="submit"><field var="FORM_TYPE" type="hidden"><value>{MAM}</value></field>'
+            '<field var="with"><value>a@b@c</value></field></x></query></iq>'
+        )
+        self.expect_error(f"{ALICE}/pc", WARD, "bad-request", "iq1")
+
+    def test_timestamp_out_of_range_in_utc_is_bad_request(self) -> None:
+        self.recv_settled(
+            f'<iq type="set" id="iq1" from="{ALICE}/pc" to="{WARD}"><query xmlns="{MAM}">'
+            f'<x xmlns="jabber:x:data" type="submit"><field var="FORM_TYPE" type="hidden"><value>{MAM}</value></field>'
+            '<field var="start"><value>0001-01-01T00:00:00+01:00</value></field></x></query></iq>'
+        )
+        self.expect_error(f"{ALICE}/pc", WARD, "bad-request", "iq1")
+
     def test_non_member_cannot_query(self) -> None:
         self.recv_settled(
             f'<iq type="set" id="iq2" from="{EVE}/pc" to="{WARD}"><query xmlns="{MAM}"/></iq>'

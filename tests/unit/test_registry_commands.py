@@ -133,3 +133,22 @@ class TestDeviceCommands(ComponentTest):
         assert self.reply().get("type") == "error"
         device = self.run_coro(self.registry.device(BOB, 12))
         assert device.state is DeviceState.PENDING
+
+    def test_validity_beyond_ten_years_is_refused_clearly(self) -> None:
+        session = self.start_session("devices-approve")
+        fields = {"jid": BOB, "device_id": "12", "valid_days": "9999999"}
+        self.recv(submit("devices-approve", session, fields))
+        result = self.reply()
+        assert self.command(result).get("status") == "completed"
+        assert "1 to 3650" in self.notes(result)[0]
+        device = self.run_coro(self.registry.device(BOB, 12))
+        assert device.state is DeviceState.PENDING
+
+    def test_session_cannot_be_continued_under_another_node(self) -> None:
+        session = self.start_session("devices-approve")
+        fields = {"jid": BOB, "device_id": "12"}
+        stanza = submit("devices-approve", session, fields, sender="bob@hospital.test/phone")
+        self.recv(stanza.replace('node="devices-approve"', 'node="start-direct"'))
+        assert self.reply().get("type") == "error"
+        device = self.run_coro(self.registry.device(BOB, 12))
+        assert device.state is DeviceState.PENDING

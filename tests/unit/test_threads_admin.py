@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 from tests.unit.threads_stanza_base import (
     ALICE,
     BOB,
     CAROL,
     COMPONENT,
     EVE,
+    STANZAS,
     WARD,
     ThreadStanzaTest,
 )
@@ -70,6 +73,22 @@ class TestMemberLists(ThreadStanzaTest):
         assert [s.get("to") for s in sent] == [ALICE, BOB, CAROL, EVE, f"{CAROL}/pc"]
         assert sent[-1].get("type") == "result"
 
+    def test_owner_cannot_add_someone_from_another_domain(self) -> None:
+        self.recv_settled(
+            f'<iq type="set" id="s1" from="{CAROL}/pc" to="{WARD}"><query xmlns="{ADMIN}">'
+            '<item affiliation="member" jid="mallory@elsewhere.test"/></query></iq>'
+        )
+        sent = self.expect_error(f"{CAROL}/pc", WARD, "not-acceptable", "s1")
+        assert "hospital.test" in (sent.findtext(f".//{{{STANZAS}}}text") or "")
+        assert self.host.book.affiliation("ward", "mallory@elsewhere.test") is None
+
+    def test_malformed_item_jid_is_jid_malformed(self) -> None:
+        self.recv_settled(
+            f'<iq type="set" id="s1" from="{CAROL}/pc" to="{WARD}"><query xmlns="{ADMIN}">'
+            '<item affiliation="member" jid="a@b@c"/></query></iq>'
+        )
+        self.expect_error(f"{CAROL}/pc", WARD, "jid-malformed", "s1")
+
     def test_owner_cannot_make_the_thread_public_or_anonymous(self) -> None:
         for var, value in (
             ("muc#roomconfig_membersonly", "0"),
@@ -88,6 +107,28 @@ class TestMemberLists(ThreadStanzaTest):
             f'<iq type="get" id="c2" from="{ALICE}/pc" to="{WARD}"><query xmlns="{OWNER}"/></iq>'
         )
         self.expect_error(f"{ALICE}/pc", WARD, "forbidden", "c2")
+
+
+class TestWithoutUserDomains(ThreadStanzaTest):
+    """``xmpp.user_domains`` left empty: nobody can be added (fails closed, IV.2, I.12)."""
+
+    user_domains = ()
+
+    def test_owner_cannot_add_anyone(self) -> None:
+        self.recv_settled(
+            f'<iq type="set" id="s1" from="{CAROL}/pc" to="{WARD}"><query xmlns="{ADMIN}">'
+            f'<item affiliation="member" jid="{EVE}"/></query></iq>'
+        )
+        sent = self.expect_error(f"{CAROL}/pc", WARD, "not-acceptable", "s1")
+        assert "xmpp.user_domains" in (sent.findtext(f".//{{{STANZAS}}}text") or "")
+        assert self.host.book.affiliation("ward", EVE) is None
+
+    def test_owner_can_still_remove_a_member(self) -> None:
+        self.recv_settled(
+            f'<iq type="set" id="s1" from="{CAROL}/pc" to="{WARD}"><query xmlns="{ADMIN}">'
+            f'<item affiliation="none" jid="{BOB}"/></query></iq>'
+        )
+        assert self.host.book.affiliation("ward", BOB) is None
 
 
 class TestDiscovery(ThreadStanzaTest):
@@ -145,3 +186,12 @@ class TestDiscovery(ThreadStanzaTest):
             f'<iq type="get" id="i3" from="{EVE}/pc" to="nosuch@{COMPONENT}"><query xmlns="{INFO}"/></iq>'
         )
         self.expect_error(f"{EVE}/pc", f"nosuch@{COMPONENT}", "item-not-found", "i3")
+
+    def test_disco_of_unknown_threads_does_not_read_the_store(self) -> None:
+        with mock.patch.object(self.service, "list", wraps=self.service.list) as reads:
+            for n in range(3):
+                self.recv_settled(
+                    f'<iq type="get" id="p{n}" from="{EVE}/pc" to="probe{n}@{COMPONENT}"><query xmlns="{INFO}"/></iq>'
+                )
+                self.expect_error(f"{EVE}/pc", f"probe{n}@{COMPONENT}", "item-not-found", f"p{n}")
+        assert reads.call_count == 0

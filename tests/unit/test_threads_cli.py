@@ -70,8 +70,8 @@ def test_direct_thread_needs_two_members(config: Path) -> None:
     code, _, err = cli(config, "create", "dm1", "--title", "D", "--member", "a@h.test", "--direct")
     assert code == 2 and "exactly two" in err
     code, _, _ = cli(
-        config, "create", "dm1", "--title", "D", "--member", "a@h.test", "--member", "b@h.test",
-        "--direct",
+        config, "create", "dm1", "--title", "D", "--member", "a@hospital.test",
+        "--member", "b@hospital.test", "--direct",
     )  # fmt: skip
     assert code == 0
 
@@ -83,3 +83,20 @@ def test_failures_exit_1_and_bad_usage_exits_2(config: Path) -> None:
     assert code == 2 and "invalid thread name" in err
     code, _, err = cli(config, "remove-member", "nosuch", "a@h.test")
     assert code == 1
+
+
+def test_people_of_other_domains_cannot_be_added(config: Path) -> None:
+    code, _, err = cli(config, "create", "ward3", "--title", "W", "--member", "eve@elsewhere.test")
+    assert code == 1 and "hospital.test" in err
+    cli(config, "create", "ward3", "--title", "W", "--member", "alice@hospital.test")
+    code, _, err = cli(config, "add-member", "ward3", "eve@elsewhere.test")
+    assert code == 1 and "hospital.test" in err
+    _, out, _ = cli(config, "members", "ward3")
+    assert "elsewhere" not in out
+
+
+def test_without_user_domains_nobody_can_be_added(config: Path) -> None:
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace('["hospital.test"]', "[]"), encoding="utf-8")
+    code, _, err = cli(config, "create", "ward3", "--title", "W", "--member", "alice@hospital.test")
+    assert code == 1 and "set xmpp.user_domains" in err

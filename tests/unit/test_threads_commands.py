@@ -3,13 +3,18 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 from tests.unit.threads_stanza_base import ALICE, BOB, CAROL, COMPONENT, EVE, ThreadStanzaTest
+from xmpp_clinic.store import StoreUnavailable
 from xmpp_clinic.threads import direct_name
 
 CMD = "http://jabber.org/protocol/commands"
 
 
-class TestCommands(ThreadStanzaTest):
+class CommandTest(ThreadStanzaTest):
+    """Execute, submit, and read the result of ad-hoc commands."""
+
     def execute(self, who: str, node: str, iq_id: str = "c1") -> None:
         self.recv_settled(
             f'<iq type="set" id="{iq_id}" from="{who}/pc" to="{COMPONENT}"><command xmlns="{CMD}" node="{node}" action="execute"/></iq>'
@@ -29,6 +34,19 @@ class TestCommands(ThreadStanzaTest):
         assert command.find("{jabber:x:data}x") is not None
         return command.get("sessionid", "")
 
+    def drain_to_result(self, note_type: str = "info") -> str:
+        """Skip membership announcements; the command's completion note."""
+        while True:
+            sent = self.next_sent()
+            if sent.get("id") == "c2":
+                command = sent.find(f"{{{CMD}}}command")
+                assert command is not None and command.get("status") == "completed"
+                note = command.find(f"{{{CMD}}}note")
+                assert note is not None and note.get("type") == note_type
+                return note.text or ""
+
+
+class TestCommands(CommandTest):
     def test_admin_removes_a_member(self) -> None:
         self.execute(CAROL, "remove-member")
         session = self.session_of_form()
@@ -62,11 +80,64 @@ class TestCommands(ThreadStanzaTest):
         )
         self.expect_error("mallory@elsewhere.test/x", COMPONENT, "forbidden", "c1")
 
-    def drain_to_result(self) -> str:
-        """Skip membership announcements; the command's completion note."""
-        while True:
-            sent = self.next_sent()
-            if sent.get("id") == "c2":
-                command = sent.find(f"{{{CMD}}}command")
-                assert command is not None and command.get("status") == "completed"
-                return command.findtext(f"{{{CMD}}}note") or ""
+    def test_admin_cannot_add_someone_from_another_domain(self) -> None:
+        self.execute(CAROL, "add-member")
+        session = self.session_of_form()
+        self.submit(
+            CAROL,
+            "add-member",
+            session,
+            '<field var="thread"><value>ward</value></field><field var="jid"><value>mallory@elsewhere.test</value></field>',
+        )
+        assert "hospital.test" in self.drain_to_result("error")
+        assert self.host.book.affiliation("ward", "mallory@elsewhere.test") is None
+
+    def test_malformed_colleague_jid_gets_an_error_note(self) -> None:
+        self.execute(EVE, "start-direct")
+        session = self.session_of_form()
+        self.submit(EVE, "start-direct", session, '<field var="jid"><value>a@b@c</value></field>')
+        assert "not a valid JID" in self.drain_to_result("error")
+
+    def test_unavailable_store_says_try_again(self) -> None:
+        with mock.patch.object(self.service, "list", side_effect=StoreUnavailable("down")):
+            self.execute(CAROL, "list-threads", iq_id="c2")
+            assert "Try again" in self.drain_to_result("error")
+
+    def test_someone_else_cannot_continue_an_admins_session(self) -> None:
+        self.execute(CAROL, "add-member")
+        session = self.session_of_form()
+        self.submit(
+            ALICE,
+            "add-member",
+            session,
+            f'<field var="thread"><value>ward</value></field><field var="jid"><value>{EVE}</value></field>',
+        )
+        self.expect_error(f"{ALICE}/pc", COMPONENT, "forbidden", "c2")
+        assert self.host.book.affiliation("ward", EVE) is None
+
+
+class TestAdminsInAnyCase(CommandTest):
+    """``xmpp.admins`` as an operator typed it: JIDs compare without case (IV.2)."""
+
+    admins = ("Carol@Hospital.Test",)
+
+    def test_admin_listed_in_another_case_may_manage_threads(self) -> None:
+        self.execute(CAROL, "create-thread")
+        assert self.session_of_form()
+
+
+class TestWithoutUserDomains(CommandTest):
+    """``xmpp.user_domains`` left empty: nobody can be added, the note says why (I.12)."""
+
+    user_domains = ()
+
+    def test_admin_cannot_create_a_thread(self) -> None:
+        self.execute(CAROL, "create-thread")
+        session = self.session_of_form()
+        self.submit(
+            CAROL,
+            "create-thread",
+            session,
+            f'<field var="name"><value>icu</value></field><field var="title"><value>ICU</value></field><field var="members"><value>{ALICE}</value></field>',
+        )
+        assert "set xmpp.user_domains" in self.drain_to_result("error")

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 from tests.unit.threads_stanza_base import (
     ALICE,
     BOB,
@@ -86,6 +88,26 @@ class TestJoin(ThreadStanzaTest):
               <text xmlns="urn:ietf:params:xml:ns:xmpp-stanzas">Members only.</text>
             </error>
           </presence>""")
+
+    def test_unknown_threads_are_refused_without_reading_the_store(self) -> None:
+        with mock.patch.object(self.service, "list", wraps=self.service.list) as reads:
+            for n in range(3):
+                self.recv_settled(
+                    f'<presence from="{EVE}/x" to="probe{n}@{COMPONENT}/E"><x xmlns="{MUC}"/></presence>'
+                )
+                self.expect_error(f"{EVE}/x", f"probe{n}@{COMPONENT}/E", "registration-required")
+        assert reads.call_count == 0
+
+    def test_thread_created_a_moment_ago_is_joinable(self) -> None:
+        self.run_coro(self.service.create("icu", "ICU", [ALICE]))  # as the CLI would
+        self.now += 1  # the book was last checked a second ago: it may be stale
+        self.recv_settled(
+            f'<presence from="{ALICE}/x" to="icu@{COMPONENT}/A"><x xmlns="{MUC}"/></presence>'
+        )
+        sent = self.next_sent()
+        while sent.tag.endswith("message"):  # the new thread's membership announcements
+            sent = self.next_sent()
+        assert sent.get("from") == f"icu@{COMPONENT}/A" and sent.get("type") is None
 
     def test_nick_of_another_person_conflicts(self) -> None:
         self.join(f"{ALICE}/phone", "Doc")

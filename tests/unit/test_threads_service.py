@@ -23,6 +23,7 @@ from xmpp_clinic.threads import (
 )
 
 MY_TABLES = {"threads", "thread_members", "thread_messages"}
+DOMAINS = ("hospital.test", "h.test")
 
 
 @pytest.fixture
@@ -34,7 +35,7 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 
 async def test_create_thread_records_members_and_owner(store: Store) -> None:
-    service = ThreadService(store)
+    service = ThreadService(store, user_domains=DOMAINS)
     thread = await service.create(
         "Ward-3",
         "Ward 3",
@@ -51,7 +52,7 @@ async def test_create_thread_records_members_and_owner(store: Store) -> None:
 
 
 async def test_duplicate_thread_is_refused(store: Store) -> None:
-    service = ThreadService(store)
+    service = ThreadService(store, user_domains=DOMAINS)
     await service.create("ward", "W", ["a@h.test"])
     with pytest.raises(ThreadExists):
         await service.create("ward", "W", ["b@h.test"])
@@ -60,17 +61,17 @@ async def test_duplicate_thread_is_refused(store: Store) -> None:
 @pytest.mark.parametrize("name", ["", "-x", "a b", "x@y", "a" * 65, "ünï"])
 async def test_invalid_names_are_refused(store: Store, name: str) -> None:
     with pytest.raises(InvalidThread):
-        await ThreadService(store).create(name, "T", ["a@h.test"])
+        await ThreadService(store, user_domains=DOMAINS).create(name, "T", ["a@h.test"])
 
 
 @pytest.mark.parametrize("jid", ["alice", "alice@h.test/phone", "@h.test", "a@b@c"])
 async def test_invalid_member_jids_are_refused(store: Store, jid: str) -> None:
     with pytest.raises(InvalidThread):
-        await ThreadService(store).create("ward", "T", [jid])
+        await ThreadService(store, user_domains=DOMAINS).create("ward", "T", [jid])
 
 
 async def test_add_change_and_remove_member(store: Store) -> None:
-    service = ThreadService(store)
+    service = ThreadService(store, user_domains=DOMAINS)
     await service.create("ward", "W", ["a@h.test"])
     added = await service.add_member("ward", "b@h.test")
     assert added.affiliation == "member"
@@ -87,7 +88,7 @@ async def test_add_change_and_remove_member(store: Store) -> None:
 
 
 async def test_direct_thread_is_stable_and_has_two_members(store: Store) -> None:
-    service = ThreadService(store)
+    service = ThreadService(store, user_domains=DOMAINS)
     first = await service.open_direct("a@h.test", "b@h.test")
     again = await service.open_direct("b@h.test", "a@h.test")
     assert first.id == again.id and first.kind == "direct"
@@ -100,7 +101,7 @@ async def test_direct_thread_is_stable_and_has_two_members(store: Store) -> None
 
 async def test_every_change_bumps_the_threads_counter(store: Store) -> None:
     watcher = ChangeWatcher(store)
-    service = ThreadService(store)
+    service = ThreadService(store, user_domains=DOMAINS)
     await watcher.refresh()
     await service.create("ward", "W", ["a@h.test"])
     assert "threads" in await watcher.refresh()
@@ -112,7 +113,7 @@ async def test_every_change_bumps_the_threads_counter(store: Store) -> None:
 
 
 async def test_book_diff_names_every_membership_change(store: Store) -> None:
-    service = ThreadService(store)
+    service = ThreadService(store, user_domains=DOMAINS)
     await service.create("ward", "W", ["a@h.test", "b@h.test"])
     before = ThreadBook(await service.list())
     await service.remove_member("ward", "a@h.test")

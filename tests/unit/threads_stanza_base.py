@@ -59,6 +59,8 @@ class ThreadStanzaTest(SlixTest):
 
     history = "none"
     policy: MessagePolicy | None = None
+    user_domains: tuple[str, ...] = ("hospital.test",)
+    admins: tuple[str, ...] = (CAROL,)
 
     def setUp(self) -> None:
         self.tmp = tempfile.TemporaryDirectory()
@@ -70,17 +72,21 @@ class ThreadStanzaTest(SlixTest):
         )
         self.settings = Settings(
             xmpp=XmppSettings(
-                component_jid=COMPONENT, user_domains=["hospital.test"], admins=[CAROL]
+                component_jid=COMPONENT,
+                user_domains=list(self.user_domains),
+                admins=list(self.admins),
             ),
             threads=ThreadSettings(history_for_new_members=self.history),  # type: ignore[arg-type]
         )
         self.store = Store(f"sqlite+aiosqlite:///{Path(self.tmp.name) / 'clinic.db'}")
         self.run_coro(self.store.migrate())
-        self.service = ThreadService(self.store)
-        self.run_coro(self.service.create("ward", "Ward 3", [ALICE, BOB], owner=CAROL))
+        setup = ThreadService(self.store, user_domains=["hospital.test"])
+        self.run_coro(setup.create("ward", "Ward 3", [ALICE, BOB], owner=CAROL))
+        self.service = ThreadService(self.store, user_domains=self.user_domains)
         self.archive = MessageArchive(self.store)
         self.sid_counter = itertools.count(1)
-        self.host = ThreadHost(self.xmpp, self.settings, self.service)
+        self.now = 1000.0  # the host's clock: tests move it to make the book stale
+        self.host = ThreadHost(self.xmpp, self.settings, self.service, clock=lambda: self.now)
         for part in (
             self.host,
             Relay(

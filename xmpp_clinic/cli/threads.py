@@ -1,7 +1,8 @@
 """``xmpp-clinic threads ...``: create care threads and manage their members (IV.2).
 
 Changes are written to the store; a running gateway applies them before its next
-decision (removed members are kicked and lose history at once).
+decision (removed members are kicked and lose history at once). Only people of
+``xmpp.user_domains`` can be added; with none configured, nobody can (IV.2).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def _with_service(config: Path | None, action: Callable[[ThreadService], Awaitab
         store = Store(settings.store.url)
         try:
             await store.migrate()
-            return await action(ThreadService(store))
+            return await action(ThreadService(store, user_domains=settings.xmpp.user_domains))
         finally:
             await store.close()
 

@@ -42,6 +42,10 @@ class InvalidThread(ThreadError):
     pass
 
 
+class OutsideUserDomains(ThreadError):
+    """The person is not in the hospital's user domains, so cannot be a member (IV.2)."""
+
+
 @dataclass(frozen=True)
 class MemberInfo:
     """One member of a thread; history is readable from ``since`` (threads config)."""
@@ -91,6 +95,24 @@ def check_jid(jid: str) -> str:
     if not _BARE_JID.match(value):
         raise InvalidThread(f"invalid member JID {jid!r}: expected a bare JID like name@domain")
     return value
+
+
+def check_user_domain(jid: str, user_domains: frozenset[str]) -> str:
+    """``jid`` if its domain is one of ``user_domains``, else OutsideUserDomains (IV.2).
+
+    Fails closed: with no user domains configured nobody can become a member.
+    """
+    if not user_domains:
+        raise OutsideUserDomains(
+            f"cannot add {jid}: no hospital user domains are configured "
+            "(set xmpp.user_domains in the gateway config)"
+        )
+    if jid.rsplit("@", 1)[-1] not in user_domains:
+        raise OutsideUserDomains(
+            f"cannot add {jid}: only people of {', '.join(sorted(user_domains))} "
+            "can be members (xmpp.user_domains)"
+        )
+    return jid
 
 
 def check_affiliation(affiliation: str) -> Affiliation:

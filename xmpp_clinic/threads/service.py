@@ -6,7 +6,7 @@ gateway applies it before its next decision (store/changes.py).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +29,7 @@ from xmpp_clinic.threads.model import (
     check_affiliation,
     check_jid,
     check_name,
+    check_user_domain,
     direct_name,
 )
 
@@ -60,10 +61,15 @@ async def _load(session: AsyncSession, name: str) -> Thread:
 
 
 class ThreadService:
-    """Threads and memberships; the only code that writes the thread tables."""
+    """Threads and memberships; the only code that writes the thread tables.
 
-    def __init__(self, store: Store) -> None:
+    ``user_domains`` (``xmpp.user_domains``) are the only domains whose people may become
+    members; other domains are refused, and an empty list refuses everyone (IV.2, I.12).
+    """
+
+    def __init__(self, store: Store, *, user_domains: Iterable[str]) -> None:
         self._store = store
+        self._user_domains = frozenset(d.strip().lower() for d in user_domains if d.strip())
 
     async def create(
         self,
@@ -83,6 +89,8 @@ class ThreadService:
             raise InvalidThread("a direct thread has exactly two members")
         if not affiliations:
             raise InvalidThread("a thread needs at least one member")
+        for jid in affiliations:
+            check_user_domain(jid, self._user_domains)
         async with self._store.session() as session:
             exists = await session.execute(select(Thread.id).where(Thread.name == name))
             if exists.first() is not None:
@@ -117,8 +125,12 @@ class ThreadService:
             return _info(await _load(session, check_name(name)))
 
     async def add_member(self, name: str, jid: str, affiliation: str = "member") -> MemberInfo:
-        """Add a member or change an existing member's affiliation (IV.2)."""
+        """Add a member or change an existing member's affiliation (IV.2).
+
+        Only people of the user domains can be added; other domains are refused.
+        """
         jid, aff = check_jid(jid), check_affiliation(affiliation)
+        check_user_domain(jid, self._user_domains)
         async with self._store.session() as session:
             thread = await _load(session, check_name(name))
             existing = next((m for m in thread.members if m.jid == jid), None)

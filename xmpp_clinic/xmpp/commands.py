@@ -4,7 +4,9 @@ Each command is a small declarative class: its node, its name, who may run it, t
 fields it asks for, and ``run`` which calls the thread service (the same service the
 CLI uses, so changes reach the running gateway the same way). IV.2: membership is
 managed by the admins listed in ``xmpp.admins``; any user of ``xmpp.user_domains`` may
-open a direct thread with a colleague.
+open a direct thread with a colleague. Who may run or continue a command is decided in
+``admin.py``, shared with the device commands. Bad input and an unavailable store end a
+command with an error note, never with a generic failure.
 """
 
 from __future__ import annotations
@@ -15,12 +17,17 @@ from typing import Any, ClassVar
 
 from slixmpp import JID
 from slixmpp.exceptions import XMPPError
+from slixmpp.jid import InvalidJID
 from slixmpp.plugins.xep_0004 import Form
 
-from xmpp_clinic.threads import ThreadError
+from xmpp_clinic.store import StoreUnavailable
+from xmpp_clinic.threads import InvalidThread, ThreadError
+from xmpp_clinic.xmpp.admin import CommandAccess
 from xmpp_clinic.xmpp.threads import ThreadHost
 
 log = logging.getLogger(__name__)
+
+STORE_DOWN = "The thread store is unavailable right now. Try again shortly."
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,13 @@ def _jids(values: dict[str, Any], var: str) -> list[str]:
     value = values.get(var) or []
     items = value if isinstance(value, list) else str(value).split()
     return [str(v).strip() for v in items if str(v).strip()]
+
+
+def _bare(raw: str) -> str:
+    try:
+        return JID(raw).bare
+    except InvalidJID:
+        raise InvalidThread(f"{raw!r} is not a valid JID") from None
 
 
 class CreateThread(Command):
@@ -123,8 +137,8 @@ class StartDirect(Command):
     fields = (Field("jid", "Colleague", "jid-single"),)
 
     async def run(self, host: ThreadHost, requester: str, values: dict[str, Any]) -> str:
-        other = JID(_text(values, "jid")).bare
-        domains = host.settings.xmpp.user_domains
+        other = _bare(_text(values, "jid"))
+        domains = {d.lower() for d in host.settings.xmpp.user_domains}
         if JID(other).domain not in domains or other == requester:
             raise ThreadError("choose a colleague from this hospital")
         thread = await host.service.open_direct(requester, other)
@@ -146,6 +160,7 @@ class AdminCommands:
     def __init__(self, host: ThreadHost, commands: tuple[Command, ...] = COMMANDS) -> None:
         self.host = host
         self.commands = commands
+        self.access = CommandAccess(host.settings.xmpp)
 
     def attach(self) -> None:
         adhoc = self.host.xmpp.plugin["xep_0050"]
@@ -154,12 +169,10 @@ class AdminCommands:
                 jid=self.host.xmpp.boundjid, node=command.node, name=command.name,
                 handler=self._starter(command),
             )  # fmt: skip
+        self.access.guard(self.host.xmpp, {c.node: c.admin_only for c in self.commands})
 
     def _allowed(self, command: Command, requester: JID) -> bool:
-        xmpp = self.host.settings.xmpp
-        if command.admin_only:
-            return requester.bare in xmpp.admins
-        return requester.domain in xmpp.user_domains
+        return self.access.may_run(requester, admin_only=command.admin_only)
 
     def _starter(self, command: Command) -> Any:
         async def start(iq: Any, session: dict[str, Any]) -> dict[str, Any]:
@@ -195,7 +208,14 @@ class AdminCommands:
         except ThreadError as exc:
             session.update(payload=None, next=None, notes=[("error", str(exc))])
             return session
+        except StoreUnavailable:
+            log.warning("ad-hoc command failed: store unavailable", extra={"command": command.node})
+            session.update(payload=None, next=None, notes=[("error", STORE_DOWN)])
+            return session
         log.info("ad-hoc command done", extra={"command": command.node})
-        await self.host.refresh()  # apply at once, like the CLI
+        try:
+            await self.host.refresh()  # apply at once, like the CLI
+        except StoreUnavailable:  # done and committed; the change poller applies it later
+            log.warning("store unavailable; change applied on the next refresh")
         session.update(payload=None, next=None, notes=[("info", text)])
         return session

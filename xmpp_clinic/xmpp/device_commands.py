@@ -2,9 +2,9 @@
 
 The same operations as ``xmpp-clinic devices``, for admins (``xmpp.admins``) from any
 XMPP client with ad-hoc commands (Gajim, Conversations, Psi). Each command is two steps:
-a form, then the result. slixmpp's xep_0050 gives continuation steps no access to the
-requesting stanza, so a sync "command" listener drops any session that a different JID
-or a non-admin tries to continue; the next step then starts afresh and is refused.
+a form, then the result. Who may run or continue them is decided in ``admin.py``, shared
+with the thread commands: a session continued by a different JID or a non-admin is
+dropped, and the next step then starts afresh and is refused.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from slixmpp.exceptions import XMPPError
 from xmpp_clinic.registry.model import SHORT_NAMES, Device, DeviceState, iso
 from xmpp_clinic.registry.service import DeviceRegistry, RegistryError
 from xmpp_clinic.store import StoreUnavailable
+from xmpp_clinic.xmpp.admin import CommandAccess
 from xmpp_clinic.xmpp.omemo import LEGACY_NS, OMEMO2_NS
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 Values = dict[str, Any]
 Field = tuple[str, str, str, bool]  # var, type, label, required
 NAMESPACE_OPTIONS = ("", LEGACY_NS, OMEMO2_NS)
+MAX_VALID_DAYS = 3650  # ten years; re-validation is the point of expiry (I.5)
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,16 @@ def _device_id(values: Values) -> int:
     return int(raw)
 
 
+def _valid_days(values: Values) -> int | None:
+    """The approval's validity in days, 1..MAX_VALID_DAYS; None for the policy default (I.5)."""
+    raw = _text(values, "valid_days")
+    if not raw:
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_VALID_DAYS:
+        raise RegistryError(f"valid days must be a whole number from 1 to {MAX_VALID_DAYS}")
+    return int(raw)
+
+
 def _namespace(values: Values) -> str | None:
     return _text(values, "namespace") or None
 
@@ -71,13 +83,12 @@ async def _list(registry: DeviceRegistry, values: Values, _actor: str) -> list[s
 
 
 async def _approve(registry: DeviceRegistry, values: Values, actor: str) -> list[str]:
-    days = _text(values, "valid_days")
     device = await registry.approve(
         _text(values, "jid"),
         _device_id(values),
         actor=actor,
         namespace=_namespace(values),
-        valid_days=int(days) if days.isdigit() else None,
+        valid_days=_valid_days(values),
         asset_id=_text(values, "asset") or None,
     )
     return [f"approved {_line(device)}"]
@@ -140,8 +151,7 @@ class DeviceCommands:
     def __init__(self, component: Any, registry: DeviceRegistry) -> None:
         self._component = component
         self._registry = registry
-        self._admins = {jid.lower() for jid in component.settings.xmpp.admins}
-        self._nodes = {command.node for command in COMMANDS}
+        self._access = CommandAccess(component.settings.xmpp)
         adhoc = component.plugin["xep_0050"]
         for command in COMMANDS:
             adhoc.add_command(
@@ -150,26 +160,11 @@ class DeviceCommands:
                 name=command.name,
                 handler=self._starter(command),
             )
-        component.add_event_handler("command", self._guard)
-
-    def _is_admin(self, jid: Any) -> bool:
-        return str(jid.bare).lower() in self._admins
-
-    def _guard(self, iq: Any) -> None:
-        """Drop a session continued by someone other than the admin who started it."""
-        if iq["command"]["node"] not in self._nodes:
-            return
-        sessions = self._component.plugin["xep_0050"].sessions
-        session = sessions.get(iq["command"]["sessionid"])
-        if session is not None and (
-            session["from"] != iq["from"] or not self._is_admin(iq["from"])
-        ):
-            log.warning("ad-hoc session continued by another JID; dropped")
-            sessions.pop(iq["command"]["sessionid"], None)
+        self._access.guard(component, {command.node: True for command in COMMANDS})
 
     def _starter(self, command: DeviceCommand) -> Callable[[Any, dict[str, Any]], Any]:
         def start(iq: Any, session: dict[str, Any]) -> dict[str, Any]:
-            if not self._is_admin(iq["from"]):
+            if not self._access.is_admin(iq["from"]):
                 raise XMPPError("forbidden", "Only hospital IT admins may manage devices.")
             session["payload"] = self._form(command)
             session["next"] = self._finisher(command)

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from slixmpp import JID, Iq
 from slixmpp.exceptions import XMPPError
+from slixmpp.jid import InvalidJID
 from slixmpp.plugins.xep_0082 import format_datetime, parse
 
 from xmpp_clinic.archive.messages import (
@@ -59,10 +60,18 @@ def _time(fields: dict[str, list[str]], var: str) -> datetime | None:
         return None
     try:
         return as_utc(parse(raw))
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: out of range once moved to UTC
         raise XMPPError(
             "bad-request", f"{var} is not an XEP-0082 timestamp", etype="modify"
         ) from None
+
+
+def _with(raw: str) -> JID:
+    """The ``with`` field as a JID; a malformed one is the client's error (XEP-0313 4.1.1)."""
+    try:
+        return JID(raw)
+    except InvalidJID:
+        raise XMPPError("bad-request", "with is not a valid JID", etype="modify") from None
 
 
 def _rsm(query: ET.Element) -> tuple[int, str | None, str | None]:
@@ -100,10 +109,9 @@ class ThreadArchive:
 
     async def _member(self, iq: Iq) -> tuple[ThreadInfo, MemberInfo]:
         try:
-            await self.host.refresh()
+            thread = await self.host.find(iq["to"])
         except StoreUnavailable:
             raise XMPPError("internal-server-error", etype="wait") from None
-        thread = self.host.thread_for(iq["to"])
         member = thread.member(iq["from"].bare) if thread is not None else None
         if thread is None or member is None or iq["to"].resource:
             # Non-members and unknown threads get the same answer (IV.2).
@@ -137,7 +145,7 @@ class ThreadArchive:
         limit, page_after, page_before = _rsm(query)
         sender = nick = None
         if (with_raw := _one(fields, "with")) is not None:
-            with_jid = JID(with_raw)
+            with_jid = _with(with_raw)
             if with_jid.bare == self.host.thread_jid(thread.name) and with_jid.resource:
                 nick = with_jid.resource
             else:

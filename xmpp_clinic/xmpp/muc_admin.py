@@ -12,7 +12,9 @@ import xml.etree.ElementTree as ET
 
 from slixmpp import JID, Iq
 from slixmpp.exceptions import XMPPError
+from slixmpp.jid import InvalidJID
 
+from xmpp_clinic.store import StoreUnavailable
 from xmpp_clinic.threads import ThreadError, ThreadInfo
 from xmpp_clinic.xmpp import muc_stanzas as ms
 from xmpp_clinic.xmpp.threads import ThreadHost, ToThreadIq, handle
@@ -47,8 +49,10 @@ class MemberLists:
 
     async def _member_thread(self, iq: Iq) -> tuple[ThreadInfo, str]:
         """The addressed thread and the requester's affiliation; outsiders learn nothing."""
-        await self.host.refresh()
-        thread = self.host.thread_for(iq["to"])
+        try:
+            thread = await self.host.find(iq["to"])
+        except StoreUnavailable:
+            raise _store_unavailable() from None
         member = thread.member(iq["from"].bare) if thread is not None else None
         if thread is None or member is None or iq["to"].resource:
             raise XMPPError("item-not-found", etype="cancel")
@@ -99,26 +103,23 @@ class MemberLists:
             jid, aff = item.get("jid"), item.get("affiliation")
             if not jid or aff not in ("owner", "admin", "member", "none"):
                 raise XMPPError("not-acceptable", "Give a JID and an affiliation.", etype="modify")
-            bare = JID(jid).bare
+            bare = _bare(jid)
             current = self.host.affiliation(thread, bare)
             if requester == "admin" and {aff, current} - {"member", "none"}:
                 raise XMPPError("not-allowed", "Admins may only manage members.", etype="cancel")
-            self._check_domain(bare)
             try:
                 if aff == "none":
                     if current != "none":
                         await self.host.service.remove_member(thread.name, bare)
                 else:
+                    # The service refuses people outside xmpp.user_domains (IV.2).
                     await self.host.service.add_member(thread.name, bare, aff)
             except ThreadError as exc:
                 raise XMPPError("not-acceptable", str(exc), etype="modify") from None
+            except StoreUnavailable:
+                raise _store_unavailable() from None
         await self.host.refresh()
         iq.reply().send()
-
-    def _check_domain(self, bare: str) -> None:
-        domains = self.host.settings.xmpp.user_domains
-        if domains and JID(bare).domain not in domains:
-            raise XMPPError("not-acceptable", "Only hospital users can be members.", etype="modify")
 
     # ---------------------------------------------------------------- muc#owner
     async def _on_owner(self, iq: Iq) -> None:
@@ -150,6 +151,20 @@ class MemberLists:
                 await self.host.service.set_title(thread.name, title)
                 await self.host.refresh()
         iq.reply().send()
+
+
+def _bare(jid: str) -> str:
+    """The bare JID of an item; a malformed one is the client's error (XEP-0045 9)."""
+    try:
+        return JID(jid).bare
+    except InvalidJID:
+        raise XMPPError("jid-malformed", f"{jid!r} is not a valid JID.", etype="modify") from None
+
+
+def _store_unavailable() -> XMPPError:
+    return XMPPError(
+        "internal-server-error", "The thread store is unavailable; try again.", etype="wait"
+    )
 
 
 def _form_values(form: ET.Element) -> dict[str, str]:

@@ -51,8 +51,7 @@ class ThreadDisco:
         disco.api.register(self._get_items, "get_items")
 
     async def _allowed(self, jid: JID, ifrom: JID | None) -> ThreadInfo:
-        await self.host.refresh()
-        thread = self.host.thread_for(jid)
+        thread = await self.host.find(jid)
         if thread is None or ifrom is None or thread.member(ifrom.bare) is None or jid.resource:
             raise XMPPError("item-not-found", etype="cancel")
         return thread

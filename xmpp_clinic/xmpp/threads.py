@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
@@ -31,6 +32,11 @@ log = logging.getLogger(__name__)
 
 # Called with a member's bare JID when they join a thread or are added to one.
 ArrivalListener = Callable[[str], None]
+
+# How long a checked book is trusted for names it does not know: stanzas to unknown
+# threads read the store at most this often, whoever sends them (the poller in app.py
+# picks up CLI changes within about a second anyway).
+FRESH_SECONDS = 0.5
 
 _MUC_PAYLOAD = {
     f"{{{ms.NS_MUC}}}x",
@@ -91,6 +97,7 @@ class ThreadHost:
         service: ThreadService,
         *,
         refresh: Callable[[], Awaitable[object]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.xmpp = xmpp
         self.settings = settings
@@ -101,6 +108,9 @@ class ThreadHost:
         self._refresh = refresh
         self._reloading = asyncio.Lock()
         self._arrival_listeners: list[ArrivalListener] = []
+        self._clock = clock
+        self._checked_at: float | None = None  # when the book was last known current
+        self._unknown_check: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------------ set-up
     def attach(self) -> None:
@@ -124,23 +134,52 @@ class ThreadHost:
 
     async def load(self) -> None:
         """Load the thread snapshot at start (nobody is present yet: nothing to announce)."""
+        started = self._clock()
         self.book = ThreadBook(await self.service.list())
+        self._checked(started)
 
     async def reload(self) -> None:
         """Load the thread snapshot and act on membership changes (IV.2)."""
         async with self._reloading:  # one diff at a time, so each change is applied once
+            started = self._clock()
             new = ThreadBook(await self.service.list())
             changes = self.book.changes_to(new)
             self.book = new
+            self._checked(started)
             for change in changes:
                 self._apply(change)
 
     async def refresh(self) -> None:
         """Bring the snapshot up to date before a decision (a CLI change applies at once)."""
+        started = self._clock()
         if self._refresh is not None:
             await self._refresh()
         else:
             await self.reload()
+        self._checked(started)
+
+    async def find(self, jid: JID) -> ThreadInfo | None:
+        """The thread at ``jid``, current enough to decide on (IV.2).
+
+        A known thread is refreshed first: its members may have changed a moment ago. An
+        unknown one is refused from memory unless the book may be stale, and concurrent
+        lookups share that one store read, so nobody can make the gateway query the
+        store once per stanza by addressing threads that do not exist.
+        """
+        if self.thread_for(jid) is not None:
+            await self.refresh()
+        elif self._may_be_stale():
+            if self._unknown_check is None or self._unknown_check.done():
+                self._unknown_check = asyncio.ensure_future(self.refresh())
+            await asyncio.shield(self._unknown_check)
+        return self.thread_for(jid)
+
+    def _checked(self, started: float) -> None:
+        if self._checked_at is None or started > self._checked_at:
+            self._checked_at = started
+
+    def _may_be_stale(self) -> bool:
+        return self._checked_at is None or self._clock() - self._checked_at >= FRESH_SECONDS
 
     # ------------------------------------------------------------------- lookups
     def thread_jid(self, name: str) -> str:
@@ -199,9 +238,7 @@ class ThreadHost:
             if thread is not None:
                 self.leave_session(thread, sender.full)
             return
-        await self.refresh()
-        thread = self.book.get(to.user)
-        self._join(thread, to, sender, pres.xml)
+        self._join(await self.find(to), to, sender, pres.xml)
 
     def _refuse_join(self, to: JID, sender: JID, condition: str, text: str) -> None:
         etype = {"conflict": "cancel", "jid-malformed": "modify"}.get(condition, "auth")
