@@ -42,7 +42,8 @@ class XmppSettings(_Section):
     component_jid: Annotated[str, Field(min_length=3)]
     server_host: str = "127.0.0.1"
     server_port: Annotated[int, Field(ge=1, le=65535)] = 5347
-    secret: str | None = None
+    # Inline secret: never in repr() or a dump of the settings (I.12).
+    secret: str | None = Field(default=None, repr=False, exclude=True)
     secret_file: Path | None = None
     user_domains: list[str] = Field(default_factory=list)
     admins: list[str] = Field(default_factory=list)

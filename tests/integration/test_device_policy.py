@@ -92,7 +92,8 @@ async def test_plaintext_is_refused_with_policy_violation_and_reaches_nobody(
         assert refused.condition == "policy-violation"
         assert refused.reason == "plaintext-refused"
         assert refused.text == (
-            "Unencrypted messages are not allowed in care threads; enable OMEMO and resend."
+            "Unencrypted messages are not allowed in care threads (<body> in namespace "
+            "'jabber:client'); enable OMEMO and resend."
         )
 
         # A later encrypted message arrives, and it is the first thing Bob gets.

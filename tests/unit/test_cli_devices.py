@@ -125,6 +125,29 @@ def test_revoke_needs_a_reason(config: Path) -> None:
     assert code == 2
 
 
+@pytest.mark.parametrize("reason", ["", "   "])
+def test_revoke_with_an_empty_reason_is_bad_usage(config: Path, reason: str) -> None:
+    seed(config)
+    code, out = cli(
+        config, "devices", "revoke", BOB, "12", "--namespace", "omemo", "--reason", reason
+    )
+    assert code == 2 and "--reason" in out
+    assert listing(config, "--state", "revoked") == []
+
+
+def test_lost_phone_with_an_empty_reason_is_bad_usage(config: Path) -> None:
+    seed(config)
+    code, out = cli(config, "devices", "revoke-all", BOB, "--reason", "")
+    assert code == 2 and "--reason" in out
+    assert listing(config, "--state", "revoked") == []
+
+
+def test_approving_a_device_without_fingerprint_warns_it_will_wait_again(config: Path) -> None:
+    seed(config)
+    code, out = cli(config, "devices", "approve", BOB, "12", "--namespace", "omemo")
+    assert code == 0 and "fingerprint unknown" in out and "pending" in out
+
+
 def test_revoke_records_the_reason(config: Path) -> None:
     seed(config)
     code, _ = cli(config, "devices", "revoke", BOB, "12", "--reason", "screen broken")

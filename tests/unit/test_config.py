@@ -55,6 +55,16 @@ def test_secret_is_not_in_repr(config_dir: Path) -> None:
     assert "s3cret" not in settings.model_dump_json()
 
 
+def test_inline_secret_is_not_in_repr(config_dir: Path) -> None:
+    path = config_dir / "xmpp-clinic.toml"
+    path.write_text(GOOD.replace('secret_file = "component.secret"', 'secret = "inl1ne-s3cret"'))
+    settings = load_settings(path)
+    assert settings.component_secret == "inl1ne-s3cret"  # the loader still reads it
+    assert "inl1ne-s3cret" not in repr(settings)
+    assert "inl1ne-s3cret" not in repr(settings.xmpp)
+    assert "inl1ne-s3cret" not in settings.model_dump_json()
+
+
 def test_typo_in_key_names_the_key_and_suggests_the_fix(config_dir: Path) -> None:
     path = config_dir / "xmpp-clinic.toml"
     path.write_text(GOOD.replace("server_port", "server_prot"))

@@ -88,6 +88,48 @@ async def test_notices_wait_in_the_store_while_the_gateway_is_offline(
     assert len(await registry.take_notices()) == 1
 
 
+class DroppingComponent(FakeComponent):
+    """Goes offline after ``keep`` stanzas, as a connection that drops mid-batch."""
+
+    def __init__(self, keep: int) -> None:
+        super().__init__()
+        self.keep = keep
+
+    def send(self, data: str) -> None:
+        super().send(data)
+        if len(self.sent) >= self.keep:
+            self.online = False
+
+
+async def test_notices_not_sent_before_a_disconnect_stay_queued(
+    registry: DeviceRegistry,
+) -> None:
+    await registry.observe(BOB, LEGACY_NS, {7: ObservedDevice(), 8: ObservedDevice()})
+    component = DroppingComponent(keep=1)
+    assert await upkeep(component, registry, FakeDiscovery()).send_notices() == 1
+    (left,) = await registry.take_notices()
+    assert "(id 8)" in left.text  # the one that was not sent is still queued
+    component.online = True
+    assert await upkeep(component, registry, FakeDiscovery()).send_notices() == 1
+    assert [s.findtext("{jabber:component:accept}body", "")[:20] for s in component.sent] == [
+        "Your device (id 7) i",
+        "Your device (id 8) i",
+    ]
+    assert await registry.take_notices() == []
+
+
+async def test_notices_stay_queued_when_sending_fails(registry: DeviceRegistry) -> None:
+    await registry.observe(BOB, LEGACY_NS, {7: ObservedDevice()})
+
+    class Broken(FakeComponent):
+        def send(self, data: str) -> None:
+            raise ConnectionError("stream closed")
+
+    with pytest.raises(ConnectionError):
+        await upkeep(Broken(), registry, FakeDiscovery()).send_notices()
+    assert len(await registry.take_notices()) == 1
+
+
 async def test_arrivals_of_one_person_are_coalesced(registry: DeviceRegistry) -> None:
     discovery = FakeDiscovery()
     keeper = upkeep(FakeComponent(), registry, discovery)

@@ -17,6 +17,7 @@ from xmpp_clinic.registry.service import (
     AmbiguousDevice,
     DeviceLimitReached,
     DeviceRegistry,
+    InvalidRequest,
     UnknownDevice,
 )
 from xmpp_clinic.store import Store
@@ -75,11 +76,28 @@ async def test_person_is_told_their_new_device_is_pending(store: Store, clock: C
     assert "waiting for approval" in notice.text and "4701d084 88451f54" in notice.text
 
 
-async def test_notices_are_handed_out_once(store: Store, clock: Clock) -> None:
+async def drain(registry: DeviceRegistry) -> list[Notice]:
+    """Take every queued notice and acknowledge it, as the gateway does once sent."""
+    taken = await registry.take_notices()
+    await registry.ack_notices(n.queue_id for n in taken if n.queue_id is not None)
+    return taken
+
+
+async def test_notices_are_handed_out_once_acknowledged(store: Store, clock: Clock) -> None:
     registry = make(store, clock)
     await registry.observe(ALICE, LEGACY_NS, listing(11))
-    assert len(await registry.take_notices()) == 1
+    assert len(await drain(registry)) == 1
     assert await registry.take_notices() == []
+
+
+async def test_notices_stay_queued_until_acknowledged(store: Store, clock: Clock) -> None:
+    registry = make(store, clock)
+    await registry.observe(ALICE, LEGACY_NS, listing(11, 12))
+    first, second = await registry.take_notices()
+    assert await registry.take_notices() == [first, second]  # not sent yet: still there
+    assert first.queue_id is not None
+    await registry.ack_notices([first.queue_id])
+    assert await registry.take_notices() == [second]
 
 
 async def test_first_device_is_approved_automatically(store: Store, clock: Clock) -> None:
@@ -221,7 +239,7 @@ async def test_periodic_task_marks_ended_approvals_expired(store: Store, clock: 
     registry = make(store, clock)
     await registry.observe(ALICE, LEGACY_NS, listing(11))
     await registry.approve(ALICE, 11, actor="cli:it", valid_days=1)
-    await registry.take_notices()
+    await drain(registry)
     clock.now += timedelta(days=2)
     run = await registry.expire_due()
     assert [d.device_id for d in run.expired] == [11]
@@ -235,12 +253,83 @@ async def test_person_is_warned_once_before_expiry(store: Store, clock: Clock) -
     registry = make(store, clock)
     await registry.observe(ALICE, LEGACY_NS, listing(11))
     await registry.approve(ALICE, 11, actor="cli:it", valid_days=20)
-    await registry.take_notices()
+    await drain(registry)
     clock.now += timedelta(days=10)
     assert len((await registry.expire_due()).warned) == 1
     assert len((await registry.expire_due()).warned) == 0
     (notice,) = await registry.take_notices()
     assert notice == Notice(ALICE, notice.text) and "2025-03-21" in notice.text
+
+
+async def test_device_approved_before_its_key_was_known_waits_again_when_it_arrives(
+    store: Store, clock: Clock
+) -> None:
+    registry = make(store, clock)
+    await registry.observe(ALICE, LEGACY_NS, listing(11))  # bundle not readable yet
+    await registry.approve(ALICE, 11, actor="cli:it")
+    await drain(registry)
+    changed = await registry.observe(ALICE, LEGACY_NS, listing(11, key=CURVE))
+    (device,) = await registry.devices(ALICE)
+    assert [d.state for d in changed] == [DeviceState.PENDING]
+    assert device.state is DeviceState.PENDING and device.fingerprint == FP
+    (notice,) = await drain(registry)
+    assert "approval by hospital IT again" in notice.text and "4701d084" in notice.text
+    events = await AuditLog(store).events()
+    assert (events[-1].action, events[-1].reason) == ("device.pending", "key-unknown-at-approval")
+
+
+async def test_device_approved_with_its_key_stays_approved_on_rediscovery(
+    store: Store, clock: Clock
+) -> None:
+    registry = make(store, clock)
+    await registry.observe(ALICE, LEGACY_NS, listing(11, key=CURVE))
+    await registry.approve(ALICE, 11, actor="cli:it")
+    assert await registry.observe(ALICE, LEGACY_NS, listing(11, key=CURVE)) == []
+    (device,) = await registry.devices(ALICE)
+    assert device.state is DeviceState.APPROVED
+
+
+async def test_first_key_of_a_device_in_all_mode_is_only_recorded(
+    store: Store, clock: Clock
+) -> None:
+    registry = make(store, clock, device_approval="all")
+    await registry.observe(ALICE, LEGACY_NS, listing(11))
+    await registry.observe(ALICE, LEGACY_NS, listing(11, key=CURVE))
+    (device,) = await registry.devices(ALICE)
+    assert device.state is DeviceState.APPROVED and device.fingerprint == FP
+
+
+@pytest.mark.parametrize("days", [0, -1, 3651])
+async def test_approval_validity_out_of_range_is_refused(
+    store: Store, clock: Clock, days: int
+) -> None:
+    registry = make(store, clock)
+    await registry.observe(ALICE, LEGACY_NS, listing(11, key=CURVE))
+    with pytest.raises(InvalidRequest, match="between 1 and 3650"):
+        await registry.approve(ALICE, 11, actor="cli:it", valid_days=days)
+    (device,) = await registry.devices(ALICE)
+    assert device.state is DeviceState.PENDING
+
+
+async def test_approval_for_ten_years_is_allowed(store: Store, clock: Clock) -> None:
+    registry = make(store, clock)
+    await registry.observe(ALICE, LEGACY_NS, listing(11, key=CURVE))
+    device = await registry.approve(ALICE, 11, actor="cli:it", valid_days=3650)
+    assert device.valid_until == clock.now + timedelta(days=3650)
+
+
+@pytest.mark.parametrize("reason", ["", "  "])
+async def test_revocation_without_a_reason_is_refused(
+    store: Store, clock: Clock, reason: str
+) -> None:
+    registry = make(store, clock)
+    await registry.observe(ALICE, LEGACY_NS, listing(11, key=CURVE))
+    with pytest.raises(InvalidRequest, match="reason"):
+        await registry.revoke(ALICE, 11, actor="cli:it", reason=reason)
+    with pytest.raises(InvalidRequest, match="reason"):
+        await registry.revoke_all(ALICE, actor="cli:it", reason=reason)
+    (device,) = await registry.devices(ALICE)
+    assert device.state is DeviceState.PENDING
 
 
 async def test_each_change_moves_the_devices_counter(store: Store, clock: Clock) -> None:

@@ -25,7 +25,12 @@ from xmpp_clinic.cli.common import (
 )
 from xmpp_clinic.config import Settings
 from xmpp_clinic.registry.model import SHORT_NAMES, Device, DeviceState, iso
-from xmpp_clinic.registry.service import AmbiguousDevice, DeviceRegistry, RegistryError
+from xmpp_clinic.registry.service import (
+    AmbiguousDevice,
+    DeviceRegistry,
+    InvalidRequest,
+    RegistryError,
+)
 from xmpp_clinic.store import Store
 from xmpp_clinic.xmpp.omemo import LEGACY_NS, OMEMO2_NS
 
@@ -70,6 +75,13 @@ def actor() -> str:
         return "cli:unknown"
 
 
+def _require_reason(reason: str) -> str:
+    """A revocation needs a reason for the audit log (I.5, III.3); exit 2 without one."""
+    if not reason.strip():
+        fail("--reason must not be empty: say why (it is kept in the audit log)", EXIT_USAGE)
+    return reason.strip()
+
+
 def _namespace(value: Namespace | None) -> str | None:
     return None if value is None else _NS.get(value.value, value.value)
 
@@ -87,7 +99,7 @@ def with_registry(settings: Settings, action: Callable[[DeviceRegistry], Awaitab
 
     try:
         return run(go())
-    except AmbiguousDevice as exc:
+    except (AmbiguousDevice, InvalidRequest) as exc:
         fail(str(exc), EXIT_USAGE)
     except RegistryError as exc:
         fail(str(exc))
@@ -182,7 +194,11 @@ def approve(
     until = iso(device.valid_until)
     typer.echo(f"approved {device.key} until {until[:10] if until else '-'}")
     if device.fingerprint is None:
-        typer.echo("warning: fingerprint unknown (no bundle fetched): not compared", err=True)
+        typer.echo(
+            "warning: fingerprint unknown (no bundle fetched): not compared; the device "
+            "returns to pending when its key is first seen, approve it again then",
+            err=True,
+        )
 
 
 @group.command("revoke")
@@ -194,6 +210,7 @@ def revoke(
     config: ConfigOption = None,
 ) -> None:
     """Revoke a device; it is refused from the next message on (I.5)."""
+    reason = _require_reason(reason)
     settings = settings_from(config)
     ns = _namespace(namespace)
     device = with_registry(
@@ -212,6 +229,7 @@ def revoke_all(
     config: ConfigOption = None,
 ) -> None:
     """Lost phone: revoke every device of a person at once (III.3)."""
+    reason = _require_reason(reason)
     settings = settings_from(config)
     devices = with_registry(
         settings, lambda registry: registry.revoke_all(jid, actor=actor(), reason=reason)

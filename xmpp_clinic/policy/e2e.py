@@ -1,30 +1,84 @@
 """End-to-end encryption is required in care threads (II.1).
 
-A message that carries content must carry it inside OMEMO. Content outside OMEMO is a
-body, a subject, XHTML-IM, an out-of-band link, a reaction or a shared file. Messages
-without content (chat states, markers, receipts) pass; OMEMO messages without payload
-(key transport, heartbeats) pass here and meet the device checks like any other.
+When encryption is required, every direct child of ``<message>`` must be on an
+ALLOWLIST of elements that carry no readable content: OMEMO ``<encrypted>`` (both
+versions), chat states, chat markers, receipts, processing hints (XEP-0334), origin-id and
+stanza-id, EME (XEP-0380), delay, message-correction ids (XEP-0308), the ``<thread>`` id,
+an empty muc#user ``<x/>`` and an empty ``<subject/>``. These are what slixmpp-omemo,
+Conversations, Gajim and Dino put on an OMEMO groupchat message. Anything else -- a
+forwarded message, a SIMS reference, a data form, an out-of-band link, a ``<body>`` in an
+unknown namespace, any element we do not know -- is refused as ``plaintext-refused``: a
+new extension must be added here deliberately, it is never let through by default.
+
+Allowlisted markers must be empty (attributes only): text or child elements inside them
+would be a place to carry content. A ``<body>`` is allowed only next to ``<encrypted>``
+and only when it is an OMEMO fallback text (see :func:`is_fallback_text`).
+
+Messages without content (chat states, markers, receipts) pass; OMEMO messages without
+payload (key transport, heartbeats) pass here and meet the device checks like any other.
 """
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 
 from xmpp_clinic.policy.verdict import Verdict
+from xmpp_clinic.xmpp.omemo import NAMESPACES as OMEMO_NAMESPACES
 from xmpp_clinic.xmpp.omemo import MalformedOmemo, OmemoHeader
 
 STANZA_NAMESPACES = ("jabber:client", "jabber:component:accept", "jabber:server", "")
 
-# (namespace, local name) of direct <message> children that carry readable content.
-PLAINTEXT_CARRIERS = frozenset(
+OTHER_ENCRYPTION = frozenset({("urn:xmpp:openpgp:0", "openpgp"), ("jabber:x:encrypted", "x")})
+
+# (namespace, local name) of direct <message> children that may appear in a care thread,
+# provided they are empty (no text, no child elements): they carry ids and flags only.
+CONTENT_FREE = frozenset(
     {
-        ("http://jabber.org/protocol/xhtml-im", "html"),
-        ("jabber:x:oob", "x"),
-        ("urn:xmpp:reactions:0", "reactions"),
-        ("urn:xmpp:sfs:0", "file-sharing"),
+        *(
+            ("http://jabber.org/protocol/chatstates", name)
+            for name in ("active", "composing", "paused", "inactive", "gone")
+        ),
+        *(
+            ("urn:xmpp:chat-markers:0", name)
+            for name in ("markable", "received", "displayed", "acknowledged")
+        ),
+        ("urn:xmpp:receipts", "request"),
+        ("urn:xmpp:receipts", "received"),
+        *(
+            ("urn:xmpp:hints", name)
+            for name in ("store", "no-store", "no-copy", "no-permanent-store")
+        ),
+        ("urn:xmpp:sid:0", "origin-id"),
+        ("urn:xmpp:sid:0", "stanza-id"),
+        ("urn:xmpp:eme:0", "encryption"),
+        ("urn:xmpp:delay", "delay"),
+        ("urn:xmpp:message-correct:0", "replace"),  # Conversations, Gajim: corrected OMEMO
+        ("http://jabber.org/protocol/muc#user", "x"),
     }
 )
-OTHER_ENCRYPTION = frozenset({("urn:xmpp:openpgp:0", "openpgp"), ("jabber:x:encrypted", "x")})
+MAX_THREAD_ID = 256
+
+# An OMEMO fallback body: short, names OMEMO, and made only of the words the known
+# clients' fallback texts use. slixmpp-omemo: "This message is OMEMO encrypted.";
+# Conversations and Gajim: "I sent you an OMEMO encrypted message but your client doesn't
+# seem to support that. Find more information on https://conversations.im/omemo"; Dino:
+# "[This message is OMEMO encrypted]". With no digits and no free words, a fallback
+# cannot carry a name, a bed or a dose.
+MAX_FALLBACK = 200
+FALLBACK_WORDS = frozenset(
+    {
+        *("a", "an", "and", "be", "but", "can't", "cannot", "client", "could", "decrypt"),
+        *("decrypted", "does", "doesn't", "encrypted", "encryption", "find", "i"),
+        *("information", "is", "it", "message", "more", "not", "omemo", "on", "please"),
+        *("seem", "seems", "sent", "support", "supports", "that", "this", "to", "use"),
+        *("which", "with", "you", "your"),
+    }
+)
+FALLBACK_URLS = frozenset(
+    {"https://conversations.im/omemo", "https://xmpp.org/extensions/xep-0384.html"}
+)
+_FALLBACK_TOKEN = re.compile(r"https?://\S+?(?=[.,;:!?)\]]*(?:\s|$))|[a-z']+|[.,;:!?()\[\]-]|\S")
 
 
 def _split(tag: object) -> tuple[str, str]:
@@ -36,17 +90,104 @@ def _split(tag: object) -> tuple[str, str]:
     return "", tag
 
 
-def carries_plaintext(message: ET.Element) -> bool:
-    """Whether ``message`` has readable content outside any encryption (II.1)."""
-    for child in message:
-        namespace, local = _split(child.tag)
-        if namespace in STANZA_NAMESPACES and local == "body":
-            return True
-        if namespace in STANZA_NAMESPACES and local == "subject" and (child.text or "").strip():
-            return True
-        if (namespace, local) in PLAINTEXT_CARRIERS:
-            return True
+def _blank(text: str | None) -> bool:
+    return not (text or "").strip()
+
+
+def _empty(element: ET.Element) -> bool:
+    """No text and no child elements (attributes only)."""
+    return _blank(element.text) and len(element) == 0
+
+
+def is_fallback_text(text: str) -> bool:
+    """Whether ``text`` is an OMEMO fallback body, not a message in clear (II.1)."""
+    normal = " ".join(text.replace("\u2019", "'").split()).casefold()
+    if not normal or len(normal) > MAX_FALLBACK or "omemo" not in normal:
+        return False
+    for token in _FALLBACK_TOKEN.findall(normal):
+        if token.startswith(("http://", "https://")):
+            if token not in FALLBACK_URLS:
+                return False
+        elif token[0].isalpha() or token[0] == "'":
+            if token not in FALLBACK_WORDS:
+                return False
+        elif token not in ".,;:!?()[]-":
+            return False
+    return True
+
+
+def _describe(namespace: str, local: str) -> str:
+    """Names an element by namespace and local name (never its content)."""
+    shown = namespace if len(namespace) <= 80 else namespace[:77] + "..."
+    return f"<{local[:40]}> in namespace '{shown or '(none)'}'"
+
+
+# What an OMEMO <encrypted> element may hold: element path -> allowed children, and the
+# elements whose text is base64 (everything else must hold no text).
+_OMEMO_CHILDREN = {
+    "encrypted": frozenset({"header", "payload"}),
+    "header": frozenset({"key", "keys", "iv"}),
+    "keys": frozenset({"key"}),
+}
+_OMEMO_TEXT = frozenset({"key", "iv", "payload"})
+
+
+def _stray_in_encrypted(encrypted: ET.Element, namespace: str) -> str | None:
+    """An element or text inside ``<encrypted>`` that OMEMO does not define, described."""
+    pending = [encrypted]
+    while pending:
+        element = pending.pop()
+        _, local = _split(element.tag)
+        if local not in _OMEMO_TEXT and not _blank(element.text):
+            return f"text inside OMEMO <{local}>"
+        for child in element:
+            child_ns, child_local = _split(child.tag)
+            allowed = _OMEMO_CHILDREN.get(local, frozenset())
+            if child_ns != namespace or child_local not in allowed or not _blank(child.tail):
+                return _describe(child_ns, child_local) + " inside OMEMO <encrypted>"
+            pending.append(child)
+    return None
+
+
+def _stanza_child_allowed(child: ET.Element, local: str, *, encrypted: bool) -> bool:
+    """A fallback ``<body>`` next to OMEMO, an empty ``<subject/>``, a ``<thread>`` id."""
+    if len(child) != 0:
+        return False
+    if local == "body":
+        return encrypted and is_fallback_text(child.text or "")
+    if local == "subject":
+        return _blank(child.text)
+    if local == "thread":
+        return len((child.text or "").strip()) <= MAX_THREAD_ID
     return False
+
+
+def find_plaintext(message: ET.Element, *, encrypted: bool) -> str | None:
+    """The first child of ``message`` that may carry readable content outside OMEMO, as
+    a description of the element (namespace, local name); None if there is none (II.1).
+
+    ``encrypted`` says whether the message carries a readable OMEMO header; only then is
+    a fallback ``<body>`` allowed.
+    """
+    if not _blank(message.text):
+        return "text directly inside <message>"
+    for child in message:
+        if not _blank(child.tail):
+            return "text directly inside <message>"
+        namespace, local = _split(child.tag)
+        if namespace in STANZA_NAMESPACES:
+            if _stanza_child_allowed(child, local, encrypted=encrypted):
+                continue
+            return _describe("jabber:client", local)  # as the client wrote it
+        if namespace in OMEMO_NAMESPACES and local == "encrypted":
+            stray = _stray_in_encrypted(child, namespace)
+            if stray is None:
+                continue  # read by parse_header; its payload is ciphertext
+            return stray
+        if (namespace, local) in CONTENT_FREE and _empty(child):
+            continue
+        return _describe(namespace, local)
+    return None
 
 
 def _other_encryption(message: ET.Element) -> bool:
@@ -56,21 +197,23 @@ def _other_encryption(message: ET.Element) -> bool:
 def check_e2e(
     message: ET.Element, header: OmemoHeader | MalformedOmemo | None, *, required: bool = True
 ) -> Verdict:
-    """Refuse plaintext and unreadable OMEMO headers (II.1)."""
+    """Refuse plaintext, unknown elements and unreadable OMEMO headers (II.1)."""
     if isinstance(header, MalformedOmemo):
         return Verdict.reject(
             "malformed-omemo", f"The OMEMO header could not be read ({header.code}: {header.text})."
         )
-    if header is not None or not required:
+    if not required:
         return Verdict.accept()
-    if _other_encryption(message):
+    if header is None and _other_encryption(message):
         return Verdict.reject(
             "unsupported-encryption",
             "Care threads accept OMEMO encryption only; enable OMEMO for this chat.",
         )
-    if carries_plaintext(message):
+    offending = find_plaintext(message, encrypted=header is not None)
+    if offending is not None:
         return Verdict.reject(
             "plaintext-refused",
-            "Unencrypted messages are not allowed in care threads; enable OMEMO and resend.",
+            f"Unencrypted messages are not allowed in care threads ({offending}); "
+            "enable OMEMO and resend.",
         )
     return Verdict.accept()

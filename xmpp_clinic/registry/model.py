@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from xmpp_clinic.registry.fingerprint import format_fingerprint
@@ -112,6 +112,7 @@ class Notice:
 
     jid: str
     text: str
+    queue_id: int | None = field(default=None, compare=False)  # set once queued
 
 
 def as_utc(value: datetime) -> datetime:

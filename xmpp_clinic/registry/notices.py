@@ -47,6 +47,15 @@ def key_changed(device: Device) -> Notice:
     )
 
 
+def key_after_approval(device: Device) -> Notice:
+    return Notice(
+        device.jid,
+        f"{_name(device)} was approved before its identity key was known; now that it is "
+        f"(fingerprint {device.display_fingerprint()}), it needs approval by hospital IT "
+        "again.",
+    )
+
+
 def expiring(device: Device) -> Notice:
     return Notice(
         device.jid,

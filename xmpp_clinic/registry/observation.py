@@ -2,7 +2,9 @@
 
 New devices become pending or approved per ``policy.device_approval``; devices gone from
 the list are marked inactive, never deleted; an approved device whose identity key
-changed must be approved again. Each change is audited in the caller's transaction.
+changed must be approved again, and so must a device approved before its identity key
+was known, when that key first arrives (the approval was not bound to a key). Each change
+is audited in the caller's transaction.
 """
 
 from __future__ import annotations
@@ -95,14 +97,28 @@ class Observation:
         first = record.identity_key is None
         record.identity_key = key
         record.fingerprint = fingerprint(self.namespace, key)
-        if first:
+        if first and not self._approved_before_key(record):
             await self._note(record, "device.key-recorded", "bundle-fetched")
+            return
+        if first:
+            # Approved while its key was unknown: nobody has compared this key with the
+            # phone, and whoever published it first would otherwise define the approved
+            # device. It waits for IT again (I.4, I.5).
+            record.state = DeviceState.PENDING.value
+            record.state_changed_at = self.now
+            await self._note(record, "device.pending", "key-unknown-at-approval")
+            queue(self.session, notices.key_after_approval(to_device(record)))
             return
         if record.state == DeviceState.APPROVED.value:
             record.state = DeviceState.PENDING.value
             record.state_changed_at = self.now
             queue(self.session, notices.key_changed(to_device(record)))
         await self._note(record, "device.key-changed", "identity-key-changed")
+
+    def _approved_before_key(self, record: DeviceRecord) -> bool:
+        """An approved device whose first key arrives now; under ``all`` (demo and tests,
+        every device approved anyway) the key is just recorded."""
+        return record.state == DeviceState.APPROVED.value and self.policy.device_approval != "all"
 
     async def gone(self, record: DeviceRecord) -> None:
         if record.active:

@@ -36,6 +36,8 @@ from xmpp_clinic.store.models.devices import DeviceNoticeRecord, DeviceRecord
 log = logging.getLogger(__name__)
 
 EXPIRY_WARNING = timedelta(days=14)
+# How long one approval may last (I.5): at least a day, at most ten years.
+MIN_VALID_DAYS, MAX_VALID_DAYS = 1, 3650
 
 
 class RegistryError(Exception):
@@ -54,6 +56,10 @@ class DeviceLimitReached(RegistryError):
     pass
 
 
+class InvalidRequest(RegistryError):
+    """A request with a value out of range or missing (the operator's input)."""
+
+
 @dataclass
 class ExpiryRun:
     """What one run of the periodic expiry task did."""
@@ -64,6 +70,14 @@ class ExpiryRun:
 
 def _bare(jid: str) -> str:
     return jid.split("/", 1)[0].lower()
+
+
+def _reason(reason: str) -> str:
+    """A revocation needs a reason for the audit log (I.5, III.3)."""
+    reason = reason.strip()
+    if not reason:
+        raise InvalidRequest("a revocation needs a reason (it is kept in the audit log)")
+    return reason
 
 
 class DeviceRegistry:
@@ -133,7 +147,18 @@ class DeviceRegistry:
         valid_days: int | None = None,
         asset_id: str | None = None,
     ) -> Device:
-        """Approve (or re-validate) a device for ``valid_days`` (I.4, I.5, III.3)."""
+        """Approve (or re-validate) a device for ``valid_days`` (I.4, I.5, III.3).
+
+        ``valid_days`` defaults to ``policy.default_valid_days`` and must lie in
+        1..3650. A device approved while its identity key is unknown returns to pending
+        when the key first arrives (registry.observation), so an approval always ends
+        up bound to a key IT could compare.
+        """
+        days = self._policy.default_valid_days if valid_days is None else valid_days
+        if not MIN_VALID_DAYS <= days <= MAX_VALID_DAYS:
+            raise InvalidRequest(
+                f"valid days must be between {MIN_VALID_DAYS} and {MAX_VALID_DAYS}, not {days}"
+            )
         now = self._clock()
         async with self._store.session() as session:
             record = await self._find(session, jid, device_id, namespace)
@@ -149,7 +174,6 @@ class DeviceRegistry:
                     "(policy.max_devices_per_person); revoke one first"
                 )
             renewal = to_device(record).usable(now)
-            days = valid_days or self._policy.default_valid_days
             set_approved(record, actor, now, rules.valid_until(now, days))
             if asset_id is not None:
                 record.asset_id = asset_id
@@ -163,13 +187,18 @@ class DeviceRegistry:
     async def revoke(
         self, jid: str, device_id: int, *, actor: str, reason: str, namespace: str | None = None
     ) -> Device:
-        """Revoke a device; it is refused from the next message on (I.5, III.3)."""
+        """Revoke a device; it is refused from the next message on (I.5, III.3).
+
+        ``reason`` is required: it goes to the audit log and the person's notice.
+        """
+        reason = _reason(reason)
         async with self._store.session() as session:
             record = await self._find(session, jid, device_id, namespace)
             return await self._revoke(session, record, actor, reason)
 
     async def revoke_all(self, jid: str, *, actor: str, reason: str) -> list[Device]:
         """Lost phone: revoke every device of a person, pending ones included (III.3)."""
+        reason = _reason(reason)
         async with self._store.session() as session:
             records = await person_records(session, _bare(jid))
             if not records:
@@ -228,16 +257,24 @@ class DeviceRegistry:
         return run
 
     async def take_notices(self, limit: int = 100) -> list[Notice]:
-        """Hand queued notices to the sender (at most once each) and forget them."""
+        """The oldest queued notices, each with its ``queue_id`` (I.5).
+
+        They stay queued until :meth:`ack_notices`: the sender acknowledges what it has
+        actually sent, so a disconnect in between loses nothing (a notice may then be
+        sent twice, never not at all).
+        """
         async with self._store.session() as session:
             query = select(DeviceNoticeRecord).order_by(DeviceNoticeRecord.id).limit(limit)
             rows = list((await session.scalars(query)).all())
-            if rows:
-                ids = [row.id for row in rows]
-                await session.execute(
-                    delete(DeviceNoticeRecord).where(DeviceNoticeRecord.id.in_(ids))
-                )
-            return [Notice(row.jid, row.text) for row in rows]
+            return [Notice(row.jid, row.text, queue_id=row.id) for row in rows]
+
+    async def ack_notices(self, queue_ids: Iterable[int]) -> None:
+        """Forget notices that were sent (ids from :meth:`take_notices`)."""
+        ids = sorted(set(queue_ids))
+        if not ids:
+            return
+        async with self._store.session() as session:
+            await session.execute(delete(DeviceNoticeRecord).where(DeviceNoticeRecord.id.in_(ids)))
 
     async def mark_seen(self, keys: Iterable[DeviceKey]) -> None:
         """Record when devices last sent (no state change, no audit, no bump)."""

@@ -7,6 +7,7 @@
 - Notices the registry queued (device pending, approved, revoked, expiring, expired) go
   to the person as chat messages from the gateway's JID: after each periodic round,
   whenever the "devices" change counter moves, and when the component comes online.
+  Each leaves the queue only once sent (at least once, never lost to a disconnect).
 - Last-seen times of devices that sent are written every ``NOTICE_SECONDS``.
 
 Background loops log failures (never content or keys) and keep running.
@@ -122,15 +123,25 @@ class DeviceUpkeep:
                 log.exception("sending device notices failed; trying again later")
 
     async def send_notices(self) -> int:
-        """Send every queued notice while the component is online; how many were sent."""
+        """Send every queued notice while the component is online; how many were sent (I.5).
+
+        A notice leaves the queue only after it was handed to the connection: if the
+        component goes offline mid-batch, the rest stay queued for the next round.
+        """
         sent = 0
         async with self._sending:
             while self._component.online:
                 batch = await self._registry.take_notices(NOTICE_BATCH)
+                done: list[int] = []
                 for notice in batch:
+                    if not self._component.online:
+                        break
                     self._send(notice)
-                sent += len(batch)
-                if len(batch) < NOTICE_BATCH:
+                    if notice.queue_id is not None:
+                        done.append(notice.queue_id)
+                await self._registry.ack_notices(done)
+                sent += len(done)
+                if len(batch) < NOTICE_BATCH or len(done) < len(batch):
                     break
         if sent:
             log.info("device notices sent", extra={"count": sent})
