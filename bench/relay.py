@@ -14,17 +14,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 
-from slixmpp import JID, ClientXMPP, Message
-from slixmpp.xmlstream.handler import Callback
-from slixmpp.xmlstream.matcher import MatchXPath
+from slixmpp import JID, ClientXMPP
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -49,18 +48,21 @@ PAYLOAD = (
 )
 
 
+MESSAGE_TAG = b"<message"
+ID_ATTR = re.compile(rb"""\sid=["']([^"']*)["']""")
+
+
 class Tally:
     """Per-message send time and how many members have received it."""
 
-    def __init__(self, expected: int) -> None:
+    def __init__(self, expected: int, window: int) -> None:
         self.expected = expected
         self.sent: dict[str, float] = {}
         self.seen: dict[str, int] = {}
         self.done: dict[str, float] = {}
-        self.window = asyncio.Semaphore(1)
+        self.window = asyncio.Semaphore(window)
 
-    def receive(self, message: Message) -> None:
-        key = message["id"]
+    def receive(self, key: str) -> None:
         if key not in self.sent or key in self.done:
             return
         self.seen[key] = self.seen.get(key, 0) + 1
@@ -69,32 +71,109 @@ class Tally:
             self.window.release()
 
 
-async def run_path(room: str, bots: list[ClientXMPP], count: int, window: int) -> dict[str, float]:
-    tally = Tally(expected=len(bots) - 1)
-    tally.window = asyncio.Semaphore(window)
-    sender = bots[0]
-    name = f"bench-{room}"
-    for bot in bots[1:]:
-        bot.register_handler(Callback(name, MatchXPath("{jabber:client}message"), tally.receive))
+class RawCounter(asyncio.Protocol):
+    """Takes over a joined client's stream: reports the id of each ``<message>`` received.
+
+    Installed with the transport's ``set_protocol`` (public asyncio API) once a client
+    has joined both rooms; only the start tag is read, so the clients cost little next to
+    the server and the gateway. The connection's end is passed on to slixmpp.
+    """
+
+    def __init__(self, bot: ClientXMPP) -> None:
+        self.bot = bot
+        self.on_id: Callable[[str], None] | None = None
+        self._buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        buffer, pos = self._buffer + data, 0
+        while (start := buffer.find(MESSAGE_TAG, pos)) >= 0:
+            end = buffer.find(b">", start)
+            if end < 0:  # the start tag continues in the next chunk
+                self._buffer = buffer[start:]
+                return
+            match = ID_ATTR.search(buffer, start, end)
+            if match is not None and self.on_id is not None:
+                self.on_id(match.group(1).decode())
+            pos = end + 1
+        # Keep what could be the beginning of a start tag cut by the chunk boundary.
+        self._buffer = buffer[max(pos, len(buffer) - len(MESSAGE_TAG) + 1) :]
+
+    def eof_received(self) -> bool | None:
+        return self.bot.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.bot.connection_lost(exc)
+
+
+def take_over(bots: list[ClientXMPP]) -> list[RawCounter]:
+    counters = []
+    for bot in bots:
+        assert bot.transport is not None
+        counter = RawCounter(bot)
+        bot.transport.set_protocol(counter)
+        counters.append(counter)
+    return counters
+
+
+def stanza(room: str, key: str) -> str:
+    return (
+        f'<message to="{room}" type="groupchat" id="{key}" xmlns="jabber:client">'
+        f"{PAYLOAD}<body>This message is OMEMO encrypted.</body></message>"
+    )
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """CPU time (user + system) a process has used so far; 0 where it cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_pid(server: DevServer) -> int | None:
+    """The server's pid, from the pid file each dev server writes."""
+    for name in ("prosody.pid", "run/ejabberd.pid"):
+        path = server.home / name
+        if path.exists():
+            return int(path.read_text().split()[0])
+    return None
+
+
+async def run_path(
+    room: str,
+    sender: ClientXMPP,
+    counters: list[RawCounter],
+    count: int,
+    window: int,
+    pids: dict[str, int | None],
+) -> dict[str, float]:
+    tally = Tally(expected=len(counters), window=window)
+    cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    for counter in counters:
+        counter.on_id = tally.receive
     start = time.perf_counter()
     for i in range(count):
         await tally.window.acquire()
-        message = sender.make_message(mto=JID(room), mtype="groupchat")
-        message["id"] = f"{room}-{i}"
-        message.append(ET.fromstring(PAYLOAD))
-        message["body"] = "This message is OMEMO encrypted."
-        tally.sent[message["id"]] = time.perf_counter()
-        message.send()
+        key = f"{room}-{i}"
+        tally.sent[key] = time.perf_counter()
+        sender.send_raw(stanza(room, key))
     while len(tally.done) < count:
         await asyncio.sleep(0.01)
     elapsed = time.perf_counter() - start
-    for bot in bots[1:]:
-        bot.remove_handler(name)
+    for counter in counters:
+        counter.on_id = None
     latencies = sorted(tally.done[k] - tally.sent[k] for k in tally.sent)
+    # CPU ms per message of each process: shows which one limits the path.
+    cpu = {
+        f"cpu_{name}": 1000 * (cpu_seconds(pid) - cpu_before[name]) / count
+        for name, pid in pids.items()
+    }
     return {
         "msg_s": count / elapsed,
         "p50_ms": 1000 * statistics.median(latencies),
         "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+        **cpu,
     }
 
 
@@ -167,10 +246,13 @@ async def bench(server: DevServer, count: int, window: int, workdir: Path) -> No
                     JID(target), f"m{i}", maxstanzas=0, timeout=10
                 )
         await asyncio.sleep(1.0)
+        take_over(bots[:1])  # the sender's reflections are not counted
+        receivers = take_over(bots[1:])
+        pids = {"server": server_pid(server), "gateway": gateway.pid, "clients": os.getpid()}
         results = {}
         for label, target in (("server MUC", room), ("gateway", thread)):
-            await run_path(target, bots, min(20, count), window)  # warm-up
-            results[label] = await run_path(target, bots, count, window)
+            await run_path(target, bots[0], receivers, min(20, count), window, pids)  # warm-up
+            results[label] = await run_path(target, bots[0], receivers, count, window, pids)
         report(server.kind, count, window, results)
     finally:
         await asyncio.gather(*(disconnect_bot(b) for b in bots))
@@ -180,9 +262,13 @@ async def bench(server: DevServer, count: int, window: int, workdir: Path) -> No
 
 def report(kind: str, count: int, window: int, results: dict[str, dict[str, float]]) -> None:
     print(f"\n{kind}: {MEMBERS} members, {count} messages, window {window}")
-    print(f"{'path':<12}{'msg/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
+    cpu = "CPU ms/msg: server gateway clients"
+    print(f"{'path':<12}{'msg/s':>10}{'p50 ms':>10}{'p99 ms':>10}   {cpu}")
     for label, r in results.items():
-        print(f"{label:<12}{r['msg_s']:>10.1f}{r['p50_ms']:>10.1f}{r['p99_ms']:>10.1f}")
+        print(
+            f"{label:<12}{r['msg_s']:>10.1f}{r['p50_ms']:>10.1f}{r['p99_ms']:>10.1f}"
+            f"{r['cpu_server']:>18.2f}{r['cpu_gateway']:>8.2f}{r['cpu_clients']:>8.2f}"
+        )
     ratio = results["gateway"]["msg_s"] / results["server MUC"]["msg_s"]
     print(f"gateway / server MUC throughput: {ratio:.2f}x")
 

@@ -101,6 +101,31 @@ class TestRelay(ThreadStanzaTest):
         self.drain()
         assert self.archived() == []
 
+    def test_a_burst_is_archived_and_delivered_in_arrival_order(self) -> None:
+        # Messages overlap in the relay (group commit) but never overtake each other (II.2).
+        for n in (1, 2, 3):
+            self.recv(OMEMO_MESSAGE.replace('id="m1"', f'id="m{n}"'))
+        self.settle()
+        sent = [self.next_sent() for _ in range(6)]
+        sid = "{urn:xmpp:sid:0}stanza-id"
+        for to in (f"{ALICE}/phone", f"{BOB}/pc"):
+            mine = [(s.get("id"), s.find(sid).get("id")) for s in sent if s.get("to") == to]  # type: ignore[union-attr]
+            assert mine == [("m1", "sid-1"), ("m2", "sid-2"), ("m3", "sid-3")]
+        assert self.archived() == ["sid-1", "sid-2", "sid-3"]
+
+    def test_a_refused_message_in_a_burst_does_not_hold_up_the_others(self) -> None:
+        plaintext = f'<message from="{ALICE}/phone" to="{WARD}" type="groupchat" id="m2"><body>BP 120/80</body></message>'
+        for xml in (OMEMO_MESSAGE, plaintext, OMEMO_MESSAGE.replace('id="m1"', 'id="m3"')):
+            self.recv(xml)
+        self.settle()
+        sent = [self.next_sent() for _ in range(5)]
+        assert [(s.get("id"), s.get("type")) for s in sent if s.get("to") == f"{BOB}/pc"] == [
+            ("m1", "groupchat"),
+            ("m3", "groupchat"),
+        ]
+        assert ("m2", "error") in [(s.get("id"), s.get("type")) for s in sent]
+        assert self.archived() == ["sid-1", "sid-2"]
+
 
 class ModifyingPolicy:
     """Drops the <store/> hint and adds a notice: a stand-in for key stripping."""

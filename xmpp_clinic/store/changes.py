@@ -31,8 +31,11 @@ async def bump(session: AsyncSession, topic: str) -> None:
 class ChangeWatcher:
     """Compares the counters with what the gateway last saw and calls the listeners.
 
-    ``refresh()`` is one small SELECT; the message path calls it before each decision so
-    that a change committed by the CLI applies to the very next message.
+    The message path calls ``refresh()`` before each decision so that a change committed
+    by the CLI applies to the very next message (I.5, IV.2). Callers that arrive together
+    share one read of the counters (one small SELECT for a burst of messages), but only a
+    read that starts after their call: a change committed before a message arrived is
+    always seen before that message is decided.
     """
 
     def __init__(self, store: Store) -> None:
@@ -42,6 +45,8 @@ class ChangeWatcher:
         # One refresh at a time: a caller that arrives while listeners are still reloading
         # waits for them, rather than deciding on the state from before the change.
         self._lock = asyncio.Lock()
+        # The refresh that has not read the counters yet; callers arriving now join it.
+        self._next: asyncio.Task[set[str]] | None = None
 
     def on_change(self, topic: str, listener: Listener) -> None:
         self._listeners.setdefault(topic, []).append(listener)
@@ -50,9 +55,18 @@ class ChangeWatcher:
         """Call the listeners of every topic that changed since the last refresh.
 
         A topic counts as seen only once its listeners have finished; if one fails, the
-        next refresh calls them again.
+        next refresh calls them again. Raises what the read or a listener raised (every
+        caller sharing that refresh fails closed, I.12).
         """
+        if self._next is None:
+            self._next = asyncio.ensure_future(self._refresh_after_current())
+        # Shielded: a cancelled caller must not cancel the read the others are waiting for.
+        return set(await asyncio.shield(self._next))
+
+    async def _refresh_after_current(self) -> set[str]:
         async with self._lock:
+            # The counters are read from here on: whoever calls now needs the next read.
+            self._next = None
             async with self._store.session() as session:
                 query = select(ChangeCounter.topic, ChangeCounter.value)
                 rows = (await session.execute(query)).all()

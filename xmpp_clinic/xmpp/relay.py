@@ -4,6 +4,12 @@ DESIGN.md "the way a message travels": occupant check -> policy -> archive (dura
 hash-chained) -> fan-out to occupants with stanza-id and occupant-id, reflected to the
 sender with its own id and origin-id. A message that cannot be checked or stored is
 refused with an error the sender sees; nobody receives it (fail closed, I.12).
+
+The messages of a thread are decided, archived and fanned out in the order they
+arrived, but they overlap: while one waits for its archive commit, the next is already
+checked and queued for the same or the next group commit (archive/messages.py). Each
+message is fanned out only after its own entry is durable and the previous message of
+its thread has been fanned out, so archive order = delivery order (II.2).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import logging
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from slixmpp import Message
 
@@ -42,6 +49,18 @@ def _strip(child: ET.Element, thread_jid: str) -> bool:
     return child.tag in (f"{{{ms.NS_OCCUPANT_ID}}}occupant-id", f"{{{ms.NS_MUC_USER}}}x")
 
 
+@dataclass
+class _Turn:
+    """One message's place in its thread's order: set once decided, once delivered."""
+
+    decided: asyncio.Event = field(default_factory=asyncio.Event)
+    delivered: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def finish(self) -> None:
+        self.decided.set()
+        self.delivered.set()
+
+
 class Relay:
     """Relays groupchat messages in the threads of one :class:`ThreadHost`."""
 
@@ -57,8 +76,9 @@ class Relay:
         self.archive = archive
         self.policy = policy
         self._new_id = new_id  # stanza-ids; tests pass a counter
-        # One message at a time per thread: archive order = delivery order (II.2).
-        self._locks: dict[str, asyncio.Lock] = {}
+        # The latest message of each thread with one still in flight: the next waits for
+        # it at each step, so archive order = delivery order = arrival order (II.2).
+        self._last: dict[str, _Turn] = {}
 
     def attach(self) -> None:
         handle(
@@ -80,9 +100,14 @@ class Relay:
         if msg["type"] != "groupchat":
             self._refuse(msg, "forbidden", "cancel", "Membership is managed by the administrators.")
             return
-        lock = self._locks.setdefault(to.user, asyncio.Lock())
-        async with lock:
-            await self._relay(msg)
+        previous, turn = self._last.get(to.user), _Turn()
+        self._last[to.user] = turn
+        try:
+            await self._relay(msg, previous, turn)
+        finally:
+            turn.finish()  # never hold up the next message, whatever happened to this one
+            if self._last.get(to.user) is turn:
+                del self._last[to.user]
 
     def _refuse(
         self, msg: Message, condition: str, etype: str, text: str, *, reason: str = ""
@@ -97,15 +122,19 @@ class Relay:
             ET.SubElement(error, f"{{{NS_POLICY}}}{reason}")
         self.host.send(root)
 
-    async def _relay(self, msg: Message) -> None:
+    async def _relay(self, msg: Message, previous: _Turn | None, turn: _Turn) -> None:
         sender = msg["from"]
         try:
+            # Before waiting for the previous message: concurrent messages share one read
+            # of the change counters, which still starts after this message arrived (I.5).
             await self.host.refresh()
         except Exception as exc:  # store down, or a reload failed: fail closed (I.12)
             if not isinstance(exc, StoreUnavailable):
                 log.exception("applying administrative changes failed; message refused")
             self._refuse(msg, "internal-server-error", "wait", NOT_CHECKED)
             return
+        if previous is not None:
+            await previous.decided.wait()
         thread = self.host.book.get(msg["to"].user)
         occupant = self.host.room(thread.name).get(sender.full) if thread is not None else None
         if thread is None or occupant is None or thread.member(sender.bare) is None:
@@ -124,7 +153,7 @@ class Relay:
             self._refuse(msg, "policy-violation", "modify", verdict.text, reason=verdict.reason)
             return
         source = verdict.stanza if verdict.action is Action.MODIFY and verdict.stanza else msg.xml
-        if not await self._deliver(thread, occupant, msg, source):
+        if not await self._deliver(thread, occupant, msg, source, previous, turn):
             return
         for notice in verdict.notices:
             self._notify(thread, sender.full, notice)
@@ -141,7 +170,13 @@ class Relay:
             return None
 
     async def _deliver(
-        self, thread: ThreadInfo, occupant: Occupant, msg: Message, source: ET.Element
+        self,
+        thread: ThreadInfo,
+        occupant: Occupant,
+        msg: Message,
+        source: ET.Element,
+        previous: _Turn | None,
+        turn: _Turn,
     ) -> bool:
         """Archive, then fan out (DESIGN.md); False when the archive refused the message."""
         thread_jid = self.host.thread_jid(thread.name)
@@ -158,12 +193,16 @@ class Relay:
             thread.id, stanza_id, utcnow(), occupant.bare, occupant.jid.partition("/")[2],
             occupant.nick, occupant.occupant_id, serialised,
         )  # fmt: skip
+        stored = self.archive.submit(record)  # chain position fixed here, in arrival order
+        turn.decided.set()
         try:
-            await self.archive.append(record)
+            await stored
         except StoreUnavailable:
             log.error("archive unavailable; message refused", extra={"care_thread": thread.name})
             self._refuse(msg, "internal-server-error", "wait", NOT_STORED)
             return False
+        if previous is not None:
+            await previous.delivered.wait()
         for recipient in self.host.room(thread.name).sessions():
             self.host.xmpp.send(ms.address(serialised, recipient.jid))
         return True
