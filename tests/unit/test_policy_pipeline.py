@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -304,3 +305,29 @@ async def test_revocation_applies_to_the_very_next_message(store: Store) -> None
     assert verdict.reason == "sender-device-not-approved" and "revoked" in verdict.text
     events = await AuditLog(store).events()
     assert events[-1].action == "message.rejected" and events[-1].actor == ALICE
+
+
+async def test_revocation_during_a_load_in_flight_is_not_lost() -> None:
+    """A snapshot read before a revocation must not be cached after it (I.5)."""
+    registry = FakeRegistry(approved(ALICE, 1), approved(BOB, 2))
+    gate = asyncio.Event()
+    original = registry.snapshot
+
+    async def slow_snapshot() -> RegistrySnapshot:
+        snapshot = await original()  # reads the state before the revocation
+        await gate.wait()
+        return snapshot
+
+    registry.snapshot = slow_snapshot  # type: ignore[method-assign]
+    policy = pipeline(registry)
+    first = asyncio.ensure_future(policy.evaluate(ctx(message(1, 2))))
+    await asyncio.sleep(0)  # the first message's load is now in flight
+    registry.devices.remove(approved(ALICE, 1))  # the CLI revokes Alice's device ...
+    registry.snapshot = original  # type: ignore[method-assign]
+    reload = asyncio.ensure_future(policy.reload())  # ... and the counter moves
+    await asyncio.sleep(0)
+    gate.set()
+    await first
+    await reload
+    verdict = await policy.evaluate(ctx(message(1, 2)))
+    assert verdict.reason == "sender-device-not-approved"

@@ -147,3 +147,35 @@ class TestModifiedVerdict(ThreadStanzaTest):
         self.send(
             f'<message from="{WARD}" to="{ALICE}/phone" type="normal"><body>One key removed.</body></message>'
         )
+
+
+class ModifyWithoutStanza:
+    """A broken policy: says it changed the message but hands nothing back."""
+
+    async def evaluate(self, ctx: MessageContext) -> Verdict:
+        return Verdict(Action.MODIFY, "stripped")
+
+
+class TestBrokenPolicyFailsClosed(ThreadStanzaTest):
+    policy = ModifyWithoutStanza()
+
+    def test_modify_without_a_stanza_refuses_instead_of_relaying_the_original(self) -> None:
+        self.join(f"{ALICE}/phone", "Alice")
+        self.join(f"{BOB}/pc", "Bob")
+        self.recv_settled(OMEMO_MESSAGE)
+        self.expect_error(f"{ALICE}/phone", WARD, "internal-server-error", "m1")
+        self.send(None)  # Bob got nothing: the unstripped original never leaves (I.12)
+
+
+class TestForgedDelay(ThreadStanzaTest):
+    def test_a_sender_supplied_delay_is_not_relayed(self) -> None:
+        self.join(f"{ALICE}/phone", "Alice")
+        self.join(f"{BOB}/pc", "Bob")
+        self.recv_settled(
+            OMEMO_MESSAGE.replace(
+                "<store",
+                '<delay xmlns="urn:xmpp:delay" stamp="2001-01-01T00:00:00Z"/><store',
+            )
+        )
+        self.send(relayed(f"{ALICE}/phone"))  # no <delay>: clients show the real time
+        self.send(relayed(f"{BOB}/pc"))

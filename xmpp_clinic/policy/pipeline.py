@@ -87,6 +87,7 @@ class Pipeline:
         self._discovery_timeout = discovery_timeout
         self._rediscover_after = rediscover_after
         self._snapshot: RegistrySnapshot | None = None
+        self._generation = 0  # bumped by every reload(); a load from before it is stale
         self._lock = asyncio.Lock()
         self._told = _Memory(memory)  # (thread, sender device, member) already told
         self._asked = _Memory(memory)  # sender devices we asked discovery about
@@ -100,6 +101,7 @@ class Pipeline:
         The old snapshot is dropped first: if loading fails, messages are refused until a
         load succeeds rather than decided on stale approvals.
         """
+        self._generation += 1
         self._snapshot = None
         try:
             await self._load()
@@ -107,9 +109,18 @@ class Pipeline:
             log.warning("device registry reload failed; refusing messages until it works")
 
     async def _load(self) -> RegistrySnapshot:
+        """The cached snapshot, or a fresh one; never one read before the last reload().
+
+        A load already in flight when a revocation arrives read the old state: its result
+        is thrown away and the registry read again, so the revocation is not lost (I.5).
+        """
         async with self._lock:
-            if self._snapshot is None:
-                self._snapshot = await self._registry.snapshot()
+            while self._snapshot is None:
+                generation = self._generation
+                snapshot = await self._registry.snapshot()
+                if generation == self._generation:
+                    self._snapshot = snapshot
+                    return snapshot
             return self._snapshot
 
     def drain_seen(self) -> set[DeviceKey]:
@@ -155,8 +166,12 @@ class Pipeline:
         return self._follow_up(ctx, parsed, check), parsed
 
     async def _discover_sender(self, sender: str, header: OmemoHeader) -> bool:
-        """Ask discovery about an unknown sender device, at most once a minute (I.4)."""
-        return await self._discover({DeviceKey(sender, header.namespace, header.sid): sender})
+        """Ask discovery about an unknown sender device, at most once a minute per person.
+
+        Keyed by person, not device id: a sender who keeps inventing device ids must not
+        hold up the thread with a PEP round trip for every message (I.4).
+        """
+        return await self._discover({("sender", sender): sender})
 
     async def _discover_recipients(self, facts: DeviceFacts, check: DeviceCheck) -> bool:
         """Ask discovery about members whose devices got a key the registry never saw (I.4).

@@ -35,6 +35,11 @@ from xmpp_clinic.xmpp.threads import ThreadHost, ToThread, handle
 
 log = logging.getLogger(__name__)
 
+NOT_GROUPCHAT = (
+    "Care threads accept only group messages from people who have joined: "
+    "join the thread, then send."
+)
+NS_DELAY = "urn:xmpp:delay"
 NOT_OCCUPANT = "Only occupants of this thread may send to it."
 NOT_STORED = "The message could not be archived and was not delivered; please retry."
 NOT_CHECKED = "The message could not be checked and was not delivered; please retry."
@@ -43,10 +48,13 @@ NS_POLICY = "urn:xmpp-clinic:policy:0"
 
 
 def _strip(child: ET.Element, thread_jid: str) -> bool:
-    """Elements a sender may not supply: the room's own stanza-id, occupant-id, muc#user."""
+    """Elements a sender may not supply (II.2): the room's own stanza-id, occupant-id,
+    muc#user, and a delay, which would make clients show a forged time."""
     if child.tag == f"{{{ms.NS_SID}}}stanza-id":
         return child.get("by") == thread_jid
-    return child.tag in (f"{{{ms.NS_OCCUPANT_ID}}}occupant-id", f"{{{ms.NS_MUC_USER}}}x")
+    return child.tag in (
+        f"{{{ms.NS_OCCUPANT_ID}}}occupant-id", f"{{{ms.NS_MUC_USER}}}x", f"{{{NS_DELAY}}}delay",
+    )  # fmt: skip
 
 
 @dataclass
@@ -98,7 +106,7 @@ class Relay:
             )
             return
         if msg["type"] != "groupchat":
-            self._refuse(msg, "forbidden", "cancel", "Membership is managed by the administrators.")
+            self._refuse(msg, "forbidden", "cancel", NOT_GROUPCHAT)
             return
         previous, turn = self._last.get(to.user), _Turn()
         self._last[to.user] = turn
@@ -152,7 +160,18 @@ class Relay:
             )
             self._refuse(msg, "policy-violation", "modify", verdict.text, reason=verdict.reason)
             return
-        source = verdict.stanza if verdict.action is Action.MODIFY and verdict.stanza else msg.xml
+        if verdict.action is Action.MODIFY and verdict.stanza is None:
+            log.error("policy changed a message but gave none; refused (fail closed)")
+            self._refuse(msg, "internal-server-error", "wait", NOT_CHECKED)
+            return
+        source = verdict.stanza if verdict.stanza is not None else msg.xml
+        # The policy may have waited (PEP discovery): a member removed meanwhile, or an
+        # occupant who left, must not get this message through (IV.2).
+        thread = self.host.book.get(msg["to"].user)
+        occupant = self.host.room(thread.name).get(sender.full) if thread is not None else None
+        if thread is None or occupant is None or thread.member(sender.bare) is None:
+            self._refuse(msg, "not-acceptable", "cancel", NOT_OCCUPANT)
+            return
         if not await self._deliver(thread, occupant, msg, source, previous, turn):
             return
         for notice in verdict.notices:
