@@ -80,6 +80,12 @@ async def test_non_member_cannot_join_see_read_or_send(
     alice, eve = make_users("alice", "eve")
     gw.cli("threads", "create", "ward9", "--title", "Ward 9", "--member", alice)
     thread = f"ward9@{gw.jid}"
+    member = await connect_bot(alice, PASSWORD, gw.server, plugins=PLUGINS)
+    try:  # the control: the same questions from a member are answered
+        assert thread in await visible_threads(member, gw.jid)
+        assert await mam_condition(member, thread) == "ok"
+    finally:
+        await disconnect_bot(member)
     bot = await connect_bot(eve, PASSWORD, gw.server, plugins=PLUGINS)
     try:
         assert await join_condition(bot, thread, "Eve") == "registration-required"

@@ -107,6 +107,37 @@ async def test_member_offline_during_the_conversation_catches_up_by_mam(
         await disconnect_bot(dave_bot)
 
 
+async def test_member_who_never_joined_reads_the_thread_by_mam(
+    make_users: MakeUsers, gateway_factory: GatewayFactory
+) -> None:
+    """A colleague added to the thread who has never opened it (only published a device)
+    reads what was written, from MAM: the gateway must have let Alice's key for that
+    device through although the device was never seen in the thread (I.4)."""
+    gw = await gateway_factory(policy=ALL_DEVICES)
+    alice, erin = make_users("alice", "erin")
+    thread = create_thread(gw, "onc", [alice, erin])
+    first_login = await connect_omemo_bot(erin, PASSWORD, gw.server)  # publishes a device
+    storage = first_login.omemo_storage
+    await disconnect_bot(first_login)
+    sent = ["chemo cycle 2 tomorrow", "consent form signed"]
+    writer = await connect_omemo_bot(alice, PASSWORD, gw.server)
+    try:
+        await join_thread(writer, thread, "Alice")
+        inbox = OmemoInbox(writer)
+        for text in sent:
+            await send_omemo_groupchat(writer, thread, text)
+            await inbox.take(1, timeout=60)  # her own copy is back: archived
+    finally:
+        await disconnect_bot(writer)
+    reader = await connect_omemo_bot(erin, PASSWORD, gw.server, storage=storage)
+    try:
+        history = await decrypt_history(reader, await fetch_thread_history(reader, thread))
+        assert [m.body for m in history] == sent
+        assert {m.sender for m in history} == {alice}
+    finally:
+        await disconnect_bot(reader)
+
+
 async def test_omemo2_element_is_relayed_unchanged(
     make_users: MakeUsers, gateway_factory: GatewayFactory
 ) -> None:
