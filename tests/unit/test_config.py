@@ -215,3 +215,14 @@ def test_init_records_admins(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     settings = load_settings(tmp_path / "x.toml")
     assert settings.xmpp.admins == ["it@hospital.test", "it2@hospital.test"]
+
+
+def test_check_config_warns_about_weakened_controls(config_dir: Path) -> None:
+    (config_dir / "xmpp-clinic.toml").write_text(
+        GOOD + '\n[policy]\nrequire_e2e = false\ndevice_approval = "all"\n'
+    )
+    proc = cli("check-config", "--config", "xmpp-clinic.toml", cwd=config_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert "policy.require_e2e = false" in proc.stderr
+    assert "policy.device_approval = 'all'" in proc.stderr
+    assert "xmpp.admins is empty" in proc.stderr

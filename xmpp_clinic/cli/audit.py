@@ -8,6 +8,7 @@ from typing import Annotated, TypeVar
 import typer
 
 from xmpp_clinic.archive.audit import AuditLog, ChainReport, RecordedEvent
+from xmpp_clinic.archive.messages import MessageArchive
 from xmpp_clinic.cli.common import (
     EXIT_FAILURE,
     EXIT_USAGE,
@@ -15,11 +16,12 @@ from xmpp_clinic.cli.common import (
     JsonOption,
     fail,
     print_json,
-    run,
     settings_from,
+    with_store,
 )
 from xmpp_clinic.config import Settings
 from xmpp_clinic.store import Store
+from xmpp_clinic.threads import ThreadService
 
 GROUP_NAME = "audit"
 group = typer.Typer(help="Audit log: verify the chain, list events.", no_args_is_help=True)
@@ -28,15 +30,18 @@ T = TypeVar("T")
 
 
 def with_log(settings: Settings, action: Callable[[AuditLog], Awaitable[T]]) -> T:
-    async def go() -> T:
-        store = Store(settings.store.url)
-        try:
-            await store.migrate()
-            return await action(AuditLog(store))
-        finally:
-            await store.close()
+    return with_store(settings, lambda store: action(AuditLog(store)))
 
-    return run(go())
+
+async def _broken_threads(store: Store) -> list[tuple[str, int]]:
+    """Threads whose message archive chain is broken, with the first broken seq (II.2)."""
+    archive = MessageArchive(store)
+    broken: list[tuple[str, int]] = []
+    for thread in await ThreadService(store, user_domains=[]).list():
+        seq = await archive.verify(thread.id)
+        if seq is not None:
+            broken.append((thread.name, seq))
+    return broken
 
 
 def _parse_anchor(value: str) -> tuple[int, str]:
@@ -74,37 +79,47 @@ def verify(
     as_json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
-    """Exit 0 when the chain is intact; exit 1 and name the first broken event otherwise."""
+    """Exit 0 when the audit chain and every thread's message archive chain are intact;
+    exit 1 and name the first broken entry otherwise (II.2)."""
     settings = settings_from(config)
     anchor = _parse_anchor(expect_head) if expect_head else None
 
-    async def check(log: AuditLog) -> tuple[ChainReport, str | None]:
+    async def check(store: Store) -> tuple[ChainReport, str | None, list[tuple[str, int]]]:
+        log = AuditLog(store)
         report = await log.verify()
         problem = await _check_anchor(log, *anchor) if anchor else None
-        return report, problem
+        return report, problem, await _broken_threads(store)
 
-    report, anchor_problem = with_log(settings, check)
+    report, anchor_problem, broken_threads = with_store(settings, check)
+    intact = report.intact and anchor_problem is None
     if as_json:
         data = {
-            "intact": report.intact and anchor_problem is None,
+            "intact": intact and not broken_threads,
             "count": report.count,
             "head": f"{report.head_seq}:{report.head_hash}",
             "broken_seq": report.broken_seq,
             "problem": report.problem or anchor_problem,
             "broken": report.broken.as_json() if report.broken else None,
+            "broken_archives": [{"thread": name, "seq": seq} for name, seq in broken_threads],
         }
         print_json(data)
-    elif report.intact and anchor_problem is None:
-        typer.echo(
-            f"audit log intact: {report.count} events, head {report.head_seq}:{report.head_hash}"
-        )
     else:
-        typer.echo(
-            f"audit log BROKEN at event {report.broken_seq}: {report.problem or anchor_problem}"
-        )
-        if report.broken is not None:
-            typer.echo(f"first broken entry: {_describe(report.broken)}")
-    if not report.intact or anchor_problem is not None:
+        if intact:
+            typer.echo(
+                f"audit log intact: {report.count} events, "
+                f"head {report.head_seq}:{report.head_hash}"
+            )
+        else:
+            typer.echo(
+                f"audit log BROKEN at event {report.broken_seq}: {report.problem or anchor_problem}"
+            )
+            if report.broken is not None:
+                typer.echo(f"first broken entry: {_describe(report.broken)}")
+        for name, seq in broken_threads:
+            typer.echo(f"message archive of thread {name} BROKEN at message {seq}")
+        if not broken_threads:
+            typer.echo("message archives intact")
+    if not intact or broken_threads:
         raise typer.Exit(EXIT_FAILURE)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -13,7 +13,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 
 from xmpp_clinic.config import ConfigError, Settings, load_settings
-from xmpp_clinic.store import StoreUnavailable
+from xmpp_clinic.store import Store, StoreUnavailable
 
 T = TypeVar("T")
 
@@ -59,6 +59,20 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     return str(value)
+
+
+def with_store(settings: Settings, action: Callable[[Store], Awaitable[T]]) -> T:
+    """Open and migrate the store, run ``action`` on it, close it; store faults exit 1."""
+
+    async def go() -> T:
+        store = Store(settings.store.url)
+        try:
+            await store.migrate()
+            return await action(store)
+        finally:
+            await store.close()
+
+    return run(go())
 
 
 def print_json(data: Any) -> None:

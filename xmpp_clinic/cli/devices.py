@@ -20,8 +20,8 @@ from xmpp_clinic.cli.common import (
     JsonOption,
     fail,
     print_json,
-    run,
     settings_from,
+    with_store,
 )
 from xmpp_clinic.config import Settings
 from xmpp_clinic.registry.model import SHORT_NAMES, Device, DeviceState, iso
@@ -31,7 +31,6 @@ from xmpp_clinic.registry.service import (
     InvalidRequest,
     RegistryError,
 )
-from xmpp_clinic.store import Store
 from xmpp_clinic.xmpp.omemo import LEGACY_NS, OMEMO2_NS
 
 GROUP_NAME = "devices"
@@ -89,16 +88,8 @@ def _namespace(value: Namespace | None) -> str | None:
 def with_registry(settings: Settings, action: Callable[[DeviceRegistry], Awaitable[T]]) -> T:
     """Migrate the store, run ``action`` on the registry, map registry errors to exits."""
 
-    async def go() -> T:
-        store = Store(settings.store.url)
-        try:
-            await store.migrate()
-            return await action(DeviceRegistry(store, settings.policy))
-        finally:
-            await store.close()
-
     try:
-        return run(go())
+        return with_store(settings, lambda store: action(DeviceRegistry(store, settings.policy)))
     except (AmbiguousDevice, InvalidRequest) as exc:
         fail(str(exc), EXIT_USAGE)
     except RegistryError as exc:

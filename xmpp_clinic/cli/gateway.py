@@ -11,7 +11,7 @@ import tomli_w
 import typer
 
 from xmpp_clinic.cli.common import EXIT_USAGE, ConfigOption, fail, run, settings_from
-from xmpp_clinic.config import ConfigError, parse_settings
+from xmpp_clinic.config import ConfigError, Settings, parse_settings
 from xmpp_clinic.templates import EJABBERD_TEMPLATE, PROSODY_TEMPLATE, render
 
 
@@ -35,6 +35,22 @@ def check_config(config: ConfigOption = None) -> None:
         f"e2e required: {settings.policy.require_e2e}, "
         f"device approval: {settings.policy.device_approval}"
     )
+    for warning in weakened_controls(settings):
+        typer.echo(f"warning: {warning}", err=True)
+
+
+def weakened_controls(settings: Settings) -> list[str]:
+    """Settings that are valid but weaker than the defaults an auditor expects (I.12)."""
+    found = []
+    if not settings.policy.require_e2e:
+        found.append("policy.require_e2e = false: plaintext is accepted in care threads (II.1)")
+    if settings.policy.device_approval == "all":
+        found.append("policy.device_approval = 'all': every device is approved (demo/tests)")
+    if not settings.xmpp.user_domains:
+        found.append("xmpp.user_domains is empty: nobody can be made a member (IV.2)")
+    if not settings.xmpp.admins:
+        found.append("xmpp.admins is empty: no IT admin can use the ad-hoc commands")
+    return found
 
 
 def _write_secret(path: Path) -> bool:

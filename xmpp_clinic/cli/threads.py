@@ -19,9 +19,10 @@ from xmpp_clinic.cli.common import (
     JsonOption,
     fail,
     print_json,
-    run,
     settings_from,
+    with_store,
 )
+from xmpp_clinic.store import Store
 from xmpp_clinic.threads import (
     InvalidThread,
     MemberInfo,
@@ -38,20 +39,13 @@ T = TypeVar("T")
 
 def _with_service(config: Path | None, action: Callable[[ThreadService], Awaitable[T]]) -> T:
     """Migrate the store, run ``action`` with a ThreadService, close the store."""
-    from xmpp_clinic.store import Store
-
     settings = settings_from(config)
 
-    async def go() -> T:
-        store = Store(settings.store.url)
-        try:
-            await store.migrate()
-            return await action(ThreadService(store, user_domains=settings.xmpp.user_domains))
-        finally:
-            await store.close()
+    def service(store: Store) -> Awaitable[T]:
+        return action(ThreadService(store, user_domains=settings.xmpp.user_domains))
 
     try:
-        return run(go())
+        return with_store(settings, service)
     except InvalidThread as exc:
         fail(str(exc), EXIT_USAGE)
     except ThreadError as exc:
