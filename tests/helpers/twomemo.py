@@ -12,6 +12,9 @@ bundle node is unreliable, see SERVERS.md). The element is then sent by an ordin
 >>> element = await kai.encrypt("BP 120/80", ["bob@h.test"])  # <encrypted xmlns=...omemo:2>
 >>> await bob.decrypt(element, "kai@h.test")
 'BP 120/80'
+
+To test the gateway's discovery from PEP, :func:`publish` also puts a device's device list
+and bundle into its owner's real PEP, as an OMEMO 2 client does (XEP-0384 v0.8).
 """
 
 from __future__ import annotations
@@ -28,11 +31,17 @@ from omemo.bundle import Bundle
 from omemo.message import Message as OmemoMessage
 from omemo.session_manager import DeviceList
 from omemo.types import DeviceInformation
+from slixmpp import JID, ClientXMPP
+from slixmpp.exceptions import IqError
+from slixmpp.plugins.xep_0004 import Form
 
 from xmpp_clinic.demo_clients import MemoryStorage
 
 NAMESPACE = twomemo.twomemo.NAMESPACE
 SCE_NS = "urn:xmpp:sce:1"
+DEVICE_LIST_NODE = "urn:xmpp:omemo:2:devices"
+BUNDLES_NODE = "urn:xmpp:omemo:2:bundles"
+PUBLISH_OPTIONS = "http://jabber.org/protocol/pubsub#publish-options"
 
 
 @dataclass
@@ -102,6 +111,7 @@ class OmemoTwoDevice:
 
     jid: str
     manager: Any
+    directory: Directory | None = field(default=None, repr=False)  # set by create()
 
     @classmethod
     async def create(cls, jid: str, directory: Directory) -> OmemoTwoDevice:
@@ -110,7 +120,7 @@ class OmemoTwoDevice:
         manager = await manager_class.create(
             [twomemo.Twomemo(storage)], storage, jid, None, "undecided"
         )
-        return cls(jid, manager)
+        return cls(jid, manager, directory)
 
     async def device(self) -> tuple[int, bytes]:
         """This device's id and its identity key as published (Ed25519 for OMEMO 2)."""
@@ -137,3 +147,70 @@ class OmemoTwoDevice:
         message = twomemo.etree.parse_message(element, sender)
         plaintext, _device, _key = await self.manager.decrypt(message)
         return body_of(plaintext or b"")
+
+
+async def publish(bot: ClientXMPP, device: OmemoTwoDevice, timeout: float = 20) -> int:
+    """Publish ``device``'s OMEMO 2 device list and bundle to PEP as ``bot``; its id.
+
+    ``bot`` is logged in as the device's owner with slixmpp's ``xep_0060`` plugin. As
+    XEP-0384 v0.8 (and slixmpp-omemo) do, the device list ``<devices
+    xmlns="urn:xmpp:omemo:2">`` -- every device of the owner in the device's
+    :class:`Directory` -- goes to ``urn:xmpp:omemo:2:devices`` as item ``current``, and the
+    bundle to ``urn:xmpp:omemo:2:bundles`` as item ``<device id>``, both with the open
+    access model, serialised by python-omemo itself. They ask for ``pubsub#max_items`` 1
+    (list) and ``max`` (bundles); a server that refuses that option (ejabberd 23.01
+    answers resource-constraint) is asked again without it, and the dev server's
+    ``force_node_config`` keeps up to 1000 bundles there.
+    Raises slixmpp's IqError with the server's error when a publish is refused.
+    """
+    if device.directory is None:
+        raise ValueError("the device has no directory: make it with OmemoTwoDevice.create")
+    device_id, _identity_key = await device.device()
+    device_list = device.directory.device_lists.get((NAMESPACE, device.jid), {device_id: None})
+    bundle = device.directory.bundles[(NAMESPACE, device.jid, device_id)]
+    assert isinstance(bundle, twomemo.twomemo.BundleImpl)  # uploaded by the twomemo backend
+    await _publish(
+        bot,
+        DEVICE_LIST_NODE,
+        "current",
+        twomemo.etree.serialize_device_list(device_list),
+        "1",
+        timeout,
+    )
+    await _publish(
+        bot, BUNDLES_NODE, str(device_id), twomemo.etree.serialize_bundle(bundle), "max", timeout
+    )
+    return device_id
+
+
+async def _publish(
+    bot: ClientXMPP, node: str, item_id: str, payload: ET.Element, max_items: str, timeout: float
+) -> None:
+    """Publish one open item; without ``pubsub#max_items`` where the server refuses it."""
+    options = {"pubsub#access_model": "open", "pubsub#persist_items": "true"}
+    pubsub: Any = bot.plugin["xep_0060"]  # slixmpp's plugins are untyped
+    for extra in ({"pubsub#max_items": max_items}, {}):
+        try:
+            await pubsub.publish(
+                JID(bot.boundjid.bare),
+                node,
+                id=item_id,
+                payload=payload,
+                options=_options_form({**options, **extra}),
+                timeout=timeout,
+            )
+            return
+        except IqError:
+            if not extra:
+                raise
+
+
+def _options_form(fields: dict[str, str]) -> Any:
+    """A submitted publish-options data form (slixmpp's Form is untyped)."""
+    make_form: Any = Form
+    form = make_form()
+    form["type"] = "submit"
+    form.add_field(var="FORM_TYPE", ftype="hidden", value=PUBLISH_OPTIONS)
+    for var, value in fields.items():
+        form.add_field(var=var, value=value)
+    return form
