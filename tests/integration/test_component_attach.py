@@ -82,6 +82,7 @@ async def test_gateway_is_back_within_3s_after_server_restart(
     found = await _disco(handle, alice)
     answered_after = time.monotonic() - port_open
 
+    print(f"{server.kind}: reattached {online_after:.2f}s, disco {answered_after:.2f}s")
     assert online_after < 3.0, f"gateway reattached after {online_after:.2f}s"
     assert ("conference", "text") in found["identities"]  # type: ignore[operator]
     # Client login and the disco round trip are included here, so allow them on top.
