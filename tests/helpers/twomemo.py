@@ -3,8 +3,9 @@
 slixmpp-omemo only sends legacy OMEMO; Kaidan sends OMEMO 2. To put a real OMEMO 2
 ``<encrypted>`` element on the wire, this module runs python-omemo SessionManagers in the
 test process that publish their bundles and device lists to an in-memory
-:class:`Directory` instead of PEP (no server support needed; ejabberd 23.01's OMEMO 2
-bundle node is unreliable, see SERVERS.md). The element is then sent by an ordinary bot.
+:class:`Directory`; :func:`publish` also puts a device's list and bundle into real PEP
+(ejabberd 23.01 keeps several bundle items only with the devserver's node config). The
+element is then sent by an ordinary bot.
 
 >>> directory = Directory()                                           # doctest: +SKIP
 >>> kai = await OmemoTwoDevice.create("kai@h.test", directory)

@@ -2,11 +2,12 @@
 
 OMEMO 2 groups keys by JID, so the gateway checks each (JID, device) pair. The messages
 are real OMEMO 2 elements built with python-omemo's twomemo backend
-(tests/helpers/twomemo.py) and sent by ordinary clients. Those devices keep their
-bundles and device lists in the test process, not in PEP (ejabberd 23.01 does not keep
-more than one item in the OMEMO 2 bundles node, SERVERS.md): the tests record them in
-the gateway's registry as discovery would (pending, under "manual"), and hospital IT
-approves and revokes them with the CLI as for any device (I.4, I.5, II.1).
+(tests/helpers/twomemo.py) and sent by ordinary clients. Here the devices keep their
+bundles in the test process and are recorded in the gateway's registry as discovery
+would (pending, under "manual"), so each test controls exactly which devices exist;
+discovery of OMEMO 2 devices from real PEP is proven in
+test_device_discovery_omemo2.py. Hospital IT approves and revokes them with the CLI as
+for any device (I.4, I.5, II.1).
 """
 
 from __future__ import annotations
