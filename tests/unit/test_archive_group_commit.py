@@ -179,3 +179,20 @@ async def test_group_committed_entries_are_served_in_archive_order(
     async with store.session() as session:
         count = (await session.execute(select(func.count(ArchivedMessage.id)))).scalar_one()
     assert count == 5
+
+
+async def test_stopping_the_writer_refuses_its_callers_instead_of_leaving_them_silent(
+    store: ObservedStore,
+) -> None:
+    """At shutdown the sender must get an error, not a message that vanished (I.12)."""
+    archive = MessageArchive(store)
+    store.hold = asyncio.Event()
+    first = archive.submit(message(1))
+    await store.holding.wait()  # its commit is in flight
+    queued = archive.submit(message(2))
+    assert archive._writer is not None
+    archive._writer.cancel()
+    await asyncio.sleep(0.05)
+    for future in (first, queued):
+        assert future.done() and not future.cancelled()
+        assert isinstance(future.exception(), StoreUnavailable)

@@ -63,8 +63,54 @@ def test_plaintext_subject_is_refused() -> None:
     assert decide("<subject>Müller, bed 4</subject>").reason == "plaintext-refused"
 
 
-def test_empty_subject_passes() -> None:
-    assert decide("<subject/>").action is Action.ACCEPT
+def test_empty_subject_is_refused_too() -> None:
+    """Clearing the subject is the administrators' job; a member's <subject/> is refused."""
+    assert decide("<subject/>").reason == "plaintext-refused"
+
+
+LEGACY_HEADER = '<header sid="1"><key rid="2">QQ==</key><iv>SQ==</iv></header>'
+
+
+def encrypted(header: str = LEGACY_HEADER, payload: str = "<payload>cGF5</payload>") -> str:
+    return f'<encrypted xmlns="eu.siacs.conversations.axolotl">{header}{payload}</encrypted>'
+
+
+def test_text_in_payload_that_is_not_base64_is_refused() -> None:
+    verdict = decide(encrypted(payload="<payload>Mueller bed 4: 10mg morphine</payload>"))
+    assert verdict.reason == "plaintext-refused"
+
+
+def test_free_text_in_thread_id_is_refused() -> None:
+    verdict = decide(encrypted() + "<thread>Mueller bed 4 morphine 10mg iv now</thread>")
+    assert verdict.reason == "plaintext-refused"
+
+
+def test_id_shaped_thread_passes() -> None:
+    assert decide(encrypted() + "<thread>e4f1-22ab</thread>").action is Action.ACCEPT
+
+
+def test_free_text_in_an_allowed_attribute_is_refused() -> None:
+    origin = '<origin-id xmlns="urn:xmpp:sid:0" id="Mueller bed 4 morphine"/>'
+    assert decide(encrypted() + origin).reason == "plaintext-refused"
+
+
+def test_unknown_attribute_on_an_allowed_marker_is_refused() -> None:
+    state = '<active xmlns="http://jabber.org/protocol/chatstates" note="BP 180"/>'
+    assert decide(state).reason == "plaintext-refused"
+
+
+def test_unknown_attribute_inside_omemo_is_refused() -> None:
+    header = '<header sid="1" note="BP"><key rid="2">QQ==</key><iv>SQ==</iv></header>'
+    assert decide(encrypted(header=header)).reason == "plaintext-refused"
+
+
+def test_omemo2_structure_inside_a_legacy_header_is_refused() -> None:
+    """A key hidden where this version's parser does not look would skip the device check."""
+    header = (
+        '<header sid="1"><key rid="2">QQ==</key>'
+        '<keys jid="x@h.test"><key rid="99">QQ==</key></keys><iv>SQ==</iv></header>'
+    )
+    assert decide(encrypted(header=header)).reason == "plaintext-refused"
 
 
 def test_plaintext_link_is_refused() -> None:

@@ -179,3 +179,13 @@ class TestForgedDelay(ThreadStanzaTest):
         )
         self.send(relayed(f"{ALICE}/phone"))  # no <delay>: clients show the real time
         self.send(relayed(f"{BOB}/pc"))
+
+
+class TestForgedStanzaId(ThreadStanzaTest):
+    def test_a_sender_supplied_stanza_id_is_dropped_whatever_its_by(self) -> None:
+        self.join(f"{ALICE}/phone", "Alice")
+        self.join(f"{BOB}/pc", "Bob")
+        forged = f'<stanza-id xmlns="urn:xmpp:sid:0" id="forged" by="{WARD.upper()}"/>'
+        self.recv_settled(OMEMO_MESSAGE.replace("<store", forged + "<store"))
+        self.send(relayed(f"{ALICE}/phone"))  # only the thread's own stanza-id
+        self.send(relayed(f"{BOB}/pc"))

@@ -126,6 +126,13 @@ def _row(item: NewMessage, heads: dict[int, tuple[int, bytes]]) -> ArchivedMessa
     )  # fmt: skip
 
 
+def _fail(pending: _Pending, why: str) -> None:
+    """Refuse a queued append with StoreUnavailable (never cancel: the relay then tells the
+    sender, instead of the message vanishing without an answer, I.12)."""
+    if not pending.done.done():
+        pending.done.set_exception(StoreUnavailable(why))
+
+
 class MessageArchive:
     """Appends and queries thread messages; the only code that touches thread_messages."""
 
@@ -171,7 +178,7 @@ class MessageArchive:
                     await self._commit(batch)
         finally:
             for pending in self._queue:  # only left when the writer itself was cancelled
-                pending.done.cancel()
+                _fail(pending, "archive writer stopped")
             self._queue = []
 
     async def _commit(self, batch: list[_Pending]) -> None:
@@ -192,9 +199,9 @@ class MessageArchive:
             # batch reloads them from the store.
             for thread_id in {p.item.thread_id for p in batch}:
                 self._heads.pop(thread_id, None)
-            if not isinstance(exc, Exception):  # cancelled (shutdown): so are its callers
+            if not isinstance(exc, Exception):  # cancelled (shutdown): callers are refused
                 for pending in batch:
-                    pending.done.cancel()
+                    _fail(pending, "archive writer stopped")
                 raise
             if not isinstance(exc, StoreUnavailable):
                 log.exception("archive commit failed", extra={"messages": len(batch)})

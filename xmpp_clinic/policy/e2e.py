@@ -4,15 +4,18 @@ When encryption is required, every direct child of ``<message>`` must be on an
 ALLOWLIST of elements that carry no readable content: OMEMO ``<encrypted>`` (both
 versions), chat states, chat markers, receipts, processing hints (XEP-0334), origin-id and
 stanza-id, EME (XEP-0380), delay, message-correction ids (XEP-0308), the ``<thread>`` id,
-an empty muc#user ``<x/>`` and an empty ``<subject/>``. These are what slixmpp-omemo,
+and an empty muc#user ``<x/>``. These are what slixmpp-omemo,
 Conversations, Gajim and Dino put on an OMEMO groupchat message. Anything else -- a
 forwarded message, a SIMS reference, a data form, an out-of-band link, a ``<body>`` in an
 unknown namespace, any element we do not know -- is refused as ``plaintext-refused``: a
 new extension must be added here deliberately, it is never let through by default.
 
-Allowlisted markers must be empty (attributes only): text or child elements inside them
-would be a place to carry content. A ``<body>`` is allowed only next to ``<encrypted>``
-and only when it is an OMEMO fallback text (see :func:`is_fallback_text`).
+Allowlisted markers must be empty, and may carry only the attributes their XEP defines,
+with id-shaped values: text, child elements or free attributes would be a place to carry
+content. Inside ``<encrypted>`` only the OMEMO structure of that version is allowed, with
+base64 text. A ``<body>`` is allowed only next to ``<encrypted>`` and only when it is an
+OMEMO fallback text (see :func:`is_fallback_text`). Ids themselves can still hold a few
+id-shaped characters; that residue is inherent to ids.
 
 Messages without content (chat states, markers, receipts) pass; OMEMO messages without
 payload (key transport, heartbeats) pass here and meet the device checks like any other.
@@ -24,8 +27,8 @@ import re
 import xml.etree.ElementTree as ET
 
 from xmpp_clinic.policy.verdict import Verdict
+from xmpp_clinic.xmpp.omemo import LEGACY_NS, OMEMO2_NS, MalformedOmemo, OmemoHeader
 from xmpp_clinic.xmpp.omemo import NAMESPACES as OMEMO_NAMESPACES
-from xmpp_clinic.xmpp.omemo import MalformedOmemo, OmemoHeader
 
 STANZA_NAMESPACES = ("jabber:client", "jabber:component:accept", "jabber:server", "")
 
@@ -57,7 +60,24 @@ CONTENT_FREE = frozenset(
         ("http://jabber.org/protocol/muc#user", "x"),
     }
 )
-MAX_THREAD_ID = 256
+MAX_THREAD_ID = 128
+
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+# Attributes each allowlisted element may carry (everything else is refused).
+ATTRIBUTES: dict[tuple[str, str], frozenset[str]] = {
+    ("urn:xmpp:chat-markers:0", "received"): frozenset({"id"}),
+    ("urn:xmpp:chat-markers:0", "displayed"): frozenset({"id"}),
+    ("urn:xmpp:chat-markers:0", "acknowledged"): frozenset({"id"}),
+    ("urn:xmpp:receipts", "received"): frozenset({"id"}),
+    ("urn:xmpp:sid:0", "origin-id"): frozenset({"id"}),
+    ("urn:xmpp:sid:0", "stanza-id"): frozenset({"id", "by"}),
+    ("urn:xmpp:eme:0", "encryption"): frozenset({"namespace", "name"}),
+    ("urn:xmpp:delay", "delay"): frozenset({"stamp", "from"}),
+    ("urn:xmpp:message-correct:0", "replace"): frozenset({"id"}),
+}
+# Id-shaped: what ids, JIDs, timestamps, namespaces and language tags look like; no spaces.
+_ID_SHAPED = re.compile(r"[A-Za-z0-9._:@+/=#\-]{1,128}")
+_BASE64 = re.compile(r"[A-Za-z0-9+/=\s]*")
 
 # An OMEMO fallback body: short, names OMEMO, and made only of the words the known
 # clients' fallback texts use. slixmpp-omemo: "This message is OMEMO encrypted.";
@@ -99,6 +119,14 @@ def _empty(element: ET.Element) -> bool:
     return _blank(element.text) and len(element) == 0
 
 
+def _attributes_ok(element: ET.Element, allowed: frozenset[str]) -> bool:
+    """Only ``allowed`` attributes, each with an id-shaped value (no free text)."""
+    return all(
+        name in allowed and _ID_SHAPED.fullmatch(value) is not None
+        for name, value in element.attrib.items()
+    )
+
+
 def is_fallback_text(text: str) -> bool:
     """Whether ``text`` is an OMEMO fallback body, not a message in clear (II.1)."""
     normal = " ".join(text.replace("\u2019", "'").split()).casefold()
@@ -125,11 +153,22 @@ def _describe(namespace: str, local: str) -> str:
 # What an OMEMO <encrypted> element may hold: element path -> allowed children, and the
 # elements whose text is base64 (everything else must hold no text).
 _OMEMO_CHILDREN = {
-    "encrypted": frozenset({"header", "payload"}),
-    "header": frozenset({"key", "keys", "iv"}),
-    "keys": frozenset({"key"}),
+    LEGACY_NS: {
+        "encrypted": frozenset({"header", "payload"}),
+        "header": frozenset({"key", "iv"}),
+    },
+    OMEMO2_NS: {
+        "encrypted": frozenset({"header", "payload"}),
+        "header": frozenset({"keys"}),
+        "keys": frozenset({"key"}),
+    },
 }
 _OMEMO_TEXT = frozenset({"key", "iv", "payload"})
+_OMEMO_ATTRIBUTES = {
+    "header": frozenset({"sid"}),
+    "key": frozenset({"rid", "prekey", "kex"}),
+    "keys": frozenset({"jid"}),
+}
 
 
 def _stray_in_encrypted(encrypted: ET.Element, namespace: str) -> str | None:
@@ -138,11 +177,16 @@ def _stray_in_encrypted(encrypted: ET.Element, namespace: str) -> str | None:
     while pending:
         element = pending.pop()
         _, local = _split(element.tag)
-        if local not in _OMEMO_TEXT and not _blank(element.text):
+        if local in _OMEMO_TEXT:
+            if _BASE64.fullmatch(element.text or "") is None:
+                return f"text that is not base64 inside OMEMO <{local}>"
+        elif not _blank(element.text):
             return f"text inside OMEMO <{local}>"
+        if not _attributes_ok(element, _OMEMO_ATTRIBUTES.get(local, frozenset())):
+            return f"an attribute OMEMO does not define on <{local}>"
         for child in element:
             child_ns, child_local = _split(child.tag)
-            allowed = _OMEMO_CHILDREN.get(local, frozenset())
+            allowed = _OMEMO_CHILDREN.get(namespace, {}).get(local, frozenset())
             if child_ns != namespace or child_local not in allowed or not _blank(child.tail):
                 return _describe(child_ns, child_local) + " inside OMEMO <encrypted>"
             pending.append(child)
@@ -150,15 +194,23 @@ def _stray_in_encrypted(encrypted: ET.Element, namespace: str) -> str | None:
 
 
 def _stanza_child_allowed(child: ET.Element, local: str, *, encrypted: bool) -> bool:
-    """A fallback ``<body>`` next to OMEMO, an empty ``<subject/>``, a ``<thread>`` id."""
+    """A fallback ``<body>`` next to OMEMO, or a ``<thread>`` id (a subject is never a
+    member's to send; the administrators set it)."""
     if len(child) != 0:
         return False
     if local == "body":
-        return encrypted and is_fallback_text(child.text or "")
-    if local == "subject":
-        return _blank(child.text)
+        return (
+            encrypted
+            and _attributes_ok(child, frozenset({XML_LANG}))
+            and is_fallback_text(child.text or "")
+        )
     if local == "thread":
-        return len((child.text or "").strip()) <= MAX_THREAD_ID
+        text = (child.text or "").strip()
+        return (
+            _attributes_ok(child, frozenset({"parent"}))
+            and len(text) <= MAX_THREAD_ID
+            and (not text or _ID_SHAPED.fullmatch(text) is not None)
+        )
     return False
 
 
@@ -184,7 +236,8 @@ def find_plaintext(message: ET.Element, *, encrypted: bool) -> str | None:
             if stray is None:
                 continue  # read by parse_header; its payload is ciphertext
             return stray
-        if (namespace, local) in CONTENT_FREE and _empty(child):
+        allowed = ATTRIBUTES.get((namespace, local), frozenset())
+        if (namespace, local) in CONTENT_FREE and _empty(child) and _attributes_ok(child, allowed):
             continue
         return _describe(namespace, local)
     return None

@@ -58,7 +58,9 @@ class Store:
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"timeout": 30}
         else:
+            # A black-holed connection must fail (and the message be refused), not hang.
             kwargs["pool_pre_ping"] = True
+            kwargs["connect_args"] = {"command_timeout": 30, "timeout": 10}
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if url.startswith("sqlite"):
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)

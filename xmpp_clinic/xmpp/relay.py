@@ -43,17 +43,22 @@ NS_DELAY = "urn:xmpp:delay"
 NOT_OCCUPANT = "Only occupants of this thread may send to it."
 NOT_STORED = "The message could not be archived and was not delivered; please retry."
 NOT_CHECKED = "The message could not be checked and was not delivered; please retry."
+# How long one message may wait on the store (change counters, archive commit, policy)
+# before the sender is told to retry: a stalled database must not hold every thread
+# silently (I.12).
+STORE_TIMEOUT = 15.0
 # Application-specific error condition (RFC 6120 8.3.4) carrying the policy reason code.
 NS_POLICY = "urn:xmpp-clinic:policy:0"
 
 
-def _strip(child: ET.Element, thread_jid: str) -> bool:
+def _strip(child: ET.Element) -> bool:
     """Elements a sender may not supply (II.2): the room's own stanza-id, occupant-id,
     muc#user, and a delay, which would make clients show a forged time."""
-    if child.tag == f"{{{ms.NS_SID}}}stanza-id":
-        return child.get("by") == thread_jid
+    # Every sender-supplied stanza-id goes, whatever its "by" says: clients compare JIDs
+    # normalised, so a "by" spelled differently would still pass as the room's id.
     return child.tag in (
-        f"{{{ms.NS_OCCUPANT_ID}}}occupant-id", f"{{{ms.NS_MUC_USER}}}x", f"{{{NS_DELAY}}}delay",
+        f"{{{ms.NS_SID}}}stanza-id", f"{{{ms.NS_OCCUPANT_ID}}}occupant-id",
+        f"{{{ms.NS_MUC_USER}}}x", f"{{{NS_DELAY}}}delay",
     )  # fmt: skip
 
 
@@ -108,6 +113,11 @@ class Relay:
         if msg["type"] != "groupchat":
             self._refuse(msg, "forbidden", "cancel", NOT_GROUPCHAT)
             return
+        if thread is None and await self.host.find(to) is None:
+            # Unknown threads are refused before they cost a turn (and, within the book's
+            # freshness window, before they cost a store read).
+            self._refuse(msg, "not-acceptable", "cancel", NOT_OCCUPANT)
+            return
         previous, turn = self._last.get(to.user), _Turn()
         self._last[to.user] = turn
         try:
@@ -135,8 +145,8 @@ class Relay:
         try:
             # Before waiting for the previous message: concurrent messages share one read
             # of the change counters, which still starts after this message arrived (I.5).
-            await self.host.refresh()
-        except Exception as exc:  # store down, or a reload failed: fail closed (I.12)
+            await asyncio.wait_for(asyncio.shield(self.host.refresh()), STORE_TIMEOUT)
+        except Exception as exc:  # store down or stalled, or a reload failed: fail closed
             if not isinstance(exc, StoreUnavailable):
                 log.exception("applying administrative changes failed; message refused")
             self._refuse(msg, "internal-server-error", "wait", NOT_CHECKED)
@@ -182,7 +192,7 @@ class Relay:
             self.host.thread_jid(thread.name), sender, thread.member_jids, copy.deepcopy(msg.xml)
         )
         try:
-            return await self.policy.evaluate(ctx)
+            return await asyncio.wait_for(self.policy.evaluate(ctx), 2 * STORE_TIMEOUT)
         except Exception:
             log.exception("policy failed; message refused", extra={"care_thread": thread.name})
             self._refuse(msg, "internal-server-error", "wait", NOT_CHECKED)
@@ -204,7 +214,7 @@ class Relay:
         if msg["id"]:
             attrs["id"] = msg["id"]
         root = ET.Element(f"{{{ms.NS_COMPONENT}}}message", attrs)
-        root.extend(copy.deepcopy(c) for c in source if not _strip(c, thread_jid))
+        root.extend(copy.deepcopy(c) for c in source if not _strip(c))
         root.append(ms.element("stanza-id", ms.NS_SID, id=stanza_id, by=thread_jid))
         root.append(ms.occupant_id(occupant.occupant_id))
         serialised = ms.serialise(root)
@@ -215,15 +225,20 @@ class Relay:
         stored = self.archive.submit(record)  # chain position fixed here, in arrival order
         turn.decided.set()
         try:
-            await stored
-        except StoreUnavailable:
+            # A commit that finishes after the timeout leaves the message archived but
+            # undelivered, which DESIGN.md allows; delivered but unarchived never happens.
+            await asyncio.wait_for(asyncio.shield(stored), STORE_TIMEOUT)
+        except (StoreUnavailable, TimeoutError):
             log.error("archive unavailable; message refused", extra={"care_thread": thread.name})
             self._refuse(msg, "internal-server-error", "wait", NOT_STORED)
             return False
         if previous is not None:
             await previous.delivered.wait()
+        current = self.host.book.get(thread.name)
         for recipient in self.host.room(thread.name).sessions():
-            self.host.xmpp.send(ms.address(serialised, recipient.jid))
+            # Only current members: a removal applied while this message committed wins.
+            if current is not None and current.member(recipient.bare) is not None:
+                self.host.xmpp.send(ms.address(serialised, recipient.jid))
         return True
 
     def _notify(self, thread: ThreadInfo, to: str, text: str) -> None:
