@@ -153,11 +153,10 @@ class Relay:
             return
         if previous is not None:
             await previous.decided.wait()
-        thread = self.host.book.get(msg["to"].user)
-        occupant = self.host.room(thread.name).get(sender.full) if thread is not None else None
-        if thread is None or occupant is None or thread.member(sender.bare) is None:
-            self._refuse(msg, "not-acceptable", "cancel", NOT_OCCUPANT)
+        found = self._sender_in_thread(msg)
+        if found is None:
             return
+        thread, occupant = found
         if msg.xml.find(f"{{{ms.NS_COMPONENT}}}subject") is not None:
             self._refuse(msg, "forbidden", "auth", "The subject is set by the administrators.")
             return
@@ -177,15 +176,25 @@ class Relay:
         source = verdict.stanza if verdict.stanza is not None else msg.xml
         # The policy may have waited (PEP discovery): a member removed meanwhile, or an
         # occupant who left, must not get this message through (IV.2).
-        thread = self.host.book.get(msg["to"].user)
-        occupant = self.host.room(thread.name).get(sender.full) if thread is not None else None
-        if thread is None or occupant is None or thread.member(sender.bare) is None:
-            self._refuse(msg, "not-acceptable", "cancel", NOT_OCCUPANT)
+        found = self._sender_in_thread(msg)
+        if found is None:
             return
+        thread, occupant = found
         if not await self._deliver(thread, occupant, msg, source, previous, turn):
             return
         for notice in verdict.notices:
             self._notify(thread, sender.full, notice)
+
+    def _sender_in_thread(self, msg: Message) -> tuple[ThreadInfo, Occupant] | None:
+        """The thread and the sender's occupancy as they are now, or None after refusing:
+        only a current member who has joined may send (IV.2)."""
+        sender = msg["from"]
+        thread = self.host.book.get(msg["to"].user)
+        occupant = self.host.room(thread.name).get(sender.full) if thread is not None else None
+        if thread is None or occupant is None or thread.member(sender.bare) is None:
+            self._refuse(msg, "not-acceptable", "cancel", NOT_OCCUPANT)
+            return None
+        return thread, occupant
 
     async def _decide(self, thread: ThreadInfo, sender: str, msg: Message) -> Verdict | None:
         ctx = MessageContext(
