@@ -20,9 +20,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import tomli_w
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -31,7 +29,7 @@ from slixmpp import JID, ClientXMPP
 from xmpp_clinic.app import Gateway
 from xmpp_clinic.config import Settings, load_settings
 from xmpp_clinic.demo_clients import Phone, PhoneError
-from xmpp_clinic.devserver import DevServer, start_server
+from xmpp_clinic.devserver import DevServer, start_server, write_gateway_config
 from xmpp_clinic.registry.model import Device
 from xmpp_clinic.registry.service import DeviceRegistry, UnknownDevice
 from xmpp_clinic.store import Store
@@ -71,27 +69,12 @@ class Tally:
 
 
 def write_demo_config(server: DevServer, directory: Path) -> Path:
-    """A gateway config for the demo server, with the secret in a file (never inline)."""
-    secret = directory / "component.secret"
-    secret.write_text(server.component_secret + "\n", encoding="utf-8")
-    secret.chmod(0o600)
-    data: dict[str, Any] = {
-        "xmpp": {
-            "component_jid": server.component_jid,
-            "server_host": server.host,
-            "server_port": server.component_port,
-            "secret_file": str(secret),
-            "user_domains": [server.domain],
-        },
-        "store": {"url": f"sqlite+aiosqlite:///{directory / 'xmpp-clinic.db'}"},
-        "privacy": {
-            "notice_url": f"https://{server.domain}/privacy/messaging",
-            "controller_contact": f"mailto:dpo@{server.domain}",
-        },
+    """The demo's gateway config: the defaults plus the hospital's privacy notice (I.1)."""
+    privacy = {
+        "notice_url": f"https://{server.domain}/privacy/messaging",
+        "controller_contact": f"mailto:dpo@{server.domain}",
     }
-    path = directory / "xmpp-clinic.toml"
-    path.write_text(tomli_w.dumps(data), encoding="utf-8")
-    return path
+    return write_gateway_config(server, directory, privacy=privacy)
 
 
 def step(title: str) -> None:

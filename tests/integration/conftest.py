@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import tomli_w
 
 from xmpp_clinic.app import Gateway
 from xmpp_clinic.config import Settings, load_settings
-from xmpp_clinic.devserver import DevServer, start_server
+from xmpp_clinic.devserver import DevServer, start_server, write_gateway_config
 
 SERVER_KINDS = ("prosody", "ejabberd")
 PASSWORD = "correct horse battery staple"
@@ -83,26 +82,15 @@ class GatewayHandle:
 
 
 def write_config(server: DevServer, directory: Path, **sections: dict[str, Any]) -> Path:
-    """A config file for a gateway attached to ``server``; ``sections`` override defaults."""
-    secret = directory / "component.secret"
-    secret.write_text(server.component_secret + "\n", encoding="utf-8")
-    data: dict[str, Any] = {
-        "xmpp": {
-            "component_jid": server.component_jid,
-            "server_host": server.host,
-            "server_port": server.component_port,
-            "secret_file": str(secret),
-            "user_domains": [server.domain],
-            "reconnect_max_delay": 0.5,
-        },
-        "store": {"url": f"sqlite+aiosqlite:///{directory / 'gateway.db'}"},
+    """A test gateway's config: quick reconnects and DEBUG logs unless ``sections`` say
+    otherwise (the logs must stay free of content at DEBUG too)."""
+    defaults: dict[str, dict[str, Any]] = {
+        "xmpp": {"reconnect_max_delay": 0.5},
         "logging": {"level": "DEBUG"},
     }
     for name, values in sections.items():
-        data.setdefault(name, {}).update(values)
-    path = directory / "xmpp-clinic.toml"
-    path.write_text(tomli_w.dumps(data), encoding="utf-8")
-    return path
+        defaults[name] = {**defaults.get(name, {}), **values}
+    return write_gateway_config(server, directory, **defaults)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .base import DevServer, DevServerError, ServerKind
 from .ejabberd import EjabberdServer
+from .gateway_config import write_gateway_config
 from .ports import free_port
 from .prosody import ProsodyServer
 
@@ -22,6 +23,7 @@ __all__ = [
     "free_port",
     "make_server",
     "start_server",
+    "write_gateway_config",
 ]
 
 _CLASSES: dict[str, type[ProsodyServer] | type[EjabberdServer]] = {
