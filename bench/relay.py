@@ -28,9 +28,8 @@ from slixmpp import JID, ClientXMPP
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.helpers.bots import connect_bot, disconnect_bot
-from tests.integration.conftest import write_config
 from xmpp_clinic.config import load_settings
-from xmpp_clinic.devserver import DevServer, start_server
+from xmpp_clinic.devserver import DevServer, start_server, write_gateway_config
 from xmpp_clinic.registry.model import ObservedDevice
 from xmpp_clinic.registry.service import DeviceRegistry
 from xmpp_clinic.store import Store
@@ -208,7 +207,7 @@ async def configure_server_room(owner: ClientXMPP, room: str) -> None:
 async def bench(server: DevServer, count: int, window: int, workdir: Path) -> None:
     users = server.register_many({f"bench{i}": PASSWORD for i in range(MEMBERS)})
     # Demo/test mode: every device is approved (the bench measures relaying, not approval).
-    config = write_config(
+    config = write_gateway_config(
         server, workdir, logging={"level": "WARNING"}, policy={"device_approval": "all"}
     )
     env = {**os.environ, "XMPP_CLINIC_CONFIG": str(config)}
