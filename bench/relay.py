@@ -29,11 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.helpers.bots import connect_bot, disconnect_bot
 from xmpp_clinic.config import load_settings
-from xmpp_clinic.devserver import DevServer, start_server, write_gateway_config
+from xmpp_clinic.dev.servers import DevServer, start_server, write_gateway_config
+from xmpp_clinic.omemo import LEGACY_NS
 from xmpp_clinic.registry.model import ObservedDevice
 from xmpp_clinic.registry.service import DeviceRegistry
 from xmpp_clinic.store import Store
-from xmpp_clinic.xmpp.omemo import LEGACY_NS
 
 MEMBERS = 20
 PASSWORD = "bench-password"

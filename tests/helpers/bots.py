@@ -1,4 +1,4 @@
-"""slixmpp client bots logged in to a :class:`~xmpp_clinic.devserver.DevServer` over plaintext.
+"""slixmpp client bots logged in to a :class:`~xmpp_clinic.dev.servers.DevServer` over plaintext.
 
 Tests only: the c2s port of the dev servers is plaintext on loopback, so the bots turn off
 TLS and allow SCRAM over an unencrypted stream (``unencrypted_scram``).
@@ -13,7 +13,7 @@ from typing import Any
 
 from slixmpp import BaseXMPP, ClientXMPP
 
-from xmpp_clinic.devserver import DevServer
+from xmpp_clinic.dev.servers import DevServer
 
 DEFAULT_PLUGINS: tuple[str, ...] = ("xep_0030", "xep_0199")
 CONNECT_TIMEOUT = 30.0

@@ -33,8 +33,8 @@ from slixmpp.xmlstream.matcher import MatchXPath
 from tests.helpers.bots import connect_bot, disconnect_bot
 
 # The OMEMO client plugin (in-memory storage, blind trust) is the demo phones' plugin.
-from xmpp_clinic.demo_clients import MemoryStorage
-from xmpp_clinic.devserver import DevServer
+from xmpp_clinic.dev.demo_clients import MemoryStorage
+from xmpp_clinic.dev.servers import DevServer
 
 log = logging.getLogger(__name__)
 

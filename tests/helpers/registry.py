@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import time
 
+from xmpp_clinic.omemo import LEGACY_NS, OMEMO2_NS
 from xmpp_clinic.registry.model import Device, ObservedDevice
 from xmpp_clinic.registry.service import DeviceRegistry
-from xmpp_clinic.xmpp.omemo import LEGACY_NS, OMEMO2_NS
 
 
 async def wait_for_device(

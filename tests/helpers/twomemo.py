@@ -36,7 +36,7 @@ from slixmpp import JID, ClientXMPP
 from slixmpp.exceptions import IqError
 from slixmpp.plugins.xep_0004 import Form
 
-from xmpp_clinic.demo_clients import MemoryStorage
+from xmpp_clinic.dev.demo_clients import MemoryStorage
 
 NAMESPACE = twomemo.twomemo.NAMESPACE
 SCE_NS = "urn:xmpp:sce:1"

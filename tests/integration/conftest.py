@@ -21,7 +21,7 @@ import pytest
 
 from xmpp_clinic.app import Gateway
 from xmpp_clinic.config import Settings, load_settings
-from xmpp_clinic.devserver import DevServer, start_server, write_gateway_config
+from xmpp_clinic.dev.servers import DevServer, start_server, write_gateway_config
 
 SERVER_KINDS = ("prosody", "ejabberd")
 PASSWORD = "correct horse battery staple"

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from xmpp_clinic.demo import CONVERSATION, HANDOVER, PLAINTEXT
+from xmpp_clinic.dev.demo import CONVERSATION, HANDOVER, PLAINTEXT
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 

@@ -28,9 +28,9 @@ from tests.helpers.twomemo import Directory, OmemoTwoDevice, publish
 from tests.integration.conftest import PASSWORD, GatewayHandle
 from tests.integration.device_policy_helpers import Refusals, cli, create_thread
 from tests.integration.test_device_policy_omemo2 import Omemo2Inbox, send
+from xmpp_clinic.omemo import OMEMO2_NS
 from xmpp_clinic.registry.fingerprint import fingerprint
 from xmpp_clinic.registry.model import DeviceState
-from xmpp_clinic.xmpp.omemo import OMEMO2_NS
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 

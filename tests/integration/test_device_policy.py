@@ -34,11 +34,11 @@ from tests.helpers.omemo import (
 from tests.helpers.registry import wait_for_device
 from tests.integration.conftest import PASSWORD, GatewayHandle
 from tests.integration.device_policy_helpers import Notices, Refusals, cli, create_thread
-from xmpp_clinic.devserver import DevServer
+from xmpp_clinic.dev.servers import DevServer
+from xmpp_clinic.omemo import LEGACY_NS
 from xmpp_clinic.registry.model import DeviceState
 from xmpp_clinic.registry.service import DeviceRegistry
 from xmpp_clinic.store.base import utcnow
-from xmpp_clinic.xmpp.omemo import LEGACY_NS
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

@@ -14,7 +14,7 @@ from slixmpp.plugins.xep_0004 import Form
 from slixmpp.xmlstream import ET
 
 from tests.helpers.bots import BotLoginError, connect_bot, disconnect_bot
-from xmpp_clinic.devserver import DevServer, ServerKind, make_server
+from xmpp_clinic.dev.servers import DevServer, ServerKind, make_server
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import write_config
-from xmpp_clinic.devserver import DevServer
+from xmpp_clinic.dev.servers import DevServer
 
 pytestmark = pytest.mark.integration
 

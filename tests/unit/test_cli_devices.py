@@ -15,10 +15,10 @@ from typer.testing import CliRunner
 
 from xmpp_clinic.cli import app
 from xmpp_clinic.config import load_settings
+from xmpp_clinic.omemo import LEGACY_NS, OMEMO2_NS
 from xmpp_clinic.registry.model import ObservedDevice
 from xmpp_clinic.registry.service import DeviceRegistry
 from xmpp_clinic.store import Store
-from xmpp_clinic.xmpp.omemo import LEGACY_NS, OMEMO2_NS
 
 BOB = "bob@hospital.test"
 CURVE = bytes.fromhex("4701d08488451f545a409fb58ae3e58581ca40ac3f7f114698cd71deac73ca01")

@@ -12,11 +12,11 @@ import pytest
 from slixmpp import JID
 
 from xmpp_clinic.config import PolicySettings
+from xmpp_clinic.omemo import LEGACY_NS
 from xmpp_clinic.registry.model import ObservedDevice
 from xmpp_clinic.registry.service import DeviceRegistry
 from xmpp_clinic.store import Store
 from xmpp_clinic.xmpp.device_upkeep import DeviceUpkeep
-from xmpp_clinic.xmpp.omemo import LEGACY_NS
 
 COMPONENT = "clinic.hospital.test"
 BOB = "bob@hospital.test"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from xmpp_clinic.xmpp.omemo import (
+from xmpp_clinic.omemo import (
     LEGACY_NS,
     MAX_KEYS,
     OMEMO2_NS,

@@ -13,11 +13,11 @@ from slixmpp.test.mocksocket import TestSocket as MockSocket
 
 from tests.unit.harness import COMPONENT, ComponentTest, make_settings
 from xmpp_clinic.config import PolicySettings
+from xmpp_clinic.omemo import LEGACY_NS, OMEMO2_NS
 from xmpp_clinic.registry.model import DeviceState
 from xmpp_clinic.registry.service import DeviceRegistry
 from xmpp_clinic.store import Store
 from xmpp_clinic.xmpp.component import ClinicComponent
-from xmpp_clinic.xmpp.omemo import LEGACY_NS, OMEMO2_NS
 from xmpp_clinic.xmpp.pep import (
     ComponentPep,
     DeviceDiscovery,

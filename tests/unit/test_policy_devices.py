@@ -5,11 +5,11 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 
+from xmpp_clinic.omemo import LEGACY_NS, OMEMO2_NS, OmemoHeader, parse_header
 from xmpp_clinic.policy.devices import DeviceCheck, DeviceFacts, check_devices
 from xmpp_clinic.policy.verdict import Action
 from xmpp_clinic.registry.model import Device, DeviceKey, DeviceState
 from xmpp_clinic.registry.snapshot import RegistrySnapshot
-from xmpp_clinic.xmpp.omemo import LEGACY_NS, OMEMO2_NS, OmemoHeader, parse_header
 
 NOW = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 ALICE, BOB, MALLORY = "alice@h.test", "bob@h.test", "mallory@h.test"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+from xmpp_clinic.omemo import parse_header
 from xmpp_clinic.policy.e2e import check_e2e
 from xmpp_clinic.policy.verdict import Action, Verdict
-from xmpp_clinic.xmpp.omemo import parse_header
 
 HEAD = '<message xmlns="jabber:component:accept" type="groupchat" to="w@clinic.h.test">'
 

@@ -13,6 +13,7 @@ import pytest
 
 from xmpp_clinic.archive.audit import AuditEvent, AuditLog
 from xmpp_clinic.config import PolicySettings
+from xmpp_clinic.omemo import LEGACY_NS
 from xmpp_clinic.policy.pipeline import Pipeline
 from xmpp_clinic.policy.verdict import Action, MessageContext, MessagePolicy
 from xmpp_clinic.registry.model import Device, DeviceKey, DeviceState, ObservedDevice
@@ -20,7 +21,6 @@ from xmpp_clinic.registry.service import DeviceRegistry
 from xmpp_clinic.registry.snapshot import RegistrySnapshot
 from xmpp_clinic.store import Store, StoreUnavailable
 from xmpp_clinic.store.changes import ChangeWatcher
-from xmpp_clinic.xmpp.omemo import LEGACY_NS
 
 THREAD = "ward4@clinic.h.test"
 ALICE, BOB = "alice@h.test", "bob@h.test"

@@ -12,6 +12,7 @@ import pytest
 
 from xmpp_clinic.archive.audit import AuditLog
 from xmpp_clinic.config import PolicySettings
+from xmpp_clinic.omemo import LEGACY_NS, OMEMO2_NS
 from xmpp_clinic.registry.model import DeviceState, Notice, ObservedDevice
 from xmpp_clinic.registry.service import (
     AmbiguousDevice,
@@ -22,7 +23,6 @@ from xmpp_clinic.registry.service import (
 )
 from xmpp_clinic.store import Store
 from xmpp_clinic.store.changes import ChangeWatcher
-from xmpp_clinic.xmpp.omemo import LEGACY_NS, OMEMO2_NS
 
 ALICE = "alice@hospital.test"
 CURVE = base64.b64decode("BUcB0ISIRR9UWkCftYrj5YWBykCsP38RRpjNcd6sc8oB")[1:]

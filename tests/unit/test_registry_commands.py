@@ -10,12 +10,12 @@ from pathlib import Path
 from slixmpp.test.mocksocket import TestSocket as MockSocket
 
 from tests.unit.harness import COMPONENT, ComponentTest, make_settings
+from xmpp_clinic.omemo import LEGACY_NS
 from xmpp_clinic.registry.model import DeviceState, ObservedDevice
 from xmpp_clinic.registry.service import DeviceRegistry
 from xmpp_clinic.store import Store
 from xmpp_clinic.xmpp.component import ClinicComponent
 from xmpp_clinic.xmpp.device_commands import attach
-from xmpp_clinic.xmpp.omemo import LEGACY_NS
 
 IT = "it@hospital.test/gajim"
 BOB = "bob@hospital.test"

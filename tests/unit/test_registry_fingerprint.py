@@ -8,6 +8,7 @@ import pytest
 import xeddsa
 from omemo.session_manager import SessionManager
 
+from xmpp_clinic.omemo import LEGACY_NS, OMEMO2_NS
 from xmpp_clinic.registry.fingerprint import (
     BadIdentityKey,
     fingerprint,
@@ -15,7 +16,6 @@ from xmpp_clinic.registry.fingerprint import (
     identity_key_from_bundle,
     normalise,
 )
-from xmpp_clinic.xmpp.omemo import LEGACY_NS, OMEMO2_NS
 
 # One key pair, as a legacy bundle (Curve25519, 0x05 prefix) and an OMEMO 2 bundle (Ed25519).
 LEGACY_IK = base64.b64decode("BUcB0ISIRR9UWkCftYrj5YWBykCsP38RRpjNcd6sc8oB")

@@ -16,6 +16,7 @@ from slixmpp.test import SlixTest
 
 from xmpp_clinic.archive.messages import MessageArchive
 from xmpp_clinic.config import Settings, ThreadSettings, XmppSettings
+from xmpp_clinic.omemo import parse_header
 from xmpp_clinic.policy.e2e import check_e2e
 from xmpp_clinic.policy.verdict import MessageContext, MessagePolicy, Verdict
 from xmpp_clinic.store import Store
@@ -24,7 +25,6 @@ from xmpp_clinic.xmpp.commands import AdminCommands
 from xmpp_clinic.xmpp.mam import ThreadArchive
 from xmpp_clinic.xmpp.muc_admin import MemberLists
 from xmpp_clinic.xmpp.occupants import make_occupant_id
-from xmpp_clinic.xmpp.omemo import parse_header
 from xmpp_clinic.xmpp.relay import Relay
 from xmpp_clinic.xmpp.selfping import SelfPing
 from xmpp_clinic.xmpp.thread_disco import ThreadDisco

@@ -24,6 +24,7 @@ from xmpp_clinic.cli.common import (
     with_store,
 )
 from xmpp_clinic.config import Settings
+from xmpp_clinic.omemo import LEGACY_NS, OMEMO2_NS
 from xmpp_clinic.registry.model import SHORT_NAMES, Device, DeviceState, iso
 from xmpp_clinic.registry.service import (
     AmbiguousDevice,
@@ -31,7 +32,6 @@ from xmpp_clinic.registry.service import (
     InvalidRequest,
     RegistryError,
 )
-from xmpp_clinic.xmpp.omemo import LEGACY_NS, OMEMO2_NS
 
 GROUP_NAME = "devices"
 group = typer.Typer(help="OMEMO device registry: approve, revoke, inspect.", no_args_is_help=True)

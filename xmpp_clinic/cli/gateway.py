@@ -167,7 +167,7 @@ def _config_data(
 
 def demo() -> None:
     """Start a private Prosody, the gateway and scripted clients, and show what happens."""
-    from xmpp_clinic.demo import run_demo
+    from xmpp_clinic.dev.demo import run_demo
 
     run(run_demo())
 

@@ -14,10 +14,10 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import datetime
 
+from xmpp_clinic.omemo import OmemoHeader, RecipientKey, strip_keys
 from xmpp_clinic.policy.verdict import Action, Verdict
 from xmpp_clinic.registry.model import Device, DeviceKey, DeviceState
 from xmpp_clinic.registry.snapshot import RegistrySnapshot
-from xmpp_clinic.xmpp.omemo import OmemoHeader, RecipientKey, strip_keys
 
 
 @dataclass(frozen=True)

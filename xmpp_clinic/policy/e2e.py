@@ -26,9 +26,9 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
+from xmpp_clinic.omemo import LEGACY_NS, OMEMO2_NS, MalformedOmemo, OmemoHeader
+from xmpp_clinic.omemo import NAMESPACES as OMEMO_NAMESPACES
 from xmpp_clinic.policy.verdict import Verdict
-from xmpp_clinic.xmpp.omemo import LEGACY_NS, OMEMO2_NS, MalformedOmemo, OmemoHeader
-from xmpp_clinic.xmpp.omemo import NAMESPACES as OMEMO_NAMESPACES
 
 STANZA_NAMESPACES = ("jabber:client", "jabber:component:accept", "jabber:server", "")
 

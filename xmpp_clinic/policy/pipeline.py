@@ -20,6 +20,7 @@ from typing import Protocol
 
 from xmpp_clinic.archive.audit import AuditEvent
 from xmpp_clinic.config import PolicySettings
+from xmpp_clinic.omemo import OmemoHeader, parse_header
 from xmpp_clinic.policy.devices import DeviceCheck, DeviceFacts, check_devices
 from xmpp_clinic.policy.e2e import check_e2e
 from xmpp_clinic.policy.membership import bare, check_membership, members_of
@@ -27,7 +28,6 @@ from xmpp_clinic.policy.verdict import Action, MessageContext, Verdict
 from xmpp_clinic.registry.model import DeviceKey
 from xmpp_clinic.registry.snapshot import RegistrySnapshot
 from xmpp_clinic.store.base import utcnow
-from xmpp_clinic.xmpp.omemo import OmemoHeader, parse_header
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import re
 
 import xeddsa
 
-from xmpp_clinic.xmpp.omemo import LEGACY_NS, OMEMO2_NS
+from xmpp_clinic.omemo import LEGACY_NS, OMEMO2_NS
 
 KEY_SIZE = 32
 _HEX64 = re.compile(r"[0-9a-f]{64}")

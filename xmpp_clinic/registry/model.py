@@ -6,8 +6,8 @@ import enum
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from xmpp_clinic.omemo import LEGACY_NS, OMEMO2_NS
 from xmpp_clinic.registry.fingerprint import format_fingerprint
-from xmpp_clinic.xmpp.omemo import LEGACY_NS, OMEMO2_NS
 
 NAMESPACES = (LEGACY_NS, OMEMO2_NS)
 SHORT_NAMES = {LEGACY_NS: "omemo", OMEMO2_NS: "omemo2"}

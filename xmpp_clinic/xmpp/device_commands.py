@@ -16,11 +16,11 @@ from typing import Any
 
 from slixmpp.exceptions import XMPPError
 
+from xmpp_clinic.omemo import LEGACY_NS, OMEMO2_NS
 from xmpp_clinic.registry.model import SHORT_NAMES, Device, DeviceState, iso
 from xmpp_clinic.registry.service import DeviceRegistry, RegistryError
 from xmpp_clinic.store import StoreUnavailable
 from xmpp_clinic.xmpp.admin import CommandAccess
-from xmpp_clinic.xmpp.omemo import LEGACY_NS, OMEMO2_NS
 
 log = logging.getLogger(__name__)
 

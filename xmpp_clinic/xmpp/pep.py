@@ -21,11 +21,11 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from xmpp_clinic.omemo import LEGACY_NS, MAX_DEVICE_ID, NAMESPACES, OMEMO2_NS
 from xmpp_clinic.registry.fingerprint import BadIdentityKey, identity_key_from_bundle
 from xmpp_clinic.registry.model import Device, ObservedDevice
 from xmpp_clinic.registry.observation import MAX_LISTED_DEVICES
 from xmpp_clinic.registry.service import DeviceRegistry
-from xmpp_clinic.xmpp.omemo import LEGACY_NS, MAX_DEVICE_ID, NAMESPACES, OMEMO2_NS
 
 log = logging.getLogger(__name__)
 

@@ -34,8 +34,8 @@ from slixmpp.xmlstream.matcher import MatchXPath
 from slixmpp.xmlstream.stanzabase import StanzaBase
 from slixmpp_omemo import XEP_0384, TrustLevel
 
-from xmpp_clinic.devserver import DevServer
-from xmpp_clinic.xmpp.omemo import LEGACY_NS
+from xmpp_clinic.dev.servers import DevServer
+from xmpp_clinic.omemo import LEGACY_NS
 
 MUC_USER = "http://jabber.org/protocol/muc#user"
 MAM_NS = "urn:xmpp:mam:2"

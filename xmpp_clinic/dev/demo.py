@@ -28,13 +28,13 @@ from slixmpp import JID, ClientXMPP
 
 from xmpp_clinic.app import Gateway
 from xmpp_clinic.config import Settings, load_settings
-from xmpp_clinic.demo_clients import Phone, PhoneError
-from xmpp_clinic.devserver import DevServer, start_server, write_gateway_config
+from xmpp_clinic.dev.demo_clients import Phone, PhoneError
+from xmpp_clinic.dev.servers import DevServer, start_server, write_gateway_config
+from xmpp_clinic.omemo import LEGACY_NS
 from xmpp_clinic.registry.model import Device
 from xmpp_clinic.registry.service import DeviceRegistry, UnknownDevice
 from xmpp_clinic.store import Store
 from xmpp_clinic.threads import ThreadService
-from xmpp_clinic.xmpp.omemo import LEGACY_NS
 from xmpp_clinic.xmpp.pep import ComponentPep, DeviceDiscovery
 
 console = Console(emoji=False, highlight=False)
