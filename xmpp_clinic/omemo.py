@@ -20,14 +20,50 @@ import xml.etree.ElementTree as ET
 from collections.abc import Collection
 from dataclasses import dataclass
 
+
+@dataclass(frozen=True)
+class Namespace:
+    """One OMEMO version as it appears on the wire and to operators.
+
+    The only table of OMEMO versions in the package: the registry, the policy, PEP
+    discovery, the CLI and the ad-hoc commands all take their names from here.
+    """
+
+    uri: str  # the XML namespace of <encrypted>, as stored in the registry
+    short: str  # the operator's name for it: ``--namespace omemo2``
+    device_list_node: str  # PEP node of the person's device list
+    list_element: str  # the device list's root element
+    identity_element: str  # the bundle's identity key element
+
+    def bundle_node(self, device_id: int) -> tuple[str, str | None]:
+        """The PEP node and item id of one device's bundle."""
+        if self.uri == LEGACY_NS:
+            return f"{self.uri}.bundles:{device_id}", None
+        return f"{self.uri}:bundles", str(device_id)
+
+
 LEGACY_NS = "eu.siacs.conversations.axolotl"
 OMEMO2_NS = "urn:xmpp:omemo:2"
-NAMESPACES = (LEGACY_NS, OMEMO2_NS)
+LEGACY = Namespace(LEGACY_NS, "omemo", f"{LEGACY_NS}.devicelist", "list", "identityKey")
+OMEMO2 = Namespace(OMEMO2_NS, "omemo2", f"{OMEMO2_NS}:devices", "devices", "ik")
+VERSIONS = (LEGACY, OMEMO2)
+NAMESPACES = tuple(version.uri for version in VERSIONS)
+BY_URI = {version.uri: version for version in VERSIONS}
+BY_SHORT = {version.short: version for version in VERSIONS}
+
+
+def short_name(uri: str) -> str:
+    """``omemo`` / ``omemo2`` for a namespace URI; an unknown URI as it is."""
+    version = BY_URI.get(uri)
+    return version.short if version is not None else uri
+
 
 # A care thread has tens of members with a few devices each; a thousand keys is far
 # beyond any real message and bounds the work one stanza can cause.
 MAX_KEYS = 1000
-MAX_DEVICE_ID = 2**32 - 1
+# OMEMO device ids are 31-bit (XEP-0384: "a random 31-bit integer"); shared by every
+# place that parses one (wire, PEP, CLI, ad-hoc commands).
+MIN_DEVICE_ID, MAX_DEVICE_ID = 1, 2**31 - 1
 _DIGITS = re.compile(r"[0-9]{1,10}")
 _TRUE = ("true", "1")
 
@@ -82,7 +118,7 @@ def encrypted_elements(message: ET.Element) -> list[ET.Element]:
 def _device_id(value: str | None, what: str) -> int:
     if value is None:
         raise _Bad(f"missing-{what}", f"the OMEMO header has no '{what}' attribute")
-    if not _DIGITS.fullmatch(value) or not 1 <= int(value) <= MAX_DEVICE_ID:
+    if not _DIGITS.fullmatch(value) or not MIN_DEVICE_ID <= int(value) <= MAX_DEVICE_ID:
         raise _Bad(f"bad-{what}", f"'{what}' must be a device id between 1 and {MAX_DEVICE_ID}")
     return int(value)
 
