@@ -18,16 +18,17 @@ import secrets
 import shlex
 import shutil
 import signal
-import stat
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import yamlgen
+from . import ejabberd_config, unix
 from .base import DevServer, DevServerError, ServerKind, read_since, remove_at_exit
+from .ejabberd_config import EjabberdNode, EjabberdSite
 from .ports import free_port, wait_until
+from .yamlgen import YamlValue
 
 EJABBERD_USER = "ejabberd"
 SYSTEM_INETRC = Path("/etc/ejabberd/inetrc")
@@ -37,32 +38,7 @@ CTL_TIMEOUT = 60.0
 EXIT_TIMEOUT = 20.0
 HTTP_TIMEOUT = 15.0
 READY_PROBE_TIMEOUT = 1.0
-BEAM = b"beam"
 START_FAILURES = ("Failed to start ejabberd application", "exited: {bad_return")
-MAX_STANZA_SIZE = 1048576
-BACKLOG = 128
-
-API_COMMANDS = (
-    "register",
-    "unregister",
-    "change_password",
-    "check_account",
-    "registered_users",
-    "connected_users",
-    "status",
-    "create_room",
-    "create_room_with_opts",
-    "destroy_room",
-    "muc_online_rooms",
-    "delete_old_mam_messages",
-    "delete_old_mam_messages_batch",
-    "delete_old_mam_messages_status",
-    "abort_delete_old_mam_messages",
-    "remove_mam_for_user",
-    "remove_mam_for_user_with_peer",
-    "delete_old_messages",
-    "delete_expired_messages",
-)
 
 
 @dataclass(kw_only=True)
@@ -130,7 +106,7 @@ class EjabberdServer(DevServer):
         link = self.run_dir / self.kind
         if link.is_symlink():
             return link.resolve()
-        if link.exists() or _reachable_by(EJABBERD_USER, self.run_dir):
+        if link.exists() or unix.reachable_by(EJABBERD_USER, self.run_dir):
             return link
         self.run_dir.mkdir(parents=True, exist_ok=True)
         private = Path(tempfile.mkdtemp(prefix="xc-ejabberd-"))
@@ -145,7 +121,7 @@ class EjabberdServer(DevServer):
         missing = []
         if _ejabberdctl() is None:
             missing.append("ejabberdctl")
-        if not _user_exists(EJABBERD_USER):
+        if not unix.user_exists(EJABBERD_USER):
             missing.append("user ejabberd")
         if not any(ERLANG_LIB.glob(SQLITE_DRIVER_GLOB)):
             missing.append("erlang-p1-sqlite3")
@@ -171,7 +147,7 @@ class EjabberdServer(DevServer):
         user = pwd.getpwnam(EJABBERD_USER)
         self.home.chmod(0o755)
         for folder in (self.spool_dir, self.logs_dir, self.pid_path.parent, self.ebin_dir):
-            _chown_tree(folder, user.pw_uid, user.pw_gid)
+            unix.chown_tree(folder, user.pw_uid, user.pw_gid)
         self.etc_dir.chmod(0o750)
         os.chown(self.etc_dir, -1, user.pw_gid)
         for path in self.etc_dir.iterdir():
@@ -210,7 +186,7 @@ class EjabberdServer(DevServer):
         without ejabberd, so the log is checked as well as the process.
         """
         pid = self._pid()
-        if pid is not None and not _alive(pid):
+        if pid is not None and not unix.alive(pid):
             return f"the ejabberd VM (pid {pid}) exited"
         log = read_since(self.log_path, self._log_offset)
         if any(marker in log for marker in START_FAILURES):
@@ -220,23 +196,23 @@ class EjabberdServer(DevServer):
     def _terminate(self) -> None:
         """SIGTERM the VM by its pid (a clean ``init:stop``) and wait for it to exit."""
         pid = self._pid()
-        if pid is None or not _alive(pid):
+        if pid is None or not unix.alive(pid):
             return
         os.kill(pid, signal.SIGTERM)
-        if wait_until(lambda: not _alive(pid), EXIT_TIMEOUT) is not None:
+        if wait_until(lambda: not unix.alive(pid), EXIT_TIMEOUT) is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            wait_until(lambda: not _alive(pid), EXIT_TIMEOUT)
+            wait_until(lambda: not unix.alive(pid), EXIT_TIMEOUT)
 
     def _pid(self) -> int | None:
         """The VM's pid: from the pid file, else found by our unique node name in /proc."""
         try:
             pid = int(self.pid_path.read_text(encoding="ascii").strip())
         except (OSError, ValueError):
-            return _find_node(self.node_name)
-        if _runs_node(pid, self.node_name) or not _alive(pid):
+            return unix.find_node(self.node_name)
+        if unix.runs_node(pid, self.node_name) or not unix.alive(pid):
             return pid
-        return _find_node(self.node_name)
+        return unix.find_node(self.node_name)
 
     def _extra_ports(self) -> list[int]:
         """The mod_http_api listener."""
@@ -325,227 +301,46 @@ class EjabberdServer(DevServer):
             log.write(result.stdout + result.stderr)
         return result
 
-    # -- configuration -----------------------------------------------------------------
+    # -- configuration (rendered by .ejabberd_config) ----------------------------------
+
+    def node(self) -> EjabberdNode:
+        """This instance's Erlang node, as ``ejabberdctl.cfg`` declares it."""
+        return EjabberdNode(
+            node_name=self.node_name,
+            cookie=self.cookie,
+            dist_port=self.dist_port,
+            ebin_dir=self.ebin_dir,
+            pid_path=self.pid_path,
+        )
+
+    def site(self) -> EjabberdSite:
+        """What this instance's ``ejabberd.yml`` serves: domains, ports, the gateway."""
+        return EjabberdSite(
+            domain=self.domain,
+            muc_domain=self.muc_domain,
+            component_jid=self.component_jid,
+            component_secret=self.component_secret,
+            host=self.host,
+            c2s_port=self.c2s_port,
+            component_port=self.component_port,
+            http_port=self.http_port,
+            sqlite_path=self.sqlite_path,
+            extra_api_commands=self.extra_api_commands,
+        )
 
     def render_ctl_config(self) -> str:
         """Return ``ejabberdctl.cfg``: node name, epmd-less distribution, cookie, pid file."""
-        erl_options = (
-            f"-pa {self.ebin_dir} -setcookie {self.cookie} "
-            "-kernel inet_dist_use_interface {127,0,0,1} -env ERL_CRASH_DUMP_BYTES 0"
-        )
-        values = {
-            "ERLANG_NODE": self.node_name,
-            "ERL_DIST_PORT": str(self.dist_port),
-            "ERL_OPTIONS": erl_options,
-            "EJABBERD_PID_PATH": str(self.pid_path),
-            "EJABBERD_BYPASS_WARNINGS": "true",
-        }
-        return "".join(f"{key}={shlex.quote(value)}\n" for key, value in values.items())
+        return ejabberd_config.render_ctl_config(self.node())
 
     def render_config(self) -> str:
         """Return ``ejabberd.yml`` for this instance."""
-        return "# Private ejabberd for tests and demos; generated by xmpp_clinic.dev.servers.\n" + (
-            yamlgen.dump(self.config())
-        )
+        return ejabberd_config.render_config(self.config())
 
-    def config(self) -> dict[str, yamlgen.YamlValue]:
+    def config(self) -> dict[str, YamlValue]:
         """The ejabberd configuration as data (tests may tweak it before start)."""
-        return {
-            "hosts": [self.domain],
-            "loglevel": "info",
-            "certfiles": [],
-            "acme": {"auto": False},
-            "auth_method": ["internal"],
-            "auth_password_format": "scram",
-            "default_db": "mnesia",
-            "sql_type": "sqlite",
-            "sql_database": str(self.sqlite_path),
-            "s2s_access": "none",
-            "listen": self._listeners(),
-            "acl": self._acl(),
-            "access_rules": self._access_rules(),
-            "shaper_rules": {"c2s_shaper": {"none": "all"}},
-            "modules": self._modules(),
-            "api_permissions": self._api_permissions(),
-        }
-
-    def _listeners(self) -> list[yamlgen.YamlValue]:
-        """c2s (plaintext), the XEP-0114 component port and the mod_http_api port."""
-        common: dict[str, yamlgen.YamlValue] = {"ip": self.host, "backlog": BACKLOG}
-        return [
-            {
-                "port": self.c2s_port,
-                "module": "ejabberd_c2s",
-                "starttls": False,
-                "shaper": "c2s_shaper",
-                "access": "c2s",
-                "max_stanza_size": MAX_STANZA_SIZE,
-                **common,
-            },
-            {
-                "port": self.component_port,
-                "module": "ejabberd_service",
-                "access": "all",
-                "shaper": "none",
-                "max_stanza_size": MAX_STANZA_SIZE,
-                "hosts": {self.component_jid: {"password": self.component_secret}},
-                **common,
-            },
-            {
-                "port": self.http_port,
-                "module": "ejabberd_http",
-                "request_handlers": {"/api": "mod_http_api"},
-                **common,
-            },
-        ]
-
-    def _acl(self) -> dict[str, yamlgen.YamlValue]:
-        """Admin, loopback and the gateway component."""
-        return {
-            "admin": {"user": [self.jid("admin")]},
-            "local": {"user_regexp": ""},
-            "loopback": {"ip": ["127.0.0.0/8"]},
-            "gateway": {"server": [self.component_jid]},
-        }
-
-    def _access_rules(self) -> dict[str, yamlgen.YamlValue]:
-        """Everyone may log in and create rooms; privileges go to the gateway only."""
-        return {
-            "local": {"allow": "local"},
-            "c2s": {"allow": "all"},
-            "gateway": {"allow": "gateway"},
-            "gateway_or_admin": [{"allow": "gateway"}, {"allow": "admin"}],
-            "muc_create": {"allow": "local"},
-            "pubsub_createnode": {"allow": "local"},
-        }
-
-    def _modules(self) -> dict[str, yamlgen.YamlValue]:
-        """PEP, MAM in SQLite, MUC with archives, XEP-0356 for the gateway and the rest."""
-        return {
-            "mod_adhoc": {},
-            "mod_admin_extra": {},
-            "mod_disco": {},
-            "mod_roster": {"versioning": True},
-            "mod_caps": {},
-            "mod_pubsub": self._pubsub(),
-            "mod_carboncopy": {},
-            "mod_mam": {"db_type": "sql", "default": "always"},
-            "mod_muc": self._muc(),
-            "mod_muc_admin": {},
-            "mod_offline": {},
-            "mod_ping": {},
-            "mod_private": {},
-            "mod_privacy": {},
-            "mod_blocking": {},
-            "mod_stream_mgmt": {},
-            "mod_version": {"show_os": False},
-            "mod_http_api": {},
-            "mod_privilege": {
-                "roster": {"both": "gateway"},
-                "message": {"outgoing": "gateway"},
-                "presence": {"roster": "gateway"},
-            },
-        }
-
-    def _pubsub(self) -> dict[str, yamlgen.YamlValue]:
-        """PEP for OMEMO: device lists and bundles readable by anyone (open access)."""
-        omemo_open: dict[str, yamlgen.YamlValue] = {"access_model": "open"}
-        return {
-            "plugins": ["flat", "pep"],
-            "access_createnode": "pubsub_createnode",
-            "force_node_config": {
-                "eu.siacs.conversations.axolotl.*": omemo_open,
-                "urn:xmpp:omemo:2:devices": omemo_open,
-                "urn:xmpp:omemo:2:bundles": {"access_model": "open", "max_items": 1000},
-            },
-        }
-
-    def _muc(self) -> dict[str, yamlgen.YamlValue]:
-        """The server's own MUC: users create rooms; rooms are archived in MAM."""
-        return {
-            "hosts": [self.muc_domain],
-            "access_create": "muc_create",
-            "access_persistent": "all",
-            "access_mam": "all",
-            "history_size": 50,
-            "max_users": 1000,
-            "default_room_options": {"mam": True},
-        }
-
-    def _api_permissions(self) -> dict[str, yamlgen.YamlValue]:
-        """ejabberdctl may do anything; loopback HTTP may run the listed commands."""
-        commands: list[yamlgen.YamlValue] = [*API_COMMANDS, *self.extra_api_commands]
-        return {
-            "console commands": {"from": ["ejabberd_ctl"], "who": "all", "what": "*"},
-            "loopback": {
-                "from": ["mod_http_api"],
-                "who": {"ip": "127.0.0.1/8"},
-                "what": commands,
-            },
-        }
+        return ejabberd_config.site_config(self.site())
 
 
 def _ejabberdctl() -> str | None:
     """The ejabberdctl script (in /usr/sbin, which may be missing from PATH)."""
     return shutil.which("ejabberdctl") or shutil.which("ejabberdctl", path="/usr/sbin:/sbin")
-
-
-def _user_exists(name: str) -> bool:
-    """True when the system user ``name`` exists."""
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        return False
-    return True
-
-
-def _reachable_by(user: str, folder: Path) -> bool:
-    """True when ``user`` may traverse every folder from / down to ``folder``."""
-    account = pwd.getpwnam(user)
-    groups = set(os.getgrouplist(user, account.pw_gid))
-    existing = folder if folder.exists() else next(p for p in folder.parents if p.exists())
-    for path in [existing, *existing.parents]:
-        info = path.stat()
-        if info.st_uid == account.pw_uid:
-            bit = stat.S_IXUSR
-        elif info.st_gid in groups:
-            bit = stat.S_IXGRP
-        else:
-            bit = stat.S_IXOTH
-        if not info.st_mode & bit:
-            return False
-    return True
-
-
-def _chown_tree(folder: Path, uid: int, gid: int) -> None:
-    """chown -R ``folder`` to ``uid:gid`` (without following symbolic links)."""
-    os.chown(folder, uid, gid, follow_symlinks=False)
-    for root, dirs, files in os.walk(folder):
-        for name in dirs + files:
-            os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
-
-
-def _alive(pid: int) -> bool:
-    """True when ``pid`` runs and is not a zombie (PID 1 may not reap in containers)."""
-    try:
-        status = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return False
-    return status.rsplit(")", 1)[-1].split()[0] != "Z"
-
-
-def _find_node(node_name: str) -> int | None:
-    """The pid of the Erlang VM started with ``-sname node_name`` (unique per instance)."""
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and _runs_node(int(entry.name), node_name):
-            return int(entry.name)
-    return None
-
-
-def _runs_node(pid: int, node_name: str) -> bool:
-    """True when process ``pid`` is the Erlang VM of ``node_name`` (guards pid reuse)."""
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return BEAM in argv[0] and node_name.encode() in argv
