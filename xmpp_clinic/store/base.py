@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
-from sqlalchemy import DateTime, MetaData
+from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
+
+# transitional: remove when xmpp/relay.py and tests/integration/test_device_policy.py
+# import utcnow from clock
+from xmpp_clinic.clock import utcnow as utcnow
+from xmpp_clinic.store.types import UtcDateTime
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -17,12 +22,11 @@ NAMING = {
 
 
 class Base(DeclarativeBase):
-    """Base class of all tables; constraint names are stable for migrations."""
+    """Base class of all tables; constraint names are stable for migrations.
+
+    Every ``Mapped[datetime]`` column is a :class:`UtcDateTime`: written as UTC, read
+    back timezone-aware in UTC, on SQLite and PostgreSQL alike.
+    """
 
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {datetime: DateTime(timezone=True)}
-
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware in UTC (every timestamp we store is UTC)."""
-    return datetime.now(UTC)
+    type_annotation_map = {datetime: UtcDateTime()}

@@ -12,7 +12,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -27,6 +27,15 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 class StoreUnavailable(Exception):
     """The store cannot be reached or written; callers fail closed (I.12)."""
+
+
+class StoreConflict(Exception):
+    """A write broke a constraint: a unique name already taken, a row still referenced.
+
+    Not an outage: the store works, the request does not fit what is stored. The
+    service that wrote says what it means (a thread name taken, an archive that may
+    not be deleted); ``str()`` never includes the bound values (I.12).
+    """
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -97,11 +106,14 @@ class Store:
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A session in a transaction, committed on success.
 
-        Store faults surface as StoreUnavailable so callers fail closed.
+        Store faults surface as StoreUnavailable so callers fail closed; a broken
+        constraint surfaces as StoreConflict, which the caller turns into its own error.
         """
         try:
             async with self.sessions() as session, session.begin():
                 yield session
+        except IntegrityError as exc:
+            raise StoreConflict(f"store constraint violated ({type(exc.orig).__name__})") from exc
         except (OSError, DBAPIError, OperationalError) as exc:
             raise StoreUnavailable(f"store error ({type(exc).__name__})") from exc
 

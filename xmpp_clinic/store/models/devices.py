@@ -7,7 +7,8 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Boolean, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from xmpp_clinic.store.base import Base, utcnow
+from xmpp_clinic.clock import utcnow
+from xmpp_clinic.store.base import Base
 
 
 class DeviceRecord(Base):

@@ -25,7 +25,8 @@ class ArchivedMessage(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    thread_id: Mapped[int] = mapped_column(ForeignKey("threads.id", ondelete="CASCADE"))
+    # No ON DELETE CASCADE: the archive outlives a thread until retention purges it (I.7).
+    thread_id: Mapped[int] = mapped_column(ForeignKey("threads.id"))
     seq: Mapped[int] = mapped_column()
     stanza_id: Mapped[str] = mapped_column(String(64), unique=True)
     at: Mapped[datetime] = mapped_column()
