@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
-from xmpp_clinic.omemo import LEGACY_NS, OMEMO2_NS
+from xmpp_clinic.clock import as_utc
+from xmpp_clinic.clock import iso as iso  # transitional: see SHORT_NAMES below
+from xmpp_clinic.omemo import NAMESPACES, short_name
 from xmpp_clinic.registry.fingerprint import format_fingerprint
 
-NAMESPACES = (LEGACY_NS, OMEMO2_NS)
-SHORT_NAMES = {LEGACY_NS: "omemo", OMEMO2_NS: "omemo2"}
+# transitional: remove (with the "iso as iso" re-export above) when xmpp/device_commands.py
+# and cli/devices.py import omemo.short_name and clock.iso
+SHORT_NAMES = {uri: short_name(uri) for uri in NAMESPACES}
 
 
 class DeviceState(enum.Enum):
@@ -31,7 +34,7 @@ class DeviceKey:
     device_id: int
 
     def __str__(self) -> str:
-        return f"{self.jid}/{SHORT_NAMES.get(self.namespace, self.namespace)}/{self.device_id}"
+        return f"{self.jid}/{short_name(self.namespace)}/{self.device_id}"
 
 
 @dataclass(frozen=True)
@@ -113,12 +116,3 @@ class Notice:
     jid: str
     text: str
     queue_id: int | None = field(default=None, compare=False)  # set once queued
-
-
-def as_utc(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything we store is UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def iso(value: datetime | None) -> str | None:
-    return as_utc(value).isoformat() if value is not None else None

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from xmpp_clinic.registry.model import Device, Notice, as_utc
+from xmpp_clinic.clock import as_utc
+from xmpp_clinic.registry.model import Device, Notice
 
 
 def _name(device: Device) -> str:

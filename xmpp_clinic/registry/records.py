@@ -8,15 +8,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xmpp_clinic.archive.audit import AuditEvent, append
-from xmpp_clinic.registry.model import Device, DeviceKey, DeviceState, Notice, as_utc
+from xmpp_clinic.registry.model import Device, DeviceKey, DeviceState, Notice
 from xmpp_clinic.store.models.devices import DeviceNoticeRecord, DeviceRecord
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    return as_utc(value) if value is not None else None
-
-
 def to_device(record: DeviceRecord) -> Device:
+    """The plain-data device of a row (timestamps are aware UTC: store.types.UtcDateTime)."""
     return Device(
         key=DeviceKey(record.jid, record.namespace, record.device_id),
         state=DeviceState(record.state),
@@ -24,16 +21,16 @@ def to_device(record: DeviceRecord) -> Device:
         identity_key=record.identity_key,
         active=record.active,
         label=record.label,
-        first_seen=_utc(record.first_seen),
-        last_seen=_utc(record.last_seen),
-        state_changed_at=_utc(record.state_changed_at),
+        first_seen=record.first_seen,
+        last_seen=record.last_seen,
+        state_changed_at=record.state_changed_at,
         approved_by=record.approved_by,
-        approved_at=_utc(record.approved_at),
+        approved_at=record.approved_at,
         revoked_by=record.revoked_by,
-        revoked_at=_utc(record.revoked_at),
+        revoked_at=record.revoked_at,
         reason=record.reason,
         asset_id=record.asset_id,
-        valid_until=_utc(record.valid_until),
+        valid_until=record.valid_until,
     )
 
 

@@ -12,23 +12,19 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from xmpp_clinic.clock import utcnow
 from xmpp_clinic.config import PolicySettings
+from xmpp_clinic.jids import InvalidJid, bare_jid
+from xmpp_clinic.limits import MAX_VALID_DAYS, MIN_VALID_DAYS
+from xmpp_clinic.omemo import NAMESPACES
 from xmpp_clinic.registry import notices, rules
-from xmpp_clinic.registry.model import (
-    NAMESPACES,
-    Device,
-    DeviceKey,
-    DeviceState,
-    Notice,
-    ObservedDevice,
-)
+from xmpp_clinic.registry.model import Device, DeviceKey, DeviceState, Notice, ObservedDevice
 from xmpp_clinic.registry.observation import GATEWAY, MAX_LISTED_DEVICES, Observation
 from xmpp_clinic.registry.records import audit, person_records, queue, set_approved, to_device
 from xmpp_clinic.registry.snapshot import RegistrySnapshot
-from xmpp_clinic.store.base import utcnow
 from xmpp_clinic.store.changes import bump
 from xmpp_clinic.store.engine import Store
 from xmpp_clinic.store.models.devices import DeviceNoticeRecord, DeviceRecord
@@ -36,8 +32,8 @@ from xmpp_clinic.store.models.devices import DeviceNoticeRecord, DeviceRecord
 log = logging.getLogger(__name__)
 
 EXPIRY_WARNING = timedelta(days=14)
-# How long one approval may last (I.5): at least a day, at most ten years.
-MIN_VALID_DAYS, MAX_VALID_DAYS = 1, 3650
+# Devices whose last_seen one UPDATE sets: well under SQLite's bound-variable limit.
+SEEN_BATCH = 300
 
 
 class RegistryError(Exception):
@@ -69,7 +65,12 @@ class ExpiryRun:
 
 
 def _bare(jid: str) -> str:
-    return jid.split("/", 1)[0].lower()
+    """The person's bare JID, normalised as everywhere (jids.bare_jid); operator input,
+    so a malformed JID is the operator's error (InvalidRequest), not a lookup miss."""
+    try:
+        return bare_jid(jid)
+    except InvalidJid as exc:
+        raise InvalidRequest(f"invalid JID: {exc}") from None
 
 
 def _reason(reason: str) -> str:
@@ -150,9 +151,10 @@ class DeviceRegistry:
         """Approve (or re-validate) a device for ``valid_days`` (I.4, I.5, III.3).
 
         ``valid_days`` defaults to ``policy.default_valid_days`` and must lie in
-        1..3650. A device approved while its identity key is unknown returns to pending
-        when the key first arrives (registry.observation), so an approval always ends
-        up bound to a key IT could compare.
+        ``limits.MIN_VALID_DAYS..MAX_VALID_DAYS``. A device approved while its identity
+        key is unknown returns to pending when the key first arrives
+        (registry.observation), so an approval always ends up bound to a key IT could
+        compare.
         """
         days = self._policy.default_valid_days if valid_days is None else valid_days
         if not MIN_VALID_DAYS <= days <= MAX_VALID_DAYS:
@@ -277,18 +279,23 @@ class DeviceRegistry:
             await session.execute(delete(DeviceNoticeRecord).where(DeviceNoticeRecord.id.in_(ids)))
 
     async def mark_seen(self, keys: Iterable[DeviceKey]) -> None:
-        """Record when devices last sent (no state change, no audit, no bump)."""
+        """Record when devices last sent (no state change, no audit, no bump).
+
+        One UPDATE per :data:`SEEN_BATCH` devices, all in one transaction: the periodic
+        upkeep hands in every device that sent since its last run.
+        """
+        wanted = sorted(set(keys))
+        if not wanted:
+            return
         now = self._clock()
+        columns = tuple_(DeviceRecord.jid, DeviceRecord.namespace, DeviceRecord.device_id)
         async with self._store.session() as session:
-            for key in keys:
+            for start in range(0, len(wanted), SEEN_BATCH):
+                batch = [
+                    (k.jid, k.namespace, k.device_id) for k in wanted[start : start + SEEN_BATCH]
+                ]
                 await session.execute(
-                    update(DeviceRecord)
-                    .where(
-                        DeviceRecord.jid == key.jid,
-                        DeviceRecord.namespace == key.namespace,
-                        DeviceRecord.device_id == key.device_id,
-                    )
-                    .values(last_seen=now)
+                    update(DeviceRecord).where(columns.in_(batch)).values(last_seen=now)
                 )
 
     # ---------------------------------------------------------------- discovery
