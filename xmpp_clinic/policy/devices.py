@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from xmpp_clinic.omemo import OmemoHeader, RecipientKey, strip_keys
-from xmpp_clinic.policy.verdict import Action, Verdict
+from xmpp_clinic.policy.verdict import Action, ReasonCode, Verdict
 from xmpp_clinic.registry.model import Device, DeviceKey, DeviceState
 from xmpp_clinic.registry.snapshot import RegistrySnapshot
 
@@ -49,7 +49,7 @@ def _sender_refusal(device: Device | None, sid: int) -> Verdict:
         why = "was revoked by hospital IT"
     else:
         why = "approval has expired; ask hospital IT to re-validate it"
-    return Verdict.reject("sender-device-not-approved", f"Your device {sid} {why}.")
+    return Verdict.reject(ReasonCode.SENDER_DEVICE_NOT_APPROVED, f"Your device {sid} {why}.")
 
 
 def _allowed(key: RecipientKey, ns: str, facts: DeviceFacts, snap: RegistrySnapshot) -> bool:
@@ -94,13 +94,13 @@ def check_devices(
     ids = ", ".join(str(key.rid) for key in removed[:10])
     if facts.unapproved_recipient == "reject":
         text = f"The message is encrypted for devices that are not approved ({ids})."
-        verdict = Verdict.reject("recipient-device-not-approved", text)
+        verdict = Verdict.reject(ReasonCode.RECIPIENT_DEVICE_NOT_APPROVED, text)
         return DeviceCheck(verdict, True, unknown_recipients=unknown)
     if not kept:
         text = "None of the devices this message is encrypted for is approved."
-        verdict = Verdict.reject("no-approved-recipient", text)
+        verdict = Verdict.reject(ReasonCode.NO_APPROVED_RECIPIENT, text)
         return DeviceCheck(verdict, True, unknown_recipients=unknown)
     stripped = strip_keys(message, removed)
     text = f"Removed {len(removed)} key(s) for devices that are not approved ({ids})."
-    verdict = Verdict(Action.MODIFY, "recipient-device-not-approved", text, stripped)
+    verdict = Verdict(Action.MODIFY, ReasonCode.RECIPIENT_DEVICE_NOT_APPROVED, text, stripped)
     return DeviceCheck(verdict, True, unreadable, unknown)

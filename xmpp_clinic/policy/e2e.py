@@ -28,7 +28,7 @@ import xml.etree.ElementTree as ET
 
 from xmpp_clinic.omemo import LEGACY_NS, OMEMO2_NS, MalformedOmemo, OmemoHeader
 from xmpp_clinic.omemo import NAMESPACES as OMEMO_NAMESPACES
-from xmpp_clinic.policy.verdict import Verdict
+from xmpp_clinic.policy.verdict import ReasonCode, Verdict
 
 STANZA_NAMESPACES = ("jabber:client", "jabber:component:accept", "jabber:server", "")
 
@@ -253,19 +253,20 @@ def check_e2e(
     """Refuse plaintext, unknown elements and unreadable OMEMO headers (II.1)."""
     if isinstance(header, MalformedOmemo):
         return Verdict.reject(
-            "malformed-omemo", f"The OMEMO header could not be read ({header.code}: {header.text})."
+            ReasonCode.MALFORMED_OMEMO,
+            f"The OMEMO header could not be read ({header.code}: {header.text}).",
         )
     if not required:
         return Verdict.accept()
     if header is None and _other_encryption(message):
         return Verdict.reject(
-            "unsupported-encryption",
+            ReasonCode.UNSUPPORTED_ENCRYPTION,
             "Care threads accept OMEMO encryption only; enable OMEMO for this chat.",
         )
     offending = find_plaintext(message, encrypted=header is not None)
     if offending is not None:
         return Verdict.reject(
-            "plaintext-refused",
+            ReasonCode.PLAINTEXT_REFUSED,
             f"Unencrypted messages are not allowed in care threads ({offending}); "
             "enable OMEMO and resend.",
         )

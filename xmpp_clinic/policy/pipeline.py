@@ -19,15 +19,16 @@ from datetime import datetime
 from typing import Protocol
 
 from xmpp_clinic.archive.audit import AuditEvent
+from xmpp_clinic.clock import utcnow
 from xmpp_clinic.config import PolicySettings
+from xmpp_clinic.jids import fast_bare
 from xmpp_clinic.omemo import OmemoHeader, parse_header
 from xmpp_clinic.policy.devices import DeviceCheck, DeviceFacts, check_devices
 from xmpp_clinic.policy.e2e import check_e2e
-from xmpp_clinic.policy.membership import bare, check_membership, members_of
-from xmpp_clinic.policy.verdict import Action, MessageContext, Verdict
+from xmpp_clinic.policy.membership import check_membership, members_of
+from xmpp_clinic.policy.verdict import Action, MessageContext, ReasonCode, Verdict
 from xmpp_clinic.registry.model import DeviceKey
 from xmpp_clinic.registry.snapshot import RegistrySnapshot
-from xmpp_clinic.store.base import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +137,7 @@ class Pipeline:
         except Exception:
             log.exception("policy pipeline failed; refusing the message (fail closed)")
             verdict, header = (
-                Verdict.reject("policy-error", "The gateway could not check it."),
+                Verdict.reject(ReasonCode.POLICY_ERROR, "The gateway could not check it."),
                 None,
             )
         return await self._record(ctx, verdict, header)
@@ -154,9 +155,9 @@ class Pipeline:
         except Exception:
             log.warning("device registry unavailable; refusing the message")
             text = "The device registry is not available; try again shortly."
-            return Verdict.reject("registry-unavailable", text), parsed
+            return Verdict.reject(ReasonCode.REGISTRY_UNAVAILABLE, text), parsed
         facts = DeviceFacts(
-            bare(ctx.sender), members_of(ctx), self._clock(), self._policy.unapproved_recipient
+            fast_bare(ctx.sender), members_of(ctx), self._clock(), self._policy.unapproved_recipient
         )
         check = check_devices(parsed, ctx.stanza, facts, snapshot)
         if not check.sender_known and await self._discover_sender(facts.sender, parsed):
@@ -214,7 +215,7 @@ class Pipeline:
         verdict = check.verdict
         if verdict.rejected:
             return verdict
-        sender = DeviceKey(bare(ctx.sender), header.namespace, header.sid)
+        sender = DeviceKey(fast_bare(ctx.sender), header.namespace, header.sid)
         if len(self._seen) < self._seen_cap:
             self._seen.add(sender)
         notices = list(verdict.notices)
@@ -236,12 +237,14 @@ class Pipeline:
             return verdict
         action = "message.rejected" if verdict.rejected else "message.keys-removed"
         note = f"sender device {header.sid}" if header is not None else ""
-        event = AuditEvent(bare(ctx.sender), action, verdict.reason, bare(ctx.thread), note)
+        event = AuditEvent(
+            fast_bare(ctx.sender), action, verdict.reason, fast_bare(ctx.thread), note
+        )
         try:
             await self._audit.record(event)
         except Exception:
             log.warning("audit log unavailable", extra={"reason": verdict.reason})
             if not verdict.rejected:  # fail closed: no record of the change, no relay
                 text = "The gateway could not record this message; try again shortly."
-                return Verdict.reject("store-unavailable", text)
+                return Verdict.reject(ReasonCode.STORE_UNAVAILABLE, text)
         return verdict
