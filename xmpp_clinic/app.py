@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 # How often administrative changes (CLI) are picked up when no message arrives.
 CHANGE_POLL_SECONDS = 1.0
+# How long shutdown waits for archive commits in flight before closing the store.
+DRAIN_SECONDS = 15.0
 
 
 class Gateway:
@@ -112,9 +114,18 @@ class Gateway:
                 await self._poller
         await self.devices.stop()
         await self.component.stop()
+        await self._drain_archive()
         with contextlib.suppress(Exception):
             await self._record("stop")
         await self.store.close()
+
+    async def _drain_archive(self) -> None:
+        """Let the archive's group commit finish before the store closes (II.2): every
+        message accepted before shutdown is committed, or its sender was refused."""
+        try:
+            await asyncio.wait_for(self.archive.drain(), DRAIN_SECONDS)
+        except TimeoutError:
+            log.error("archive commits still pending at shutdown; closing the store anyway")
 
     async def _poll_changes(self) -> None:
         """Apply CLI changes within about a second even when nobody sends (IV.2)."""

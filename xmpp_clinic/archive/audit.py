@@ -16,13 +16,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xmpp_clinic.archive.chain import GENESIS, link
-from xmpp_clinic.store.base import utcnow
+from xmpp_clinic.clock import as_utc, utcnow
 from xmpp_clinic.store.engine import Store
 from xmpp_clinic.store.models.audit import AuditEventRecord, AuditHead
 
@@ -83,8 +83,7 @@ class ChainReport:
 
 
 def _stamp(at: datetime) -> str:
-    aware = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-    return aware.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return as_utc(at).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def canonical(seq: int, at: datetime, fields: dict[str, str]) -> bytes:
@@ -130,7 +129,7 @@ async def _lock_head(session: AsyncSession) -> AuditHead:
 async def append(session: AsyncSession, event: AuditEvent, at: datetime | None = None) -> int:
     """Append ``event`` inside the caller's transaction; returns its sequence number."""
     head = await _lock_head(session)
-    when = (at or utcnow()).astimezone(UTC)
+    when = as_utc(at or utcnow())
     fields = {name: str(getattr(event, name))[:limit] for name, limit in _LIMITS.items()}
     digest = link(head.hash, canonical(head.seq, when, fields))
     session.add(AuditEventRecord(seq=head.seq, at=when, hash=digest, **fields))

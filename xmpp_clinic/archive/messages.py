@@ -24,9 +24,9 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xmpp_clinic.archive.chain import GENESIS, first_break, link
+from xmpp_clinic.clock import as_utc
 from xmpp_clinic.store import Store, StoreUnavailable
 from xmpp_clinic.store.models.messages import ArchivedMessage
-from xmpp_clinic.threads.model import as_utc
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +99,10 @@ def _canonical(seq: int, item: NewMessage) -> bytes:
 
 
 def _entry(row: ArchivedMessage) -> ArchiveEntry:
-    at = as_utc(row.at)
     return ArchiveEntry(
-        row.seq, row.stanza_id, at, row.sender, row.sender_resource, row.nick, row.stanza
-    )
+        row.seq, row.stanza_id, as_utc(row.at), row.sender, row.sender_resource, row.nick,
+        row.stanza,
+    )  # fmt: skip
 
 
 @dataclass
@@ -163,6 +163,16 @@ class MessageArchive:
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_batches())
         return done
+
+    async def drain(self) -> None:
+        """Wait until every append submitted so far has its outcome (committed or refused).
+
+        For shutdown (``Gateway.stop``): the store is closed only after the group-commit
+        writer has finished, so no caller is left waiting and no commit is cut off (II.2).
+        Appends submitted while draining are waited for too.
+        """
+        while self._writer is not None and not self._writer.done():
+            await asyncio.wait({self._writer})  # never raises, never cancels the writer
 
     async def _write_batches(self) -> None:
         """Commit what is queued, one transaction at a time, until the queue is empty.

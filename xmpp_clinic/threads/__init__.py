@@ -1,9 +1,11 @@
 """Care threads as a domain: threads, members, affiliations (IV.2)."""
 
 from xmpp_clinic.threads.book import MembershipChange, ThreadBook
+from xmpp_clinic.threads.events import UNKNOWN_ACTOR, ThreadEvent
 from xmpp_clinic.threads.model import (
     AFFILIATIONS,
     Affiliation,
+    ConcurrentChange,
     InvalidThread,
     Kind,
     MemberInfo,
@@ -19,7 +21,9 @@ from xmpp_clinic.threads.service import ThreadService
 
 __all__ = [
     "AFFILIATIONS",
+    "UNKNOWN_ACTOR",
     "Affiliation",
+    "ConcurrentChange",
     "InvalidThread",
     "Kind",
     "MemberInfo",
@@ -28,6 +32,7 @@ __all__ = [
     "OutsideUserDomains",
     "ThreadBook",
     "ThreadError",
+    "ThreadEvent",
     "ThreadExists",
     "ThreadInfo",
     "ThreadNotFound",

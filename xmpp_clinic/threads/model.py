@@ -8,8 +8,13 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal, get_args
+
+# transitional: remove when xmpp/mam.py imports as_utc from xmpp_clinic.clock
+from xmpp_clinic.clock import as_utc as as_utc
+from xmpp_clinic.jids import InvalidJid, bare_jid, domain_of
+from xmpp_clinic.limits import MAX_TITLE_CHARS
 
 Affiliation = Literal["owner", "admin", "member"]
 Kind = Literal["group", "direct"]
@@ -19,7 +24,6 @@ KINDS: tuple[Kind, ...] = get_args(Kind)
 # A thread name becomes the localpart of the room JID: keep it to characters every
 # client and server accepts without escaping.
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-_BARE_JID = re.compile(r"^[^@/\s\"&'<>:]+@[^@/\s\"&'<>:]+$")
 
 
 class ThreadError(Exception):
@@ -44,6 +48,10 @@ class InvalidThread(ThreadError):
 
 class OutsideUserDomains(ThreadError):
     """The person is not in the hospital's user domains, so cannot be a member (IV.2)."""
+
+
+class ConcurrentChange(ThreadError):
+    """Someone else changed the same thread at the same moment; trying again is safe."""
 
 
 @dataclass(frozen=True)
@@ -90,11 +98,16 @@ def check_name(name: str) -> str:
 
 
 def check_jid(jid: str) -> str:
-    """A valid bare JID (lower case), or InvalidThread; members are people, not resources."""
-    value = jid.strip().lower()
-    if not _BARE_JID.match(value):
+    """A member's normalised bare JID (:func:`xmpp_clinic.jids.bare_jid`), or InvalidThread.
+
+    Members are people, not resources: a full JID is refused rather than cut short.
+    """
+    if "/" in jid:
         raise InvalidThread(f"invalid member JID {jid!r}: expected a bare JID like name@domain")
-    return value
+    try:
+        return bare_jid(jid)
+    except InvalidJid as exc:
+        raise InvalidThread(f"invalid member JID: {exc}") from None
 
 
 def check_user_domain(jid: str, user_domains: frozenset[str]) -> str:
@@ -107,12 +120,26 @@ def check_user_domain(jid: str, user_domains: frozenset[str]) -> str:
             f"cannot add {jid}: no hospital user domains are configured "
             "(set xmpp.user_domains in the gateway config)"
         )
-    if jid.rsplit("@", 1)[-1] not in user_domains:
+    if domain_of(jid) not in user_domains:
         raise OutsideUserDomains(
             f"cannot add {jid}: only people of {', '.join(sorted(user_domains))} "
             "can be members (xmpp.user_domains)"
         )
     return jid
+
+
+def check_title(title: str, fallback: str) -> str:
+    """A title clients can show on one line: ``fallback`` (the name) when blank.
+
+    At most :data:`~xmpp_clinic.limits.MAX_TITLE_CHARS` characters and no line breaks or
+    other control characters, which would break every list that shows it.
+    """
+    value = title.strip()
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in value):
+        raise InvalidThread("a thread title must be one line without control characters")
+    if len(value) > MAX_TITLE_CHARS:
+        raise InvalidThread(f"a thread title has at most {MAX_TITLE_CHARS} characters")
+    return value or fallback
 
 
 def check_affiliation(affiliation: str) -> Affiliation:
@@ -122,11 +149,6 @@ def check_affiliation(affiliation: str) -> Affiliation:
     raise InvalidThread(
         f"invalid affiliation {affiliation!r}: use one of {', '.join(AFFILIATIONS)}"
     )
-
-
-def as_utc(moment: datetime) -> datetime:
-    """``moment`` as an aware UTC datetime (SQLite hands back naive ones; we store UTC)."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def direct_name(first: str, second: str) -> str:

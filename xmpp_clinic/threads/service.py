@@ -1,7 +1,8 @@
 """The thread service: create threads and manage members over the store (IV.2).
 
-Every change bumps the "threads" change counter in the same transaction, so a running
-gateway applies it before its next decision (store/changes.py).
+Every change bumps the "threads" change counter and appends a content-free audit event
+(threads/events.py) in the same transaction, so a running gateway applies it before its
+next decision (store/changes.py) and ``xmpp-clinic audit events`` shows who did it.
 """
 
 from __future__ import annotations
@@ -12,12 +13,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from xmpp_clinic.store import Store
-from xmpp_clinic.store.base import utcnow
+from xmpp_clinic.clock import utcnow
+from xmpp_clinic.limits import MAX_TITLE_CHARS
+from xmpp_clinic.store import Store, StoreConflict
 from xmpp_clinic.store.changes import bump
 from xmpp_clinic.store.models.threads import Member, Thread
+from xmpp_clinic.threads.events import UNKNOWN_ACTOR, ThreadEvent, record
 from xmpp_clinic.threads.model import (
     Affiliation,
+    ConcurrentChange,
     InvalidThread,
     Kind,
     MemberInfo,
@@ -25,10 +29,10 @@ from xmpp_clinic.threads.model import (
     ThreadExists,
     ThreadInfo,
     ThreadNotFound,
-    as_utc,
     check_affiliation,
     check_jid,
     check_name,
+    check_title,
     check_user_domain,
     direct_name,
 )
@@ -38,17 +42,11 @@ TOPIC = "threads"
 
 def _info(thread: Thread) -> ThreadInfo:
     members = tuple(
-        MemberInfo(m.jid, check_affiliation(m.affiliation), as_utc(m.since)) for m in thread.members
+        MemberInfo(m.jid, check_affiliation(m.affiliation), m.since) for m in thread.members
     )
     kind: Kind = "direct" if thread.kind == "direct" else "group"
     return ThreadInfo(
-        thread.id,
-        thread.name,
-        thread.title,
-        kind,
-        thread.subject,
-        as_utc(thread.created_at),
-        members,
+        thread.id, thread.name, thread.title, kind, thread.subject, thread.created_at, members
     )
 
 
@@ -65,6 +63,8 @@ class ThreadService:
 
     ``user_domains`` (``xmpp.user_domains``) are the only domains whose people may become
     members; other domains are refused, and an empty list refuses everyone (IV.2, I.12).
+    Every change takes the ``actor`` who asked (``cli:<user>``, ``xmpp:<JID>``) for its
+    audit event.
     """
 
     def __init__(self, store: Store, *, user_domains: Iterable[str]) -> None:
@@ -79,9 +79,15 @@ class ThreadService:
         *,
         owner: str | None = None,
         kind: Kind = "group",
+        actor: str = UNKNOWN_ACTOR,
     ) -> ThreadInfo:
-        """Create a thread with its first members (IV.2); a direct thread has exactly two."""
+        """Create a thread with its first members (IV.2); a direct thread has exactly two.
+
+        A name already taken is :class:`ThreadExists`, also when another request took it
+        a moment earlier (the store's unique name decides, not a look-ahead).
+        """
         name = check_name(name)
+        title = check_title(title, name)
         affiliations: dict[str, Affiliation] = {check_jid(j): "member" for j in members}
         if owner is not None:
             affiliations[check_jid(owner)] = "owner"
@@ -91,29 +97,43 @@ class ThreadService:
             raise InvalidThread("a thread needs at least one member")
         for jid in affiliations:
             check_user_domain(jid, self._user_domains)
-        async with self._store.session() as session:
-            exists = await session.execute(select(Thread.id).where(Thread.name == name))
-            if exists.first() is not None:
-                raise ThreadExists(f"a thread named {name!r} already exists")
-            now = utcnow()
-            thread = Thread(name=name, title=title.strip() or name, kind=kind, subject="")
-            thread.created_at = now
-            thread.members = [
-                Member(jid=jid, affiliation=aff, since=now) for jid, aff in affiliations.items()
-            ]
-            session.add(thread)
-            await bump(session, TOPIC)
-            await session.flush()
-            return _info(thread)
+        try:
+            async with self._store.session() as session:
+                now = utcnow()
+                thread = Thread(name=name, title=title, kind=kind, subject="", created_at=now)
+                thread.members = [
+                    Member(jid=jid, affiliation=aff, since=now) for jid, aff in affiliations.items()
+                ]
+                session.add(thread)
+                await session.flush()  # the unique name is checked here
+                await record(session, actor, ThreadEvent.CREATED, name, kind)
+                for jid, aff in affiliations.items():
+                    await record(session, actor, ThreadEvent.MEMBER_ADDED, name, aff, jid)
+                await bump(session, TOPIC)
+                return _info(thread)
+        except StoreConflict:
+            if await self._exists(name):
+                raise ThreadExists(f"a thread named {name!r} already exists") from None
+            raise ConcurrentChange(f"creating {name!r} met another change; try again") from None
 
-    async def open_direct(self, first: str, second: str) -> ThreadInfo:
+    async def _exists(self, name: str) -> bool:
+        async with self._store.session() as session:
+            return (await session.scalar(select(Thread.id).where(Thread.name == name))) is not None
+
+    async def open_direct(
+        self, first: str, second: str, *, actor: str = UNKNOWN_ACTOR
+    ) -> ThreadInfo:
         """The direct thread between two people, created on first use."""
         name = direct_name(first, second)
         try:
             return await self.get(name)
         except ThreadNotFound:
-            title = f"{check_jid(first)} / {check_jid(second)}"
-            return await self.create(name, title, [first, second], kind="direct")
+            pass
+        title = f"{check_jid(first)} / {check_jid(second)}"[:MAX_TITLE_CHARS]
+        try:
+            return await self.create(name, title, [first, second], kind="direct", actor=actor)
+        except ThreadExists:  # both people opened it at the same moment
+            return await self.get(name)
 
     async def list(self) -> list[ThreadInfo]:
         async with self._store.session() as session:
@@ -124,29 +144,42 @@ class ThreadService:
         async with self._store.session() as session:
             return _info(await _load(session, check_name(name)))
 
-    async def add_member(self, name: str, jid: str, affiliation: str = "member") -> MemberInfo:
+    async def add_member(
+        self, name: str, jid: str, affiliation: str = "member", *, actor: str = UNKNOWN_ACTOR
+    ) -> MemberInfo:
         """Add a member or change an existing member's affiliation (IV.2).
 
         Only people of the user domains can be added; other domains are refused.
         """
         jid, aff = check_jid(jid), check_affiliation(affiliation)
         check_user_domain(jid, self._user_domains)
-        async with self._store.session() as session:
-            thread = await _load(session, check_name(name))
-            existing = next((m for m in thread.members if m.jid == jid), None)
-            if existing is None:
-                if thread.kind == "direct":
-                    raise InvalidThread("a direct thread has exactly two members")
-                existing = Member(jid=jid, affiliation=aff, since=utcnow())
-                thread.members.append(existing)
-            elif existing.affiliation == aff:
-                return MemberInfo(jid, aff, as_utc(existing.since))
-            existing.affiliation = aff
-            await bump(session, TOPIC)
-            await session.flush()
-            return MemberInfo(jid, aff, as_utc(existing.since))
+        try:
+            async with self._store.session() as session:
+                thread = await _load(session, check_name(name))
+                existing = next((m for m in thread.members if m.jid == jid), None)
+                if existing is None:
+                    if thread.kind == "direct":
+                        raise InvalidThread("a direct thread has exactly two members")
+                    existing = Member(jid=jid, affiliation=aff, since=utcnow())
+                    thread.members.append(existing)
+                    await record(session, actor, ThreadEvent.MEMBER_ADDED, thread.name, aff, jid)
+                elif existing.affiliation == aff:
+                    return MemberInfo(jid, aff, existing.since)
+                else:
+                    change = f"{existing.affiliation}-to-{aff}"
+                    await record(
+                        session, actor, ThreadEvent.MEMBER_CHANGED, thread.name, change, jid
+                    )
+                    existing.affiliation = aff
+                await bump(session, TOPIC)
+                await session.flush()
+                return MemberInfo(jid, aff, existing.since)
+        except StoreConflict:
+            raise ConcurrentChange(
+                f"{jid} was added to {name!r} by another change at the same moment; try again"
+            ) from None
 
-    async def remove_member(self, name: str, jid: str) -> None:
+    async def remove_member(self, name: str, jid: str, *, actor: str = UNKNOWN_ACTOR) -> None:
         """Remove a member; a running gateway kicks them and closes their history (IV.2)."""
         jid = check_jid(jid)
         async with self._store.session() as session:
@@ -155,11 +188,15 @@ class ThreadService:
             if existing is None:
                 raise MemberNotFound(f"{jid} is not a member of {thread.name!r}")
             thread.members.remove(existing)
+            await record(
+                session, actor, ThreadEvent.MEMBER_REMOVED, thread.name, existing.affiliation, jid
+            )
             await bump(session, TOPIC)
 
-    async def set_title(self, name: str, title: str) -> None:
-        """Rename a thread (what clients show as the room name)."""
+    async def set_title(self, name: str, title: str, *, actor: str = UNKNOWN_ACTOR) -> None:
+        """Rename a thread (what clients show as the room name); one line, bounded."""
         async with self._store.session() as session:
             thread = await _load(session, check_name(name))
-            thread.title = title.strip() or thread.name
+            thread.title = check_title(title, thread.name)
+            await record(session, actor, ThreadEvent.TITLE_CHANGED, thread.name, "renamed")
             await bump(session, TOPIC)
