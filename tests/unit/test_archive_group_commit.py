@@ -18,7 +18,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from xmpp_clinic.app import Gateway
 from xmpp_clinic.archive.messages import ArchiveEntry, ArchiveQuery, MessageArchive, NewMessage
+from xmpp_clinic.config import Settings, StoreSettings, XmppSettings
 from xmpp_clinic.store import Store, StoreUnavailable
 from xmpp_clinic.store.models.messages import ArchivedMessage
 from xmpp_clinic.store.models.threads import Thread
@@ -104,8 +106,8 @@ async def test_appends_during_a_commit_go_together_into_the_next_one(
     store.hold = asyncio.Event()
     first = asyncio.create_task(archive.append(message(1)))
     await store.holding.wait()  # message 1's commit is in flight
-    later = [asyncio.create_task(archive.append(message(n))) for n in (2, 3, 4)]
-    await asyncio.sleep(0.05)
+    later = [archive.submit(message(n)) for n in (2, 3, 4)]
+    await asyncio.sleep(0)  # one turn of the loop: nothing may be acknowledged yet
     assert not first.done()  # not acknowledged before its commit
     store.hold.set()
     entries = [await first, *await asyncio.gather(*later)]
@@ -192,7 +194,70 @@ async def test_stopping_the_writer_refuses_its_callers_instead_of_leaving_them_s
     queued = archive.submit(message(2))
     assert archive._writer is not None
     archive._writer.cancel()
-    await asyncio.sleep(0.05)
+    await archive.drain()  # returns once the cancelled writer has settled its callers
     for future in (first, queued):
         assert future.done() and not future.cancelled()
         assert isinstance(future.exception(), StoreUnavailable)
+
+
+async def test_drain_waits_for_the_commit_in_flight_and_what_queued_behind_it(
+    store: ObservedStore,
+) -> None:
+    archive = MessageArchive(store)
+    await archive.drain()  # nothing submitted: returns at once
+    store.hold = asyncio.Event()
+    first = archive.submit(message(1))
+    await store.holding.wait()
+    queued = archive.submit(message(2))
+    draining = asyncio.create_task(archive.drain())
+    await asyncio.sleep(0)
+    assert not draining.done()  # the commit of message 1 is still in flight
+    store.hold.set()
+    await draining
+    assert first.result().seq == 1 and queued.result().seq == 2
+    assert store.writes == [1, 1]
+
+
+async def test_gateway_stop_closes_the_store_only_after_archive_commits(
+    store: ObservedStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A message accepted before shutdown is committed, not cut off by closing the
+    store under the group-commit writer (II.2)."""
+    settings = Settings(
+        xmpp=XmppSettings(component_jid="clinic.hospital.test", user_domains=["hospital.test"]),
+        store=StoreSettings(url=store.url),
+    )
+    gateway = Gateway(settings)
+    await gateway.store.close()
+    gateway.store, gateway.archive = store, MessageArchive(store)
+
+    async def no_stop_event(kind: str) -> None:
+        return None
+
+    monkeypatch.setattr(gateway, "_record", no_stop_event)
+    store.hold = asyncio.Event()
+    pending = gateway.archive.submit(message(1))
+    await store.holding.wait()
+    closed_after: list[bool] = []
+    close = store.close
+
+    async def observed_close() -> None:
+        closed_after.append(pending.done())
+        await close()
+
+    monkeypatch.setattr(store, "close", observed_close)
+    stop_component = gateway.component.stop
+    component_stopped = asyncio.Event()
+
+    async def observed_stop() -> None:
+        await stop_component()
+        component_stopped.set()
+
+    monkeypatch.setattr(gateway.component, "stop", observed_stop)
+    stopping = asyncio.create_task(gateway.stop())
+    await component_stopped.wait()  # stop() runs on to the store without yielding
+    assert closed_after == []
+    store.hold.set()
+    await stopping
+    assert closed_after == [True]
+    assert pending.result().seq == 1
