@@ -8,7 +8,7 @@ in process (tests/helpers/twomemo.py) rather than in PEP.
 from __future__ import annotations
 
 import asyncio
-import time
+from typing import Any
 
 from xmpp_clinic.omemo import LEGACY_NS, OMEMO2_NS
 from xmpp_clinic.registry.model import Device, ObservedDevice
@@ -23,15 +23,35 @@ async def wait_for_device(
     namespace: str = LEGACY_NS,
     timeout: float = 30.0,
 ) -> Device:
-    """The device once discovery has recorded it (it runs when a member joins a thread)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        for device in await registry.devices(jid):
-            if device.device_id == device_id and device.namespace == namespace:
-                return device
-        if time.monotonic() > deadline:
-            raise AssertionError(f"device {device_id} of {jid} was not discovered in {timeout}s")
-        await asyncio.sleep(0.1)
+    """The device once discovery has recorded it (it runs when a member joins a thread).
+
+    Wakes up whenever the registry has applied a device list (``observe``), rather than
+    polling the store on a timer.
+    """
+    observed = asyncio.Event()
+    observe = registry.observe
+
+    async def observe_and_tell(*args: Any, **kwargs: Any) -> list[Device]:
+        try:
+            return await observe(*args, **kwargs)
+        finally:
+            observed.set()
+
+    registry.observe = observe_and_tell  # type: ignore[method-assign]
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                observed.clear()  # before looking: a list applied meanwhile wakes us
+                for device in await registry.devices(jid):
+                    if device.device_id == device_id and device.namespace == namespace:
+                        return device
+                await observed.wait()
+    except TimeoutError:
+        raise AssertionError(
+            f"device {device_id} of {jid} was not discovered in {timeout}s"
+        ) from None
+    finally:
+        del registry.observe  # the instance attribute; the method shows through again
 
 
 async def register_omemo2(

@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from xmpp_clinic.archive.audit import AuditLog
 from xmpp_clinic.config import PolicySettings
 from xmpp_clinic.omemo import LEGACY_NS, OMEMO2_NS
-from xmpp_clinic.registry.model import DeviceState, Notice, ObservedDevice
+from xmpp_clinic.registry import service
+from xmpp_clinic.registry.model import DeviceKey, DeviceState, Notice, ObservedDevice
 from xmpp_clinic.registry.service import (
     AmbiguousDevice,
     DeviceLimitReached,
@@ -377,6 +379,46 @@ async def test_last_seen_is_recorded_without_a_state_change(store: Store, clock:
     assert device.last_seen == clock.now and device.state is DeviceState.PENDING
 
 
+async def test_last_seen_is_one_update_per_batch_not_per_device(
+    store: Store, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = make(store, clock)
+    await registry.observe(ALICE, LEGACY_NS, listing(1, 2, 3, 4, 5))
+    await registry.observe("bob@hospital.test", LEGACY_NS, listing(1))
+    monkeypatch.setattr(service, "SEEN_BATCH", 2)
+    updates: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if statement.lstrip().upper().startswith("UPDATE DEVICES"):
+            updates.append(statement)
+
+    event.listen(store.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        keys = [DeviceKey(ALICE, LEGACY_NS, n) for n in (1, 2, 3, 4, 5, 5, 99)]
+        await registry.mark_seen(keys)
+        await registry.mark_seen([])
+    finally:
+        event.remove(store.engine.sync_engine, "before_cursor_execute", count)
+    assert len(updates) == 3  # 6 distinct keys in batches of 2; nothing for an empty call
+    assert {d.device_id: d.last_seen for d in await registry.devices(ALICE)} == dict.fromkeys(
+        (1, 2, 3, 4, 5), clock.now
+    )
+    assert [d.last_seen for d in await registry.devices("bob@hospital.test")] == [None]
+
+
+async def test_operator_jids_are_normalised_and_malformed_ones_refused(
+    store: Store, clock: Clock
+) -> None:
+    registry = make(store, clock)
+    await registry.observe(ALICE, LEGACY_NS, listing(11))
+    assert [d.device_id for d in await registry.devices(" Alice@Hospital.TEST/phone")] == [11]
+    device = await registry.approve("ALICE@hospital.test", 11, actor="cli:it")
+    assert device.jid == ALICE
+    for bad in ("not a jid", "alice@", "a" * 1024 + "@hospital.test"):
+        with pytest.raises(InvalidRequest, match="invalid JID"):
+            await registry.approve(bad, 11, actor="cli:it")
+
+
 async def test_snapshot_knows_usable_devices(store: Store, clock: Clock) -> None:
     registry = make(store, clock)
     await registry.observe(ALICE, LEGACY_NS, listing(11, 12))
@@ -397,6 +439,8 @@ async def test_registry_workflow_on_postgres(pg_url: str, clock: Clock) -> None:
         await registry.observe(ALICE, OMEMO2_NS, listing(4_000_000_000))
         await registry.approve(ALICE, 11, actor="cli:it", valid_days=1, asset_id="MDM-1")
         assert (await registry.snapshot()).usable_ids(ALICE, LEGACY_NS, clock.now) == {11}
+        await registry.mark_seen([DeviceKey(ALICE, LEGACY_NS, 11)])
+        assert (await registry.device(ALICE, 11)).last_seen == clock.now
         clock.now += timedelta(days=2)
         assert len((await registry.expire_due()).expired) == 1
         await registry.revoke_all(ALICE, actor="cli:it", reason="lost phone")
