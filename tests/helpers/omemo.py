@@ -1,6 +1,8 @@
 """slixmpp-omemo client bots for care-thread tests (legacy OMEMO, eu.siacs.conversations.axolotl).
 
-What a stock OMEMO client does in a room, done explicitly:
+What a stock OMEMO client does in a room, done explicitly (the client side itself is the
+demo phones' one, :mod:`xmpp_clinic.dev.omemo_client` and
+:mod:`xmpp_clinic.dev.thread_client`):
 
 - ``connect_omemo_bot`` logs in with XEP-0045 + XEP-0384 loaded and waits until the
   device has published its bundle and device list;
@@ -20,7 +22,6 @@ device (and its sessions) survive a reconnect.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
@@ -29,26 +30,38 @@ from dataclasses import dataclass
 from slixmpp import JID, ClientXMPP, Message
 from slixmpp.xmlstream.handler import CoroutineCallback
 from slixmpp.xmlstream.matcher import MatchXPath
+from slixmpp.xmlstream.stanzabase import StanzaBase
 
-from tests.helpers.bots import connect_bot, disconnect_bot
-
-# The OMEMO client plugin (in-memory storage, blind trust) is the demo phones' plugin.
-from xmpp_clinic.dev.demo_clients import MemoryStorage
+from xmpp_clinic import namespaces
+from xmpp_clinic.dev.omemo_client import MemoryStorage, connect_omemo, omemo_of, own_device
 from xmpp_clinic.dev.servers import DevServer
+from xmpp_clinic.dev.thread_client import (
+    archived_sender,
+    as_direct_from,
+    fetch_history,
+    has_omemo_payload,
+    join_thread,
+    stanza_id,
+    thread_members,
+)
+from xmpp_clinic.omemo import LEGACY_NS
+
+__all__ = [
+    "Decrypted",
+    "MemoryStorage",
+    "OmemoInbox",
+    "connect_omemo_bot",
+    "decrypt_history",
+    "encrypt_for_thread",
+    "fetch_thread_history",
+    "join_thread",
+    "key_rids",
+    "own_device_id",
+    "send_omemo_groupchat",
+    "thread_members",
+]
 
 log = logging.getLogger(__name__)
-
-LEGACY_NS = "eu.siacs.conversations.axolotl"
-OMEMO2_NS = "urn:xmpp:omemo:2"
-MUC_ADMIN = "http://jabber.org/protocol/muc#admin"
-MUC_USER = "http://jabber.org/protocol/muc#user"
-MAM_NS = "urn:xmpp:mam:2"
-OMEMO_PLUGINS = (
-    "xep_0004", "xep_0030", "xep_0045", "xep_0059", "xep_0060", "xep_0163", "xep_0199",
-    "xep_0280", "xep_0297", "xep_0313", "xep_0334", "xep_0359", "xep_0421",
-)  # fmt: skip
-OMEMO_START_TIMEOUT = 60.0  # ejabberd refuses publish-options, slixmpp-omemo retries
-_query_ids = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -73,55 +86,17 @@ async def connect_omemo_bot(
 ) -> ClientXMPP:
     """Log in with OMEMO; returns once the device's bundle and device list are published.
 
-    ejabberd 23.01 sometimes answers the very first PEP publish of a fresh account with
-    item-not-found; a new login then succeeds, so the login is retried (same storage,
-    same device).
+    Pass the same ``storage`` to a later login to keep the device. ejabberd's occasional
+    item-not-found on a fresh account's first PEP publish is handled by logging in again
+    (:func:`~xmpp_clinic.dev.omemo_client.connect_omemo`).
     """
     storage = storage or MemoryStorage()
-    for attempt in range(1, attempts + 1):
-        bot = await connect_bot(jid, password, server, plugins=OMEMO_PLUGINS)
-        bot.use_message_ids = True  # slixmpp-omemo needs ids to recognise reflections
-        bot.register_plugin("xep_0384", {"storage": storage})
-        try:
-            # Registered after session start: this awaits the plugin's own start-up task.
-            await asyncio.wait_for(
-                bot.plugin["xep_0384"].get_session_manager(), OMEMO_START_TIMEOUT
-            )
-        except Exception as exc:
-            await disconnect_bot(bot)
-            if attempt == attempts:
-                raise
-            log.warning("OMEMO start-up failed (%s); logging in again", type(exc).__name__)
-            continue
-        bot.omemo_storage = storage
-        return bot
-    raise AssertionError("unreachable")
+    return await connect_omemo(jid, password, server, storage=storage, attempts=attempts)
 
 
 async def own_device_id(bot: ClientXMPP) -> int:
     """The legacy OMEMO device id this bot published."""
-    session_manager = await bot.plugin["xep_0384"].get_session_manager()
-    own, _others = await session_manager.get_own_device_information()
-    return int(own.device_id)
-
-
-async def join_thread(bot: ClientXMPP, thread_jid: str, nick: str, timeout: float = 20) -> None:
-    """Join a thread like a MUC room; raises slixmpp's PresenceError when refused."""
-    await bot.plugin["xep_0045"].join_muc_wait(JID(thread_jid), nick, maxstanzas=0, timeout=timeout)
-
-
-async def thread_members(bot: ClientXMPP, thread_jid: str) -> set[str]:
-    """Every member's bare JID from the muc#admin owner, admin and member lists."""
-    members: set[str] = set()
-    for affiliation in ("owner", "admin", "member"):
-        iq = bot.make_iq_get(ito=thread_jid)
-        query = ET.SubElement(iq.xml, f"{{{MUC_ADMIN}}}query")
-        ET.SubElement(query, f"{{{MUC_ADMIN}}}item", {"affiliation": affiliation})
-        result = await iq.send(timeout=20)
-        for item in result.xml.iter(f"{{{MUC_ADMIN}}}item"):
-            if item.get("jid"):
-                members.add(JID(item.get("jid")).bare)
-    return members
+    return (await own_device(bot)).device_id
 
 
 async def encrypt_for_thread(bot: ClientXMPP, thread_jid: str, body: str) -> Message:
@@ -130,10 +105,11 @@ async def encrypt_for_thread(bot: ClientXMPP, thread_jid: str, body: str) -> Mes
     recipients.discard(bot.boundjid.bare)
     message = bot.make_message(mto=JID(thread_jid), mtype="groupchat")
     message["body"] = body
-    plugin = bot.plugin["xep_0384"]
-    encrypted, errors = await plugin.encrypt_message(message, {JID(j) for j in recipients})
+    encrypted, errors = await omemo_of(bot).encrypt_message(message, {JID(j) for j in recipients})
     if errors:
         log.warning("encryption errors: %s", [type(e).__name__ for e in errors])
+    if encrypted is None:
+        raise AssertionError(f"{bot.boundjid.bare} could not encrypt for {sorted(recipients)}")
     return encrypted
 
 
@@ -150,13 +126,6 @@ def key_rids(message: ET.Element) -> list[int]:
     return [int(key.get("rid", "0")) for key in message.iterfind(header)]
 
 
-def _stanza_id(message: Message, thread_jid: str) -> str:
-    for sid in message.xml.findall("{urn:xmpp:sid:0}stanza-id"):
-        if sid.get("by") == thread_jid:
-            return sid.get("id", "")
-    return ""
-
-
 class OmemoInbox:
     """Collects and decrypts the OMEMO groupchat messages one bot receives."""
 
@@ -171,21 +140,20 @@ class OmemoInbox:
         bot.register_handler(
             CoroutineCallback(
                 f"OmemoInbox-{id(self)}",
-                MatchXPath(f"{{jabber:client}}message/{{{LEGACY_NS}}}encrypted"),
+                MatchXPath(f"{{{namespaces.CLIENT}}}message/{{{LEGACY_NS}}}encrypted"),
                 self._on_message,
             )
         )
 
-    async def _on_message(self, message: Message) -> None:
-        encrypted = message.xml.find(f"{{{LEGACY_NS}}}encrypted")
-        if message["type"] != "groupchat" or encrypted is None:
+    async def _on_message(self, message: StanzaBase) -> None:
+        if not isinstance(message, Message) or message["type"] != "groupchat":
             return
-        if encrypted.find(f"{{{LEGACY_NS}}}payload") is None:
+        if not has_omemo_payload(message.xml):
             return  # key transport / heartbeat: nothing to read
         thread = message["from"].bare
         self.received.append(message.xml)
         try:
-            plain, device = await self.bot.plugin["xep_0384"].decrypt_message(message)
+            plain, device = await omemo_of(self.bot).decrypt_message(message)
         except Exception as exc:
             self.failures.append(type(exc).__name__)
             await self.unreadable.put(message.xml)
@@ -195,7 +163,7 @@ class OmemoInbox:
         await self.messages.put(
             Decrypted(
                 device.bare_jid, nick, plain["body"], message["id"],
-                _stanza_id(message, thread), own,
+                stanza_id(message, thread), own,
             )
         )  # fmt: skip
 
@@ -212,27 +180,7 @@ async def fetch_thread_history(
     bot: ClientXMPP, thread_jid: str, *, timeout: float = 30
 ) -> list[Message]:
     """All MAM results of ``thread_jid`` (one query, max 250): the forwarded messages."""
-    queryid = f"q{next(_query_ids)}"
-    results: list[Message] = []
-
-    async def collect(message: Message) -> None:
-        result = message.xml.find(f"{{{MAM_NS}}}result")
-        if result is not None and result.get("queryid") == queryid:
-            results.append(message["mam_result"]["forwarded"]["stanza"])
-
-    name = f"MAM-{queryid}"
-    bot.register_handler(
-        CoroutineCallback(name, MatchXPath(f"{{jabber:client}}message/{{{MAM_NS}}}result"), collect)
-    )
-    try:
-        iq = bot.make_iq_set(ito=thread_jid)
-        query = ET.SubElement(iq.xml, f"{{{MAM_NS}}}query", {"queryid": queryid})
-        rsm = ET.SubElement(query, "{http://jabber.org/protocol/rsm}set")
-        ET.SubElement(rsm, "{http://jabber.org/protocol/rsm}max").text = "250"
-        await iq.send(timeout=timeout)
-    finally:
-        bot.remove_handler(name)
-    return results
+    return await fetch_history(bot, thread_jid, timeout=timeout)
 
 
 async def decrypt_history(bot: ClientXMPP, archived: Iterable[Message]) -> list[Decrypted]:
@@ -242,22 +190,15 @@ async def decrypt_history(bot: ClientXMPP, archived: Iterable[Message]) -> list[
     sender may have left, so the message is decrypted as coming from the real JID.
     """
     out: list[Decrypted] = []
-    plugin = bot.plugin["xep_0384"]
     for message in archived:
-        item = message.xml.find(f"{{{MUC_USER}}}x/{{{MUC_USER}}}item")
-        if (
-            item is None
-            or message.xml.find(f"{{{LEGACY_NS}}}encrypted/{{{LEGACY_NS}}}payload") is None
-        ):
+        sender = archived_sender(message)
+        if sender is None or not has_omemo_payload(message.xml):
             continue
-        as_direct = Message(bot, xml=ET.fromstring(ET.tostring(message.xml)))
-        as_direct["type"] = "chat"
-        as_direct["from"] = JID(item.get("jid", "")).bare
-        plain, device = await plugin.decrypt_message(as_direct)
+        plain, device = await omemo_of(bot).decrypt_message(as_direct_from(message, sender))
         out.append(
             Decrypted(
                 device.bare_jid, message["from"].resource, plain["body"], message["id"],
-                _stanza_id(message, message["from"].bare), False,
+                stanza_id(message, message["from"].bare), False,
             )
         )  # fmt: skip
     return out

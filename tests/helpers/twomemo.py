@@ -30,18 +30,18 @@ import twomemo.etree
 from omemo import SessionManager, TrustLevel
 from omemo.bundle import Bundle
 from omemo.message import Message as OmemoMessage
-from omemo.session_manager import DeviceList
-from omemo.types import DeviceInformation
+from omemo.types import DeviceInformation, DeviceList
 from slixmpp import JID, ClientXMPP
 from slixmpp.exceptions import IqError
 from slixmpp.plugins.xep_0004 import Form
 
-from xmpp_clinic.dev.demo_clients import MemoryStorage
+from xmpp_clinic.dev.omemo_client import MemoryStorage
+from xmpp_clinic.omemo import OMEMO2
 
 NAMESPACE = twomemo.twomemo.NAMESPACE
 SCE_NS = "urn:xmpp:sce:1"
-DEVICE_LIST_NODE = "urn:xmpp:omemo:2:devices"
-BUNDLES_NODE = "urn:xmpp:omemo:2:bundles"
+DEVICE_LIST_NODE = OMEMO2.device_list_node
+BUNDLES_NODE, _ITEM = OMEMO2.bundle_node(0)
 PUBLISH_OPTIONS = "http://jabber.org/protocol/pubsub#publish-options"
 
 
@@ -54,7 +54,7 @@ class Directory:
 
 
 def _session_manager_class(directory: Directory, own_jid: str) -> type[SessionManager]:
-    class InProcessSessionManager(SessionManager):  # type: ignore[misc]
+    class InProcessSessionManager(SessionManager):
         @staticmethod
         async def _upload_bundle(bundle: Bundle) -> None:
             directory.bundles[(bundle.namespace, bundle.bare_jid, bundle.device_id)] = bundle

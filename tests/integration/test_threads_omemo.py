@@ -15,9 +15,12 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 from slixmpp import ClientXMPP
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
 
 from tests.helpers.bots import connect_bot, disconnect_bot
 from tests.helpers.omemo import (
+    MemoryStorage,
     OmemoInbox,
     connect_omemo_bot,
     decrypt_history,
@@ -28,20 +31,15 @@ from tests.helpers.omemo import (
 from tests.helpers.registry import register_omemo2
 from tests.helpers.twomemo import Directory, OmemoTwoDevice
 from tests.integration.conftest import PASSWORD, GatewayHandle
+from tests.integration.device_policy_helpers import create_thread
+from xmpp_clinic import namespaces
+from xmpp_clinic.omemo import OMEMO2_NS
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 ALL_DEVICES = {"device_approval": "all"}
 MakeUsers = Callable[..., list[str]]
 GatewayFactory = Callable[..., Awaitable[GatewayHandle]]
-
-
-def create_thread(gw: GatewayHandle, name: str, members: list[str]) -> str:
-    args = ["threads", "create", name, "--title", name.title()]
-    for member in members:
-        args += ["--member", member]
-    gw.cli(*args)
-    return f"{name}@{gw.jid}"
 
 
 async def test_three_clinicians_read_each_others_omemo_messages(
@@ -84,8 +82,8 @@ async def test_member_offline_during_the_conversation_catches_up_by_mam(
         # Dave hands over before going off shift. That opens his OMEMO sessions with
         # Alice and Bob: otherwise both would start one from his bundle while he is
         # away, and may pick the same one-time pre key (a client-library limit, ~1%).
-        first_login = await connect_omemo_bot(dave, PASSWORD, gw.server)
-        storage = first_login.omemo_storage
+        storage = MemoryStorage()  # Dave's device, kept for his next login
+        first_login = await connect_omemo_bot(dave, PASSWORD, gw.server, storage=storage)
         await join_thread(first_login, thread, "Dave")
         await send_omemo_groupchat(first_login, thread, "handing over")
         assert [m.body for m in await inbox.take(1, timeout=60)] == ["handing over"]
@@ -116,8 +114,8 @@ async def test_member_who_never_joined_reads_the_thread_by_mam(
     gw = await gateway_factory(policy=ALL_DEVICES)
     alice, erin = make_users("alice", "erin")
     thread = create_thread(gw, "onc", [alice, erin])
-    first_login = await connect_omemo_bot(erin, PASSWORD, gw.server)  # publishes a device
-    storage = first_login.omemo_storage
+    storage = MemoryStorage()  # Erin's device, kept for her next login
+    first_login = await connect_omemo_bot(erin, PASSWORD, gw.server, storage=storage)
     await disconnect_bot(first_login)
     sent = ["chemo cycle 2 tomorrow", "consent form signed"]
     writer = await connect_omemo_bot(alice, PASSWORD, gw.server)
@@ -166,7 +164,7 @@ async def test_omemo2_element_is_relayed_unchanged(
         message.append(element)
         message.send()
         relayed = await asyncio.wait_for(received.get(), 30)
-        got = relayed.find("{urn:xmpp:omemo:2}encrypted")
+        got = relayed.find(f"{{{OMEMO2_NS}}}encrypted")
         assert got is not None
         assert ET.canonicalize(ET.tostring(got)) == ET.canonicalize(ET.tostring(element))
         assert await alice_device.decrypt(got, kai) == "insulin 4 IU"
@@ -174,12 +172,9 @@ async def test_omemo2_element_is_relayed_unchanged(
         await asyncio.gather(*(disconnect_bot(bot) for bot in bots))
 
 
-def _omemo2_catcher(queue: asyncio.Queue[ET.Element]) -> object:
-    from slixmpp.xmlstream.handler import Callback
-    from slixmpp.xmlstream.matcher import MatchXPath
-
+def _omemo2_catcher(queue: asyncio.Queue[ET.Element]) -> Callback:
     return Callback(
         "omemo2",
-        MatchXPath("{jabber:client}message/{urn:xmpp:omemo:2}encrypted"),
+        MatchXPath(f"{{{namespaces.CLIENT}}}message/{{{OMEMO2_NS}}}encrypted"),
         lambda msg: queue.put_nowait(msg.xml),
     )
