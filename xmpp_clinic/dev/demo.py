@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 import shlex
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import typer
@@ -27,7 +29,9 @@ from rich.table import Table
 from slixmpp import JID, ClientXMPP
 
 from xmpp_clinic.app import Gateway
+from xmpp_clinic.clock import utcnow
 from xmpp_clinic.config import Settings, load_settings
+from xmpp_clinic.dev.bots import BotLoginError, connect_bot, disconnect_bot
 from xmpp_clinic.dev.demo_clients import Phone, PhoneError
 from xmpp_clinic.dev.servers import DevServer, start_server, write_gateway_config
 from xmpp_clinic.omemo import LEGACY_NS
@@ -52,6 +56,7 @@ PLAINTEXT = "Is the bed 4 check done?"
 DISCOVERY_WAIT = 3.0  # seconds the gateway gets to discover the devices on its own
 DEMO_TIMEOUT = 150.0
 IT_ACTOR = "it:demo"
+CLINICIAN_PLUGINS = ("xep_0030", "xep_0128")
 
 
 class DemoFailed(RuntimeError):
@@ -90,16 +95,9 @@ def command(*argv: str) -> None:
 
 async def connect_clinician(jid: str, password: str, server: DevServer) -> ClientXMPP:
     """A plain client on the loopback c2s port (plaintext is for the demo only)."""
-    client = ClientXMPP(jid, password)
-    client.enable_direct_tls = False
-    client.enable_starttls = False
-    client.enable_plaintext = True
-    client.register_plugin("xep_0030")
-    client.register_plugin("xep_0128")
-    client.plugin["feature_mechanisms"].unencrypted_scram = True
-    client.connect(server.host, server.c2s_port)
-    await client.wait_until("session_start", timeout=20)
-    return client
+    return await connect_bot(
+        jid, password, server, plugins=CLINICIAN_PLUGINS, timeout=20, send_presence=False
+    )
 
 
 async def discover(client: ClientXMPP, component: str) -> None:
@@ -290,7 +288,7 @@ async def with_gateway(
     client = await connect_clinician(phones[0].jid, password, server)
     console.print(f"Clinician [cyan]{phones[0].jid}[/] asks the gateway what it offers:")
     await discover(client, settings.xmpp.component_jid)
-    client.disconnect()
+    await disconnect_bot(client)
     store = Store(settings.store.url)  # IT's own connection, as the CLI opens one
     try:
         threads = ThreadService(store, user_domains=settings.xmpp.user_domains)
@@ -322,17 +320,41 @@ async def with_gateway(
         await store.close()
 
 
+def seconds_since_process_start() -> float:
+    """How long ago this process started (Linux ``/proc``; 0 where it cannot be read).
+
+    The demo's own clock would start after Python and the demo's libraries have loaded,
+    a second or two after the operator pressed Enter; the times it prints count from the
+    process start instead, so they match what a wall clock shows.
+    """
+    try:
+        uptime = float(Path("/proc/uptime").read_text(encoding="ascii").split()[0])
+        stat = Path("/proc/self/stat").read_text(encoding="ascii", errors="replace")
+        started = int(stat.rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return max(0.0, uptime - started)
+
+
+def wall_clock(moment: datetime) -> str:
+    """A time of day as the operator's clock shows it, with its time zone."""
+    return f"{moment.astimezone():%H:%M:%S %Z}"
+
+
 async def run_demo() -> None:
     """Run the whole demo; returns when everything is stopped again, exits 1 on failure."""
     logging.getLogger("omemo").setLevel(logging.ERROR)  # expected first-start warnings
     tally = Tally()
-    began = time.monotonic()
+    since_start = seconds_since_process_start()
+    began = time.monotonic() - since_start
+    started_at = utcnow() - timedelta(seconds=since_start)
     console.rule("[bold]xmpp-clinic demo")
+    console.print(f"Started at {wall_clock(started_at)}")
     try:
         with tempfile.TemporaryDirectory(prefix="xmpp-clinic-demo-") as tmp:
             async with asyncio.timeout(DEMO_TIMEOUT):
                 await story(Path(tmp), tally)
-    except (DemoFailed, PhoneError) as exc:
+    except (DemoFailed, PhoneError, BotLoginError) as exc:
         console.print(f"[bold red]Demo failed[/]: {exc}")
         raise typer.Exit(1) from None
     except TimeoutError:
@@ -343,7 +365,8 @@ async def run_demo() -> None:
         raise typer.Exit(1) from None
     console.print()
     console.print(
-        f"[green]Demo finished[/] in {time.monotonic() - began:.0f} s: "
+        f"[green]Demo finished[/] at {wall_clock(utcnow())}, "
+        f"{time.monotonic() - began:.0f} s after it started: "
         f"{tally.approved} devices approved, {tally.decrypted} decryptions by other members, "
         f"{tally.refused} plaintext refused, {tally.caught_up} messages caught up by MAM; "
         "everything stopped.",
