@@ -25,11 +25,9 @@ from pathlib import Path
 
 from slixmpp import JID, ClientXMPP
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tests.helpers.bots import connect_bot, disconnect_bot
 from xmpp_clinic.config import load_settings
-from xmpp_clinic.dev.servers import DevServer, start_server, write_gateway_config
+from xmpp_clinic.dev.bots import connect_bot, disconnect_bot
+from xmpp_clinic.dev.servers import DevServer, ServerKind, start_server, write_gateway_config
 from xmpp_clinic.omemo import LEGACY_NS
 from xmpp_clinic.registry.model import ObservedDevice
 from xmpp_clinic.registry.service import DeviceRegistry
@@ -54,12 +52,14 @@ ID_ATTR = re.compile(rb"""\sid=["']([^"']*)["']""")
 class Tally:
     """Per-message send time and how many members have received it."""
 
-    def __init__(self, expected: int, window: int) -> None:
+    def __init__(self, expected: int, window: int, count: int) -> None:
         self.expected = expected
+        self.count = count
         self.sent: dict[str, float] = {}
         self.seen: dict[str, int] = {}
         self.done: dict[str, float] = {}
         self.window = asyncio.Semaphore(window)
+        self.all_done = asyncio.Event()
 
     def receive(self, key: str) -> None:
         if key not in self.sent or key in self.done:
@@ -68,6 +68,8 @@ class Tally:
         if self.seen[key] == self.expected:
             self.done[key] = time.perf_counter()
             self.window.release()
+            if len(self.done) == self.count:
+                self.all_done.set()
 
 
 class RawCounter(asyncio.Protocol):
@@ -98,7 +100,8 @@ class RawCounter(asyncio.Protocol):
         self._buffer = buffer[max(pos, len(buffer) - len(MESSAGE_TAG) + 1) :]
 
     def eof_received(self) -> bool | None:
-        return self.bot.eof_received()
+        self.bot.eof_received()
+        return None  # close the transport, as slixmpp's own protocol does
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.bot.connection_lost(exc)
@@ -147,7 +150,7 @@ async def run_path(
     window: int,
     pids: dict[str, int | None],
 ) -> dict[str, float]:
-    tally = Tally(expected=len(counters), window=window)
+    tally = Tally(expected=len(counters), window=window, count=count)
     cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     for counter in counters:
         counter.on_id = tally.receive
@@ -157,8 +160,7 @@ async def run_path(
         key = f"{room}-{i}"
         tally.sent[key] = time.perf_counter()
         sender.send_raw(stanza(room, key))
-    while len(tally.done) < count:
-        await asyncio.sleep(0.01)
+    await tally.all_done.wait()
     elapsed = time.perf_counter() - start
     for counter in counters:
         counter.on_id = None
@@ -226,8 +228,7 @@ async def bench(server: DevServer, count: int, window: int, workdir: Path) -> No
         )))  # fmt: skip
         thread = f"bench@{server.component_jid}"
         room = f"bench@{server.muc_domain}"
-        await asyncio.sleep(1.0)  # let the gateway connect
-        for _attempt in range(50):
+        for _attempt in range(50):  # until the gateway has connected to the server
             try:
                 await (
                     bots[0]
@@ -244,7 +245,7 @@ async def bench(server: DevServer, count: int, window: int, workdir: Path) -> No
                 await bot.plugin["xep_0045"].join_muc_wait(
                     JID(target), f"m{i}", maxstanzas=0, timeout=10
                 )
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(1.0)  # let join-time presences arrive before the raw counters
         take_over(bots[:1])  # the sender's reflections are not counted
         receivers = take_over(bots[1:])
         pids = {"server": server_pid(server), "gateway": gateway.pid, "clients": os.getpid()}
@@ -272,13 +273,33 @@ def report(kind: str, count: int, window: int, results: dict[str, dict[str, floa
     print(f"gateway / server MUC throughput: {ratio:.2f}x")
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """The module docstring as written, and every option's default."""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; ``--help`` shows the default of every option."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    parser.add_argument(
+        "--server",
+        choices=("prosody", "ejabberd", "both"),
+        default="both",
+        help="which private server(s) to start and measure",
+    )
+    parser.add_argument(
+        "--messages", type=int, default=500, help="messages sent on each path, after a warm-up"
+    )
+    parser.add_argument(
+        "--window", type=int, default=20, help="messages in flight at most (sent, not yet seen)"
+    )
+    return parser.parse_args(argv)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--server", choices=("prosody", "ejabberd", "both"), default="both")
-    parser.add_argument("--messages", type=int, default=500)
-    parser.add_argument("--window", type=int, default=20, help="messages in flight")
-    args = parser.parse_args()
-    kinds = ("prosody", "ejabberd") if args.server == "both" else (args.server,)
+    args = parse_args()
+    kinds: tuple[ServerKind, ...] = ("prosody", "ejabberd")
+    if args.server != "both":
+        kinds = (args.server,)
     for kind in kinds:
         with tempfile.TemporaryDirectory(prefix=f"bench-{kind}-") as tmp:
             server = start_server(kind, Path(tmp) / "server")
