@@ -7,7 +7,6 @@ failure in CI (``.ci/run`` installs both); locally a missing binary fails with t
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
 import subprocess
@@ -112,7 +111,7 @@ async def gateway_factory(
         return GatewayHandle(gateway, settings, path, xmpp_server)
 
     yield start
+    # The next test's gateway waits until it is online (wait_online above): should the
+    # server still hold this component session, that gateway retries until it is gone.
     for gateway in reversed(started):
         await gateway.stop()
-    # Give the server a moment to drop the component session before the next test binds.
-    await asyncio.sleep(0.2)

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from slixmpp import ClientXMPP, Message
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
+from slixmpp.xmlstream.stanzabase import StanzaBase
 
 from tests.integration.conftest import GatewayHandle
+from xmpp_clinic import namespaces
 
-NS_POLICY = "urn:xmpp-clinic:policy:0"
-STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+ANY_MESSAGE = f"{{{namespaces.CLIENT}}}message"  # XPath of every message a bot receives
 
 
 @dataclass(frozen=True)
@@ -35,11 +36,11 @@ def refusal_of(message: ET.Element) -> Refusal:
     condition = text = reason = ""
     for child in error:
         namespace, _, local = child.tag[1:].partition("}")
-        if namespace == STANZAS and local == "text":
+        if namespace == namespaces.STANZAS and local == "text":
             text = child.text or ""
-        elif namespace == STANZAS:
+        elif namespace == namespaces.STANZAS:
             condition = local
-        elif namespace == NS_POLICY:
+        elif namespace == namespaces.CLINIC_POLICY:
             reason = local
     return Refusal(condition, text, reason)
 
@@ -49,15 +50,13 @@ class Refusals:
 
     def __init__(self, bot: ClientXMPP) -> None:
         self._found: dict[str, asyncio.Future[Refusal]] = {}
-        bot.register_handler(
-            Callback(f"Refusals-{id(self)}", MatchXPath("{jabber:client}message"), self._on)
-        )
+        bot.register_handler(Callback(f"Refusals-{id(self)}", MatchXPath(ANY_MESSAGE), self._on))
 
     def _future(self, message_id: str) -> asyncio.Future[Refusal]:
         return self._found.setdefault(message_id, asyncio.get_running_loop().create_future())
 
-    def _on(self, message: Message) -> None:
-        if message["type"] == "error" and message["id"]:
+    def _on(self, message: StanzaBase) -> None:
+        if isinstance(message, Message) and message["type"] == "error" and message["id"]:
             future = self._future(message["id"])
             if not future.done():
                 future.set_result(refusal_of(message.xml))
@@ -77,12 +76,12 @@ class Notices:
         self.sender = sender
         self.bodies: list[str] = []
         self._arrived = asyncio.Event()
-        bot.register_handler(
-            Callback(f"Notices-{id(self)}", MatchXPath("{jabber:client}message"), self._on)
-        )
+        bot.register_handler(Callback(f"Notices-{id(self)}", MatchXPath(ANY_MESSAGE), self._on))
 
-    def _on(self, message: Message) -> None:
-        if message["type"] != "error" and message["from"].bare == self.sender and message["body"]:
+    def _on(self, message: StanzaBase) -> None:
+        if not isinstance(message, Message) or message["type"] == "error":
+            return
+        if message["from"].bare == self.sender and message["body"]:
             self.bodies.append(message["body"])
             self._arrived.set()
 

@@ -7,6 +7,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 import pytest
+from slixmpp import JID
 
 from tests.helpers.bots import connect_bot, disconnect_bot
 from tests.integration.conftest import PASSWORD, GatewayHandle
@@ -15,6 +16,8 @@ from xmpp_clinic.xmpp.component import PRIVACY_FORM_TYPE
 pytestmark = pytest.mark.integration
 
 GatewayFactory = Callable[..., Awaitable[GatewayHandle]]
+# Backoff from 0.1 s doubling to the test config's 0.5 s cap: the fifth attempt waits at the cap.
+BACKOFF_ATTEMPTS = 6
 
 
 def _single(value: object) -> object:
@@ -27,7 +30,7 @@ def _single(value: object) -> object:
 async def _disco(handle: GatewayHandle, user: str) -> dict[str, object]:
     bot = await connect_bot(user, PASSWORD, handle.server)
     try:
-        info = await bot.plugin["xep_0030"].get_info(jid=handle.jid, timeout=10)
+        info = await bot.plugin["xep_0030"].get_info(jid=JID(handle.jid), timeout=10)
     finally:
         await disconnect_bot(bot)
     query = info["disco_info"]
@@ -69,12 +72,17 @@ async def test_gateway_is_back_within_3s_after_server_restart(
     (alice,) = make_users("alice")
     server = handle.server
     component = handle.gateway.component
+    gone = asyncio.Event()
+    attempts = Attempts()
+    component.add_event_handler("disconnected", lambda _reason: gone.set())
+    component.add_event_handler("connecting", attempts.count)
 
     await asyncio.to_thread(server.stop)
-    await asyncio.sleep(0.5)
+    await asyncio.wait_for(gone.wait(), 10)
     assert not component.online
-    # Let the gateway fail a few attempts so its backoff has grown to the cap.
-    await asyncio.sleep(3)
+    # Let the gateway fail a few attempts so its backoff has grown to the cap
+    # (xmpp.reconnect_max_delay): each attempt starts with one "connecting" event.
+    await attempts.reach(BACKOFF_ATTEMPTS, timeout=20)
     await asyncio.to_thread(server.start)  # returns once the ports accept connections
     port_open = time.monotonic()
     await component.wait_online(timeout=10)
@@ -87,3 +95,21 @@ async def test_gateway_is_back_within_3s_after_server_restart(
     assert ("conference", "text") in found["identities"]  # type: ignore[operator]
     # Client login and the disco round trip are included here, so allow them on top.
     assert answered_after < 6.0, f"disco answered {answered_after:.2f}s after restart"
+
+
+class Attempts:
+    """Counts the gateway's connection attempts; wakes whoever waits for a number."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+        self._changed = asyncio.Event()
+
+    def count(self, _event: object = None) -> None:
+        self.seen += 1
+        self._changed.set()
+
+    async def reach(self, wanted: int, timeout: float) -> None:
+        async with asyncio.timeout(timeout):
+            while self.seen < wanted:
+                self._changed.clear()
+                await self._changed.wait()

@@ -33,12 +33,19 @@ from tests.helpers.omemo import (
 )
 from tests.helpers.registry import wait_for_device
 from tests.integration.conftest import PASSWORD, GatewayHandle
-from tests.integration.device_policy_helpers import Notices, Refusals, cli, create_thread
+from tests.integration.device_policy_helpers import (
+    ANY_MESSAGE,
+    Notices,
+    Refusals,
+    cli,
+    create_thread,
+)
+from xmpp_clinic.clock import utcnow
+from xmpp_clinic.dev.omemo_client import FALLBACK_BODY
 from xmpp_clinic.dev.servers import DevServer
 from xmpp_clinic.omemo import LEGACY_NS
 from xmpp_clinic.registry.model import DeviceState
 from xmpp_clinic.registry.service import DeviceRegistry
-from xmpp_clinic.store.base import utcnow
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -49,7 +56,7 @@ MANUAL = {"device_approval": "manual"}
 # device: Bob's two clients are four devices. CLI calls therefore name the namespace.
 ALL_DEVICES = {"device_approval": "all", "max_devices_per_person": 4}
 LEGACY = ("--namespace", "omemo")
-FALLBACK = "This message is OMEMO encrypted."
+FALLBACK = FALLBACK_BODY  # the body the OMEMO bots put beside <encrypted>
 
 
 async def approve_for_setup(gw: GatewayHandle, jid: str, device_id: int) -> None:
@@ -75,7 +82,7 @@ async def test_plaintext_is_refused_with_policy_violation_and_reaches_nobody(
         bots[1].register_handler(
             Callback(
                 "bodies",
-                MatchXPath("{jabber:client}message"),
+                MatchXPath(ANY_MESSAGE),
                 lambda m: (
                     bodies.append(m["body"]) if m["type"] == "groupchat" and m["body"] else None
                 ),

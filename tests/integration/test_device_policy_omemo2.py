@@ -21,6 +21,7 @@ from omemo.session_manager import MessageNotForUs
 from slixmpp import ClientXMPP
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
+from slixmpp.xmlstream.stanzabase import StanzaBase
 
 from tests.helpers.bots import connect_bot, disconnect_bot
 from tests.helpers.omemo import join_thread
@@ -28,6 +29,7 @@ from tests.helpers.registry import register_omemo2
 from tests.helpers.twomemo import NAMESPACE, Directory, OmemoTwoDevice
 from tests.integration.conftest import PASSWORD, GatewayHandle
 from tests.integration.device_policy_helpers import Refusals, cli, create_thread
+from xmpp_clinic import namespaces
 from xmpp_clinic.registry.model import DeviceState
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -56,10 +58,15 @@ class Omemo2Inbox:
         bot.register_handler(
             Callback(
                 f"Omemo2Inbox-{id(self)}",
-                MatchXPath(f"{{jabber:client}}message/{{{NAMESPACE}}}encrypted"),
-                lambda m: self.elements.put_nowait(m.xml.find(f"{{{NAMESPACE}}}encrypted")),
+                MatchXPath(f"{{{namespaces.CLIENT}}}message/{{{NAMESPACE}}}encrypted"),
+                self._on_message,
             )
         )
+
+    def _on_message(self, message: StanzaBase) -> None:
+        element = message.xml.find(f"{{{NAMESPACE}}}encrypted")
+        if element is not None:  # always, by the handler's match
+            self.elements.put_nowait(element)
 
     async def take(self, timeout: float = 30) -> ET.Element:
         return await asyncio.wait_for(self.elements.get(), timeout)

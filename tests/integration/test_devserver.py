@@ -15,12 +15,13 @@ from slixmpp.xmlstream import ET
 
 from tests.helpers.bots import BotLoginError, connect_bot, disconnect_bot
 from xmpp_clinic.dev.servers import DevServer, ServerKind, make_server
+from xmpp_clinic.omemo import OMEMO2, OMEMO2_NS
 
 pytestmark = pytest.mark.integration
 
 TIMEOUT = 10.0
 PUBSUB_OPTIONS = "http://jabber.org/protocol/pubsub#publish-options"
-OMEMO2_BUNDLES = "urn:xmpp:omemo:2:bundles"
+OMEMO2_BUNDLES, _ITEM = OMEMO2.bundle_node(0)
 
 
 @pytest.fixture(scope="module", params=["prosody", "ejabberd"])
@@ -140,7 +141,7 @@ async def _publish_item(device: ClientXMPP, device_id: str, *, max_items: bool) 
         JID(device.boundjid.bare),
         OMEMO2_BUNDLES,
         id=device_id,
-        payload=ET.Element("{urn:xmpp:omemo:2}bundle"),
+        payload=ET.Element(f"{{{OMEMO2_NS}}}bundle"),
         options=_publish_options(options),
         timeout=TIMEOUT,
     )

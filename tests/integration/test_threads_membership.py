@@ -11,33 +11,36 @@ import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 
 import pytest
-from slixmpp import JID, ClientXMPP, Message, Presence
+from slixmpp import JID, ClientXMPP, Iq, Message, Presence
 from slixmpp.exceptions import IqError, PresenceError
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
+from slixmpp.xmlstream.stanzabase import StanzaBase
 
 from tests.helpers.bots import connect_bot, disconnect_bot
 from tests.helpers.omemo import join_thread
 from tests.integration.conftest import PASSWORD, GatewayHandle
+from tests.integration.device_policy_helpers import ANY_MESSAGE
+from xmpp_clinic import namespaces
+from xmpp_clinic.omemo import LEGACY_NS
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
-MUC_USER = "http://jabber.org/protocol/muc#user"
-MAM = "urn:xmpp:mam:2"
 PLUGINS = ("xep_0030", "xep_0045", "xep_0199")
 
 
 async def visible_threads(bot: ClientXMPP, component: str) -> set[str]:
-    items = await bot.plugin["xep_0030"].get_items(jid=component, timeout=20)
+    items = await bot.plugin["xep_0030"].get_items(jid=JID(component), timeout=20)
     return {str(item[0]) for item in items["disco_items"]["items"]}
 
 
 async def mam_condition(bot: ClientXMPP, thread: str) -> str:
     """The error condition of a MAM query, or "ok"."""
     iq = bot.make_iq_set(ito=thread)
-    ET.SubElement(iq.xml, f"{{{MAM}}}query")
+    ET.SubElement(iq.xml, f"{{{namespaces.MAM}}}query")
+    send: Callable[..., Awaitable[Iq]] = iq.send  # slixmpp leaves send() unannotated
     try:
-        await iq.send(timeout=20)
+        await send(timeout=20)
     except IqError as exc:
         return str(exc.iq["error"]["condition"])
     return "ok"
@@ -47,12 +50,10 @@ async def send_condition(bot: ClientXMPP, thread: str) -> str:
     """Send a groupchat message; the error condition the thread answers with."""
     errors: asyncio.Queue[Message] = asyncio.Queue()
     name = f"errors-{id(errors)}"
-    bot.register_handler(
-        Callback(name, MatchXPath("{jabber:client}message"), lambda m: _if_error(m, errors))
-    )
+    bot.register_handler(Callback(name, MatchXPath(ANY_MESSAGE), lambda m: _if_error(m, errors)))
     try:
         message = bot.make_message(mto=thread, mtype="groupchat")
-        message.append(ET.Element("{eu.siacs.conversations.axolotl}encrypted"))
+        message.append(ET.Element(f"{{{LEGACY_NS}}}encrypted"))
         message.send()
         error = await asyncio.wait_for(errors.get(), 20)
         return str(error["error"]["condition"])
@@ -60,8 +61,8 @@ async def send_condition(bot: ClientXMPP, thread: str) -> str:
         bot.remove_handler(name)
 
 
-def _if_error(message: Message, queue: asyncio.Queue[Message]) -> None:
-    if message["type"] == "error":
+def _if_error(message: StanzaBase, queue: asyncio.Queue[Message]) -> None:
+    if isinstance(message, Message) and message["type"] == "error":
         queue.put_nowait(message)
 
 
