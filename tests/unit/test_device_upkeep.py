@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from slixmpp import JID
 
+from tests.unit.harness import migrated_store
 from xmpp_clinic.config import PolicySettings
 from xmpp_clinic.omemo import LEGACY_NS
 from xmpp_clinic.registry.model import ObservedDevice
 from xmpp_clinic.registry.service import DeviceRegistry
-from xmpp_clinic.store import Store
 from xmpp_clinic.xmpp.device_upkeep import DeviceUpkeep
 
 COMPONENT = "clinic.hospital.test"
@@ -51,8 +51,7 @@ class FakeDiscovery:
 
 @pytest.fixture
 async def registry(tmp_path: Path) -> AsyncIterator[DeviceRegistry]:
-    store = Store(f"sqlite+aiosqlite:///{tmp_path / 'upkeep.db'}")
-    await store.migrate()
+    store = await migrated_store(tmp_path / "upkeep.db")
     yield DeviceRegistry(store, PolicySettings())
     await store.close()
 

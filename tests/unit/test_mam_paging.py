@@ -6,8 +6,17 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 
-from tests.unit.threads_stanza_base import ALICE, BOB, EVE, WARD, ThreadStanzaTest, oid
-from xmpp_clinic.archive.messages import NewMessage
+from tests.unit.threads_stanza_base import (
+    ALICE,
+    BOB,
+    EVE,
+    WARD,
+    ThreadStanzaTest,
+    oid,
+    with_ward,
+)
+from xmpp_clinic.archive.messages import MessageArchive, NewMessage
+from xmpp_clinic.store import Store
 
 MAM = "urn:xmpp:mam:2"
 RSM = "http://jabber.org/protocol/rsm"
@@ -21,23 +30,21 @@ def archived(n: int, sender: str) -> str:
     )
 
 
+async def with_history(store: Store) -> None:
+    """Thread ``ward`` and five messages, one minute apart, alternating Alice and Bob."""
+    await with_ward(store)
+    archive = MessageArchive(store)
+    for n in range(1, 6):
+        sender = ALICE if n % 2 else BOB
+        at = T0 + timedelta(minutes=n)
+        item = NewMessage(
+            1, f"s{n}", at, sender, "phone", sender[:3], oid(sender), archived(n, sender)
+        )
+        await archive.append(item)
+
+
 class MamTest(ThreadStanzaTest):
-    def setUp(self) -> None:
-        super().setUp()
-        # Five messages, one minute apart, alternating Alice and Bob; members since "now".
-        for n in range(1, 6):
-            sender = ALICE if n % 2 else BOB
-            item = NewMessage(
-                1,
-                f"s{n}",
-                T0 + timedelta(minutes=n),
-                sender,
-                "phone",
-                sender[:3],
-                oid(sender),
-                archived(n, sender),
-            )
-            self.run_coro(self.archive.append(item))
+    seed = staticmethod(with_history)
 
     def query(
         self, who: str = ALICE, form: str = "", rsm: str = "", qid: str = "q"

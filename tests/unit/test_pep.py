@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 from slixmpp.test.mocksocket import TestSocket as MockSocket
 
-from tests.unit.harness import COMPONENT, ComponentTest, make_settings
+from tests.unit.harness import COMPONENT, ComponentTest, make_settings, migrated_store
 from xmpp_clinic.config import PolicySettings
 from xmpp_clinic.omemo import LEGACY_NS, OMEMO2_NS
 from xmpp_clinic.registry.model import DeviceState
 from xmpp_clinic.registry.service import DeviceRegistry
-from xmpp_clinic.store import Store
 from xmpp_clinic.xmpp.component import ClinicComponent
 from xmpp_clinic.xmpp.pep import (
     ComponentPep,
@@ -131,8 +130,7 @@ class FakePep:
 
 @pytest.fixture
 async def registry(tmp_path: Path) -> AsyncIterator[DeviceRegistry]:
-    store = Store(f"sqlite+aiosqlite:///{tmp_path / 'pep.db'}")
-    await store.migrate()
+    store = await migrated_store(tmp_path / "pep.db")
     yield DeviceRegistry(store, PolicySettings())
     await store.close()
 
@@ -215,16 +213,13 @@ class TestComponentPep(ComponentTest):
 
     def sent(self) -> None:
         """Drop the next stanza sent (the query itself, tested elsewhere)."""
-        self.wait_for_send_queue()
+        self.settle()
         socket = self.xmpp.socket
         assert isinstance(socket, MockSocket)
-        assert socket.next_sent(1) is not None
+        assert socket.next_sent() is not None
 
     def test_device_list_is_asked_of_the_users_bare_jid(self) -> None:
-        future = asyncio.ensure_future(
-            self.pep.items(ALICE, "eu.siacs.conversations.axolotl.devicelist")
-        )
-        self.wait_()
+        future = self.started(self.pep.items(ALICE, "eu.siacs.conversations.axolotl.devicelist"))
         self.send(
             f"""<iq type="get" id="1" to="{ALICE}" from="{COMPONENT}">
                   <pubsub xmlns="http://jabber.org/protocol/pubsub">
@@ -241,8 +236,7 @@ class TestComponentPep(ComponentTest):
         assert parse_device_list(LEGACY_NS, payload) == {1111: None, 2222: None}
 
     def test_omemo2_bundle_is_asked_by_item_id(self) -> None:
-        future = asyncio.ensure_future(self.pep.items(ALICE, "urn:xmpp:omemo:2:bundles", "3333"))
-        self.wait_()
+        future = self.started(self.pep.items(ALICE, "urn:xmpp:omemo:2:bundles", "3333"))
         self.send(
             f"""<iq type="get" id="1" to="{ALICE}" from="{COMPONENT}">
                   <pubsub xmlns="http://jabber.org/protocol/pubsub">
@@ -259,8 +253,7 @@ class TestComponentPep(ComponentTest):
         assert len(parse_bundle_identity(OMEMO2_NS, payload)) == 32
 
     def test_missing_node_means_no_devices(self) -> None:
-        future = asyncio.ensure_future(self.pep.items(ALICE, "urn:xmpp:omemo:2:devices"))
-        self.wait_()
+        future = self.started(self.pep.items(ALICE, "urn:xmpp:omemo:2:devices"))
         self.sent()
         self.recv(
             f"""<iq type="error" id="1" from="{ALICE}" to="{COMPONENT}">
@@ -270,8 +263,7 @@ class TestComponentPep(ComponentTest):
         assert self.run_coro(future) is None
 
     def test_refused_query_is_unavailable_not_empty(self) -> None:
-        future = asyncio.ensure_future(self.pep.items(ALICE, "urn:xmpp:omemo:2:devices"))
-        self.wait_()
+        future = self.started(self.pep.items(ALICE, "urn:xmpp:omemo:2:devices"))
         self.sent()
         self.recv(
             f"""<iq type="error" id="1" from="{ALICE}" to="{COMPONENT}">

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import tempfile
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from slixmpp.test.mocksocket import TestSocket as MockSocket
 
-from tests.unit.harness import COMPONENT, ComponentTest, make_settings
+from tests.unit.harness import COMPONENT, ComponentTest, make_settings, migrated_store
 from xmpp_clinic.omemo import LEGACY_NS
 from xmpp_clinic.registry.model import DeviceState, ObservedDevice
 from xmpp_clinic.registry.service import DeviceRegistry
-from xmpp_clinic.store import Store
 from xmpp_clinic.xmpp.component import ClinicComponent
 from xmpp_clinic.xmpp.device_commands import attach
 
@@ -42,13 +40,12 @@ class TestDeviceCommands(ComponentTest):
         tmp = Path(self._tmp.name)
         settings = make_settings(tmp, xmpp={"admins": ["it@hospital.test"]})
         self.start(ClinicComponent(settings))
-        self.store = Store(settings.store.url)
+        self.store = self.run_coro(migrated_store(tmp / "unit.db"))
         self.registry = DeviceRegistry(self.store, settings.policy)
-        self.run_coro(self.store.migrate())
         listing = {11: ObservedDevice(), 12: ObservedDevice()}
         self.run_coro(self.registry.observe(BOB, LEGACY_NS, listing))
         attach(self.xmpp, self.registry)
-        self.wait_()
+        self.settle()
 
     def tearDown(self) -> None:
         self.run_coro(self.store.close())
@@ -57,13 +54,10 @@ class TestDeviceCommands(ComponentTest):
 
     def reply(self) -> ET.Element:
         """The next stanza the component sent, waiting for store work to finish."""
+        self.settle()
         socket = self.xmpp.socket
         assert isinstance(socket, MockSocket)
-        deadline = time.monotonic() + 5
-        while socket.send_queue.empty() and time.monotonic() < deadline:
-            self.wait_(0.02)
-            self.wait_for_send_queue()
-        raw = socket.next_sent(1)
+        raw = socket.next_sent()
         assert raw is not None, "no reply"
         return ET.fromstring(raw)
 

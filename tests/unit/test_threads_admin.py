@@ -5,16 +5,8 @@ from __future__ import annotations
 
 from unittest import mock
 
-from tests.unit.threads_stanza_base import (
-    ALICE,
-    BOB,
-    CAROL,
-    COMPONENT,
-    EVE,
-    STANZAS,
-    WARD,
-    ThreadStanzaTest,
-)
+from tests.unit.harness import COMPONENT, STANZAS
+from tests.unit.threads_stanza_base import ALICE, BOB, CAROL, EVE, WARD, ThreadStanzaTest
 
 ADMIN = "http://jabber.org/protocol/muc#admin"
 OWNER = "http://jabber.org/protocol/muc#owner"

@@ -1,19 +1,18 @@
 """Shared set-up for the stanza-level thread tests: a component, a store, one thread.
 
 Literal XML in, literal XML out (SlixTest in component mode). The store is a real
-SQLite file; ``settle()`` lets the event loop run long enough for aiosqlite's thread.
+SQLite file; reads wait until the component has settled (tests/unit/harness.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import tempfile
-import xml.etree.ElementTree as ET
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import ClassVar
 
-from slixmpp.test import SlixTest
-
+from tests.unit.harness import COMPONENT, StanzaTest, migrated_store
 from xmpp_clinic.archive.messages import MessageArchive
 from xmpp_clinic.config import Settings, ThreadSettings, XmppSettings
 from xmpp_clinic.omemo import parse_header
@@ -30,8 +29,6 @@ from xmpp_clinic.xmpp.selfping import SelfPing
 from xmpp_clinic.xmpp.thread_disco import ThreadDisco
 from xmpp_clinic.xmpp.threads import ThreadHost
 
-STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
-COMPONENT = "clinic.hospital.test"
 WARD = f"ward@{COMPONENT}"
 ALICE = "alice@hospital.test"
 BOB = "bob@hospital.test"
@@ -41,6 +38,12 @@ EVE = "eve@hospital.test"
 
 def oid(bare: str, thread: str = WARD) -> str:
     return make_occupant_id(thread, bare)
+
+
+async def with_ward(store: Store) -> None:
+    """The thread every stanza test starts with: ``ward``, alice and bob members, carol owner."""
+    setup = ThreadService(store, user_domains=["hospital.test"])
+    await setup.create("ward", "Ward 3", [ALICE, BOB], owner=CAROL)
 
 
 class EncryptedOnly:
@@ -54,13 +57,15 @@ class EncryptedOnly:
         return check_e2e(ctx.stanza, parse_header(ctx.stanza))
 
 
-class ThreadStanzaTest(SlixTest):
+class ThreadStanzaTest(StanzaTest):
     """A component hosting thread ``ward`` (alice, bob members; carol owner)."""
 
     history = "none"
     policy: MessagePolicy | None = None
     user_domains: tuple[str, ...] = ("hospital.test",)
     admins: tuple[str, ...] = (CAROL,)
+    # What the store holds before each test (built once per run, copied per test).
+    seed: ClassVar[Callable[[Store], Awaitable[None]]] = staticmethod(with_ward)
 
     def setUp(self) -> None:
         self.tmp = tempfile.TemporaryDirectory()
@@ -78,10 +83,7 @@ class ThreadStanzaTest(SlixTest):
             ),
             threads=ThreadSettings(history_for_new_members=self.history),  # type: ignore[arg-type]
         )
-        self.store = Store(f"sqlite+aiosqlite:///{Path(self.tmp.name) / 'clinic.db'}")
-        self.run_coro(self.store.migrate())
-        setup = ThreadService(self.store, user_domains=["hospital.test"])
-        self.run_coro(setup.create("ward", "Ward 3", [ALICE, BOB], owner=CAROL))
+        self.store = self.run_coro(migrated_store(Path(self.tmp.name) / "clinic.db", self.seed))
         self.service = ThreadService(self.store, user_domains=self.user_domains)
         self.archive = MessageArchive(self.store)
         self.sid_counter = itertools.count(1)
@@ -103,58 +105,12 @@ class ThreadStanzaTest(SlixTest):
         ):
             part.attach()
         self.run_coro(self.host.load())
+        self.settle()
 
     def tearDown(self) -> None:
         self.run_coro(self.store.close())
         super().tearDown()
         self.tmp.cleanup()
-
-    def settle(self, seconds: float = 0.15) -> None:
-        """Run the loop in real time so store work done in aiosqlite's thread completes."""
-        self.run_coro(asyncio.sleep(seconds))
-        self.wait_for_send_queue()
-
-    def send(  # type: ignore[override]
-        self, data: str | None, *args: object, use_values: bool = False, **kwargs: object
-    ) -> None:
-        """Compare the literal XML (the default would compare slixmpp's parsed values, which
-        ignore elements no plugin knows, such as occupant-id)."""
-        super().send(data, *args, use_values=use_values, **kwargs)  # type: ignore[arg-type]
-
-    def next_sent(self) -> ET.Element:
-        """The next stanza the component sent, parsed."""
-        self.wait_for_send_queue()
-        raw = self.xmpp.socket.next_sent(0.5)
-        assert raw is not None, "nothing was sent"
-        text = raw if isinstance(raw, str) else raw.decode()
-        # Stanzas on a component stream carry the stream namespace implicitly.
-        return ET.fromstring(
-            text.replace(" ", ' xmlns="jabber:component:accept" ', 1)
-            if "xmlns=" not in text.split(">", 1)[0]
-            else text
-        )
-
-    def expect_error(self, to: str, frm: str, condition: str, stanza_id: str = "") -> ET.Element:
-        """The next stanza is an error from ``frm`` to ``to`` with ``condition``.
-
-        (SlixTest's literal comparison mis-handles ``<error/>`` in component streams.)
-        """
-        sent = self.next_sent()
-        assert sent.get("type") == "error", ET.tostring(sent)
-        assert (sent.get("to"), sent.get("from")) == (to, frm), ET.tostring(sent)
-        if stanza_id:
-            assert sent.get("id") == stanza_id
-        # slixmpp's own iq errors carry jabber:client on <error>; ours the stream namespace.
-        errors = [c for c in sent if c.tag.rsplit("}", 1)[-1] == "error"]
-        error = errors[0] if errors else None
-        assert error is not None and error.find(f"{{{STANZAS}}}{condition}") is not None, (
-            ET.tostring(sent)
-        )
-        return sent
-
-    def recv_settled(self, xml: str) -> None:
-        self.recv(xml)
-        self.settle()
 
     def join(self, full_jid: str, nick: str) -> None:
         """Join and drop everything the room sends in response (for tests about later steps)."""
@@ -163,9 +119,3 @@ class ThreadStanzaTest(SlixTest):
             '<x xmlns="http://jabber.org/protocol/muc"/></presence>'
         )
         self.drain()
-
-    def drain(self) -> None:
-        self.wait_for_send_queue()
-        socket = self.xmpp.socket
-        while socket.next_sent(0.05) is not None:
-            pass
