@@ -40,6 +40,9 @@ SEARCH = "jabber:iq:search"
 ROSTER = "jabber:iq:roster"
 PRIVILEGE_1 = "urn:xmpp:privilege:1"
 PRIVILEGE_2 = "urn:xmpp:privilege:2"
+OPENPGP = "urn:xmpp:openpgp:0"  # XEP-0373: refused in care threads (OMEMO only)
+LEGACY_OPENPGP = "jabber:x:encrypted"  # XEP-0027: refused in care threads
+XML = "http://www.w3.org/XML/1998/namespace"  # xml:lang
 
 # The gateway's own extensions (documented in docs/protocol.md).
 CLINIC_POLICY = "urn:xmpp-clinic:policy:0"  # reason code inside a policy-violation error

@@ -26,54 +26,49 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
+from xmpp_clinic import namespaces as ns
 from xmpp_clinic.omemo import LEGACY_NS, OMEMO2_NS, MalformedOmemo, OmemoHeader
 from xmpp_clinic.omemo import NAMESPACES as OMEMO_NAMESPACES
 from xmpp_clinic.policy.verdict import ReasonCode, Verdict
 
-STANZA_NAMESPACES = ("jabber:client", "jabber:component:accept", "jabber:server", "")
+STANZA_NAMESPACES = (ns.CLIENT, ns.COMPONENT, ns.SERVER, "")
 
-OTHER_ENCRYPTION = frozenset({("urn:xmpp:openpgp:0", "openpgp"), ("jabber:x:encrypted", "x")})
+OTHER_ENCRYPTION = frozenset({(ns.OPENPGP, "openpgp"), (ns.LEGACY_OPENPGP, "x")})
 
 # (namespace, local name) of direct <message> children that may appear in a care thread,
 # provided they are empty (no text, no child elements): they carry ids and flags only.
 CONTENT_FREE = frozenset(
     {
+        *((ns.CHAT_STATES, name) for name in ("active", "composing", "paused", "inactive", "gone")),
         *(
-            ("http://jabber.org/protocol/chatstates", name)
-            for name in ("active", "composing", "paused", "inactive", "gone")
-        ),
-        *(
-            ("urn:xmpp:chat-markers:0", name)
+            (ns.CHAT_MARKERS, name)
             for name in ("markable", "received", "displayed", "acknowledged")
         ),
-        ("urn:xmpp:receipts", "request"),
-        ("urn:xmpp:receipts", "received"),
-        *(
-            ("urn:xmpp:hints", name)
-            for name in ("store", "no-store", "no-copy", "no-permanent-store")
-        ),
-        ("urn:xmpp:sid:0", "origin-id"),
-        ("urn:xmpp:sid:0", "stanza-id"),
-        ("urn:xmpp:eme:0", "encryption"),
-        ("urn:xmpp:delay", "delay"),
-        ("urn:xmpp:message-correct:0", "replace"),  # Conversations, Gajim: corrected OMEMO
-        ("http://jabber.org/protocol/muc#user", "x"),
+        (ns.RECEIPTS, "request"),
+        (ns.RECEIPTS, "received"),
+        *((ns.HINTS, name) for name in ("store", "no-store", "no-copy", "no-permanent-store")),
+        (ns.SID, "origin-id"),
+        (ns.SID, "stanza-id"),
+        (ns.EME, "encryption"),
+        (ns.DELAY, "delay"),
+        (ns.CORRECTION, "replace"),  # Conversations, Gajim: corrected OMEMO
+        (ns.MUC_USER, "x"),
     }
 )
 MAX_THREAD_ID = 128
 
-XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+XML_LANG = f"{{{ns.XML}}}lang"
 # Attributes each allowlisted element may carry (everything else is refused).
 ATTRIBUTES: dict[tuple[str, str], frozenset[str]] = {
-    ("urn:xmpp:chat-markers:0", "received"): frozenset({"id"}),
-    ("urn:xmpp:chat-markers:0", "displayed"): frozenset({"id"}),
-    ("urn:xmpp:chat-markers:0", "acknowledged"): frozenset({"id"}),
-    ("urn:xmpp:receipts", "received"): frozenset({"id"}),
-    ("urn:xmpp:sid:0", "origin-id"): frozenset({"id"}),
-    ("urn:xmpp:sid:0", "stanza-id"): frozenset({"id", "by"}),
-    ("urn:xmpp:eme:0", "encryption"): frozenset({"namespace", "name"}),
-    ("urn:xmpp:delay", "delay"): frozenset({"stamp", "from"}),
-    ("urn:xmpp:message-correct:0", "replace"): frozenset({"id"}),
+    (ns.CHAT_MARKERS, "received"): frozenset({"id"}),
+    (ns.CHAT_MARKERS, "displayed"): frozenset({"id"}),
+    (ns.CHAT_MARKERS, "acknowledged"): frozenset({"id"}),
+    (ns.RECEIPTS, "received"): frozenset({"id"}),
+    (ns.SID, "origin-id"): frozenset({"id"}),
+    (ns.SID, "stanza-id"): frozenset({"id", "by"}),
+    (ns.EME, "encryption"): frozenset({"namespace", "name"}),
+    (ns.DELAY, "delay"): frozenset({"stamp", "from"}),
+    (ns.CORRECTION, "replace"): frozenset({"id"}),
 }
 # Id-shaped: what ids, JIDs, timestamps, namespaces and language tags look like; no spaces.
 _ID_SHAPED = re.compile(r"[A-Za-z0-9._:@+/=#\-]{1,128}")
@@ -230,7 +225,7 @@ def find_plaintext(message: ET.Element, *, encrypted: bool) -> str | None:
         if namespace in STANZA_NAMESPACES:
             if _stanza_child_allowed(child, local, encrypted=encrypted):
                 continue
-            return _describe("jabber:client", local)  # as the client wrote it
+            return _describe(ns.CLIENT, local)  # as the client wrote it
         if namespace in OMEMO_NAMESPACES and local == "encrypted":
             stray = _stray_in_encrypted(child, namespace)
             if stray is None:
