@@ -2,8 +2,12 @@
 
 The file is read once at start (``--config PATH`` or ``XMPP_CLINIC_CONFIG``) into one
 :class:`Settings` object that is passed down; nothing deeper reads the file or the
-environment. Every error names the key and the fix, so an operator can repair the file
-from one line of output.
+environment. Every error names the key and the fix (:mod:`xmpp_clinic.config_errors`),
+so an operator can repair the file from one line of output.
+
+Types are strict: TOML's ``true`` is not a port, ``5347.0`` is not an integer and
+``"yes"`` is not a boolean. Domains and JIDs are checked as RFC 7622 says, the way the
+server will compare them (I.12).
 
 Defaults are the strictest ones (I.12): end-to-end encryption required, manual device
 approval, unapproved recipient keys stripped, no telemetry, federation off.
@@ -11,50 +15,58 @@ approval, unapproved recipient keys stripped, no telemetry, federation off.
 
 from __future__ import annotations
 
-import difflib
 import os
+import stat
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+)
+
+from xmpp_clinic.config_errors import ConfigError, explain
+from xmpp_clinic.jids import InvalidJid, bare_jid, check_domain
 
 ENV_VAR = "XMPP_CLINIC_CONFIG"
 
+__all__ = ["ENV_VAR", "ConfigError", "Settings", "load_settings", "parse_settings"]
 
-class ConfigError(Exception):
-    """A configuration problem; ``str()`` is one line naming the key and the fix."""
 
-    def __init__(self, key: str, problem: str, fix: str) -> None:
-        self.key = key
-        self.problem = problem
-        self.fix = fix
-        super().__init__(f"config error at '{key}': {problem}; fix: {fix}")
+def _person(raw: str) -> str:
+    """A bare JID such as ``it-desk@hospital.example``; a resource is a mistake here."""
+    if "/" in raw:
+        raise InvalidJid(f"{raw!r} has a /resource; give the bare JID")
+    return bare_jid(raw)
+
+
+Domain = Annotated[str, AfterValidator(check_domain)]
+BareJid = Annotated[str, AfterValidator(_person)]
+# Paths come from TOML as text: the only place a string is turned into another type.
+FilePath = Annotated[Path, Field(strict=False)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class XmppSettings(_Section):
     """How the component attaches to the hospital's server (XEP-0114)."""
 
-    component_jid: Annotated[str, Field(min_length=3)]
-    server_host: str = "127.0.0.1"
+    component_jid: Domain
+    server_host: Annotated[str, Field(min_length=1)] = "127.0.0.1"
     server_port: Annotated[int, Field(ge=1, le=65535)] = 5347
     # Inline secret: never in repr() or a dump of the settings (I.12).
     secret: str | None = Field(default=None, repr=False, exclude=True)
-    secret_file: Path | None = None
-    user_domains: list[str] = Field(default_factory=list)
-    admins: list[str] = Field(default_factory=list)
+    secret_file: FilePath | None = None
+    user_domains: list[Domain] = Field(default_factory=list)
+    admins: list[BareJid] = Field(default_factory=list)
     reconnect_max_delay: Annotated[float, Field(gt=0, le=60)] = 1.0
-
-    @field_validator("component_jid")
-    @classmethod
-    def _bare_domain(cls, value: str) -> str:
-        if "@" in value or "/" in value:
-            raise ValueError("must be a bare domain such as clinic.hospital.example")
-        return value.lower()
 
 
 class StoreSettings(_Section):
@@ -97,7 +109,7 @@ class BridgeSettings(_Section):
 class BackupSettings(_Section):
     """Encrypted backups to hospital-held keys (I.9)."""
 
-    directory: Path | None = None
+    directory: FilePath | None = None
     recipients: list[str] = Field(default_factory=list)
 
 
@@ -107,7 +119,7 @@ class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_format: bool = Field(default=False, alias="json")
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
 
 
 class PrivacySettings(_Section):
@@ -130,54 +142,22 @@ class Settings(_Section):
     logging: LoggingSettings = LoggingSettings()
     privacy: PrivacySettings = PrivacySettings()
 
-    # Resolved at load time from secret / secret_file; never written back or logged.
-    component_secret: str = Field(default="", exclude=True, repr=False)
+    # Resolved at load time from secret / secret_file. A private attribute, not a field:
+    # it is no key of the file (a `component_secret = ...` line is refused as unknown),
+    # and it is never written back, dumped or logged.
+    _component_secret: str = PrivateAttr(default="")
+
+    @property
+    def component_secret(self) -> str:
+        """The secret shared with the server (XEP-0114 handshake)."""
+        return self._component_secret
 
 
-_FIXES: dict[str, str] = {
-    "extra_forbidden": "remove it or correct its spelling",
-    "missing": "add it",
-}
-
-
-def _key_of(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc)
-
-
-def _known_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
-    current: type[BaseModel] = model
-    for part in loc[:-1]:
-        field = current.model_fields.get(str(part))
-        annotation = field.annotation if field is not None else None
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return []
-        current = annotation
-    return [f.alias or name for name, f in current.model_fields.items()]
-
-
-def _explain(exc: ValidationError) -> ConfigError:
-    err = exc.errors()[0]
-    loc = tuple(err["loc"])
-    key = _key_of(loc)
-    kind = err["type"]
-    if kind == "extra_forbidden":
-        known = _known_keys(Settings, loc)
-        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        fix = (
-            f"did you mean '{close[0]}'?" if close else "remove it; known keys: " + ", ".join(known)
-        )
-        return ConfigError(key, "unknown key", fix)
-    if kind == "missing":
-        return ConfigError(key, "required key is missing", "add it")
-    msg = str(err["msg"])
-    return ConfigError(key, msg, f"set '{key}' to a valid value")
-
-
-def _read_secret(xmpp: XmppSettings, base: Path) -> str:
+def _read_secret(xmpp: XmppSettings) -> str:
     if xmpp.secret and xmpp.secret_file:
         raise ConfigError("xmpp.secret", "both secret and secret_file are set", "keep only one")
     if xmpp.secret_file is not None:
-        path = xmpp.secret_file if xmpp.secret_file.is_absolute() else base / xmpp.secret_file
+        path = xmpp.secret_file
         try:
             value = path.read_text(encoding="utf-8").strip()
         except OSError as exc:
@@ -224,20 +204,38 @@ def _check_store(url: str, base: Path) -> str:
     )
 
 
-def parse_settings(data: dict[str, Any], base: Path) -> Settings:
-    """Validate a config mapping; relative paths are resolved against ``base``."""
+def validate_settings(data: dict[str, Any], base: Path) -> Settings:
+    """Check a config mapping without reading the secret; relative paths against ``base``.
+
+    What ``init`` runs before it writes anything: the secret file may not exist yet.
+    """
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
-        raise _explain(exc) from None
-    secret = _read_secret(settings.xmpp, base)
+        raise explain(exc, Settings) from None
+    xmpp = settings.xmpp
+    if xmpp.secret_file is not None and not xmpp.secret_file.is_absolute():
+        xmpp = xmpp.model_copy(update={"secret_file": base / xmpp.secret_file})
     store = StoreSettings(url=_check_store(settings.store.url, base))
-    return settings.model_copy(update={"component_secret": secret, "store": store})
+    return settings.model_copy(update={"xmpp": xmpp, "store": store})
+
+
+def parse_settings(data: dict[str, Any], base: Path) -> Settings:
+    """Validate a config mapping and read its secret; relative paths against ``base``."""
+    settings = validate_settings(data, base)
+    settings._component_secret = _read_secret(settings.xmpp)
+    return settings
 
 
 def load_settings(path: Path | str | None = None) -> Settings:
-    """Load the config named by ``path`` or by ``$XMPP_CLINIC_CONFIG``."""
+    """Load the config named by ``path`` or by ``$XMPP_CLINIC_CONFIG``.
+
+    Problems with the file itself are reported against what named it: ``--config`` or
+    the environment variable, so the operator knows which one to correct.
+    """
+    source = "--config"
     if path is None:
+        source = ENV_VAR
         env = os.environ.get(ENV_VAR)
         if not env:
             raise ConfigError(
@@ -249,12 +247,47 @@ def load_settings(path: Path | str | None = None) -> Settings:
         raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(
-            "--config", f"cannot read {path} ({exc.strerror})", "check the path"
+            source, f"cannot read {path} ({exc.strerror})", "check the path"
         ) from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(
-            "--config", f"{path} is not valid TOML: {exc}", "fix the syntax"
-        ) from None
+        raise ConfigError(source, f"{path} is not valid TOML: {exc}", "fix the syntax") from None
     return parse_settings(data, path.resolve().parent)
+
+
+def secret_warnings(settings: Settings) -> list[str]:
+    """Where the component secret is kept less carefully than it should be (I.12)."""
+    found = []
+    if settings.xmpp.secret:
+        found.append(
+            "xmpp.secret is set inline: the secret sits in the config file; "
+            "move it to a file named by xmpp.secret_file (mode 0600)"
+        )
+    path = settings.xmpp.secret_file
+    if path is not None:
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except OSError:
+            return found
+        if mode & 0o077:
+            who = "readable" if mode & 0o044 else "accessible"
+            found.append(
+                f"xmpp.secret_file {path} is {who} by group or others (mode {mode:04o}); "
+                f"fix: chmod 600 {path}"
+            )
+    return found
+
+
+def weakened_controls(settings: Settings) -> list[str]:
+    """Settings that are valid but weaker than the defaults an auditor expects (I.12)."""
+    found = secret_warnings(settings)
+    if not settings.policy.require_e2e:
+        found.append("policy.require_e2e = false: plaintext is accepted in care threads (II.1)")
+    if settings.policy.device_approval == "all":
+        found.append("policy.device_approval = 'all': every device is approved (demo/tests)")
+    if not settings.xmpp.user_domains:
+        found.append("xmpp.user_domains is empty: nobody can be made a member (IV.2)")
+    if not settings.xmpp.admins:
+        found.append("xmpp.admins is empty: no IT admin can use the ad-hoc commands")
+    return found
