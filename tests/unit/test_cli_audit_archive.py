@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import tomli_w
 from sqlalchemy import text
 from typer.testing import CliRunner
 
+from tests.unit.cli_store import build_template, use_template, write_config
 from xmpp_clinic.archive.messages import MessageArchive, NewMessage
 from xmpp_clinic.cli import app
 from xmpp_clinic.config import load_settings
@@ -21,14 +21,15 @@ ALICE = "alice@hospital.test"
 runner = CliRunner()
 
 
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_template(tmp_path_factory.mktemp("template"))
+
+
 @pytest.fixture
-def config(tmp_path: Path) -> Path:
-    path = tmp_path / "clinic.toml"
-    data = {
-        "xmpp": {"component_jid": "clinic.hospital.test", "secret": "s"},
-        "store": {"url": f"sqlite+aiosqlite:///{tmp_path / 'clinic.db'}"},
-    }
-    path.write_text(tomli_w.dumps(data), encoding="utf-8")
+def config(tmp_path: Path, template: Path) -> Path:
+    path = write_config(tmp_path)
+    use_template(template, path)
     return path
 
 

@@ -8,24 +8,20 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tests.unit.cli_store import build_template, use_template, write_config
 from xmpp_clinic.cli import app
+from xmpp_clinic.limits import MAX_TITLE_CHARS
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_template(tmp_path_factory.mktemp("template"))
 
 
 @pytest.fixture
-def config(tmp_path: Path) -> Path:
-    (tmp_path / "secret").write_text("s3cret\n", encoding="utf-8")
-    path = tmp_path / "clinic.toml"
-    path.write_text(
-        f"""
-[xmpp]
-component_jid = "clinic.hospital.test"
-secret_file = "{tmp_path / "secret"}"
-user_domains = ["hospital.test"]
-[store]
-url = "sqlite+aiosqlite:///{tmp_path / "clinic.db"}"
-""",
-        encoding="utf-8",
-    )
+def config(tmp_path: Path, template: Path) -> Path:
+    path = write_config(tmp_path, user_domains=["hospital.test"])
+    use_template(template, path)
     return path
 
 
@@ -96,7 +92,75 @@ def test_people_of_other_domains_cannot_be_added(config: Path) -> None:
 
 
 def test_without_user_domains_nobody_can_be_added(config: Path) -> None:
-    text = config.read_text(encoding="utf-8")
-    config.write_text(text.replace('["hospital.test"]', "[]"), encoding="utf-8")
+    write_config(config.parent)
     code, _, err = cli(config, "create", "ward3", "--title", "W", "--member", "alice@hospital.test")
     assert code == 1 and "set xmpp.user_domains" in err
+
+
+def test_member_counts_read_as_english(config: Path) -> None:
+    code, out, _ = cli(config, "create", "ward3", "--title", "W", "--member", "alice@hospital.test")
+    assert code == 0 and out == "created thread ward3 with 1 member\n"
+    cli(config, "add-member", "ward3", "bob@hospital.test")
+    _, out, _ = cli(config, "list")
+    assert out == "ward3\tgroup\t2 members\tW\n"
+
+
+@pytest.mark.parametrize(
+    ("title", "problem"),
+    [
+        ("Ward 3\nnurse on call: Bob", "one line"),
+        ("Ward\r3", "one line"),
+        ("W\u2028x", "one line"),
+        ("x" * (MAX_TITLE_CHARS + 1), f"at most {MAX_TITLE_CHARS}"),
+    ],
+)
+def test_a_title_that_would_break_the_listing_is_bad_usage(
+    config: Path, title: str, problem: str
+) -> None:
+    code, _, err = cli(config, "create", "ward3", "--title", title, "--member", "a@hospital.test")
+    assert code == 2 and "'--title'" in err and problem in err
+    assert cli(config, "list")[1] == ""
+
+
+def test_a_title_at_the_limit_with_an_emoji_is_fine(config: Path) -> None:
+    title = "Station 3 \U0001f9d1\u200d\u2695\ufe0f" + "x" * (MAX_TITLE_CHARS - 14)
+    code, _, err = cli(config, "create", "ward3", "--title", title, "--member", "a@hospital.test")
+    assert code == 0, err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("create", "ward3", "--title", "W", "--member", "not-a-jid"),
+        ("create", "ward3", "--title", "W", "--member", "a@hospital.test", "--owner", "x@"),
+        ("create", "ward3", "--title", "W", "--member", "x" * 1024 + "@hospital.test"),
+        ("add-member", "ward3", "not-a-jid"),
+        ("add-member", "ward3", "a@hospital.test/phone"),
+        ("remove-member", "ward3", "@hospital.test"),
+        ("add-member", "ward3", "a@hospital.test", "--affiliation", "boss"),
+    ],
+)
+def test_an_invalid_jid_or_choice_is_bad_usage(config: Path, args: tuple[str, ...]) -> None:
+    code, _, err = cli(config, *args)
+    assert code == 2
+    assert "Invalid value for" in err
+
+
+def test_audit_events_show_thread_and_membership_changes(config: Path) -> None:
+    cli(config, "create", "ward3", "--title", "Ward 3", "--member", "alice@hospital.test")
+    cli(config, "add-member", "ward3", "bob@hospital.test")
+    cli(config, "add-member", "ward3", "bob@hospital.test", "--affiliation", "admin")
+    cli(config, "remove-member", "ward3", "alice@hospital.test")
+    result = CliRunner().invoke(app, ["audit", "events", "--config", str(config)])
+    lines = result.stdout.splitlines()
+    assert result.exit_code == 0
+    assert [line.split()[4] for line in lines] == [
+        "thread.created",
+        "thread.member-added",
+        "thread.member-added",
+        "thread.member-changed",
+        "thread.member-removed",
+    ]
+    assert all(line.split()[3].startswith("cli:") for line in lines)
+    assert "Ward 3" not in result.stdout  # titles are free text: never in the audit log
+    assert "ward3" in lines[-1] and "alice@hospital.test" in lines[-1]

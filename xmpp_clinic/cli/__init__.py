@@ -20,6 +20,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help: no <bool>/<str> type hints beside flags, errors in three short lines.
+    rich_markup_mode=None,
 )
 
 

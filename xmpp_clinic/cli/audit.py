@@ -17,6 +17,7 @@ from xmpp_clinic.cli.common import (
     fail,
     print_json,
     settings_from,
+    verb_group,
     with_store,
 )
 from xmpp_clinic.config import Settings
@@ -24,7 +25,7 @@ from xmpp_clinic.store import Store
 from xmpp_clinic.threads import ThreadService
 
 GROUP_NAME = "audit"
-group = typer.Typer(help="Audit log: verify the chain, list events.", no_args_is_help=True)
+group = verb_group("Audit log: verify the chain, list events.")
 
 T = TypeVar("T")
 
@@ -60,10 +61,17 @@ async def _check_anchor(log: AuditLog, seq: int, digest: str) -> str | None:
     return None
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
 def _describe(event: RecordedEvent) -> str:
+    """One line per event of any kind (device, thread, membership, ...): who, what, when,
+    why, to what; the log holds no content to show (IV.4)."""
+    note = f" ({_one_line(event.note)})" if event.note else ""
     return (
-        f"{event.seq} {event.at:%Y-%m-%d %H:%M:%S} {event.actor} {event.action} "
-        f"[{event.reason}] {event.subject}" + (f" ({event.note})" if event.note else "")
+        f"{event.seq} {event.at:%Y-%m-%d %H:%M:%S} {_one_line(event.actor)} {event.action} "
+        f"[{event.reason}] {_one_line(event.subject)}{note}"
     )
 
 
@@ -73,6 +81,7 @@ def verify(
         str | None,
         typer.Option(
             "--expect-head",
+            metavar="SEQ:HASH",
             help="SEQ:HASH recorded from an earlier run; fails if the chain was rewritten.",
         ),
     ] = None,
@@ -125,9 +134,15 @@ def verify(
 
 @group.command("events")
 def list_events(
-    subject: Annotated[str | None, typer.Option("--subject", help="Only this subject.")] = None,
-    after: Annotated[int, typer.Option("--after", min=0, help="Only events after SEQ.")] = 0,
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N.")] = None,
+    subject: Annotated[
+        str | None, typer.Option("--subject", metavar="SUBJECT", help="Only this subject.")
+    ] = None,
+    after: Annotated[
+        int, typer.Option("--after", min=0, metavar="SEQ", help="Only events after SEQ.")
+    ] = 0,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, metavar="N", help="At most N.")
+    ] = None,
     as_json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:

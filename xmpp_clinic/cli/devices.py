@@ -8,7 +8,6 @@ sent by the running gateway.
 from __future__ import annotations
 
 import enum
-import getpass
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
@@ -17,15 +16,24 @@ import typer
 from xmpp_clinic.cli.common import (
     EXIT_USAGE,
     ConfigOption,
+    DeviceIdArg,
     JsonOption,
+    NamespaceOption,
+    PersonArg,
+    ReasonOption,
+    actor,
     fail,
+    person,
     print_json,
     settings_from,
+    verb_group,
     with_store,
 )
+from xmpp_clinic.clock import iso
 from xmpp_clinic.config import Settings
-from xmpp_clinic.omemo import LEGACY_NS, OMEMO2_NS
-from xmpp_clinic.registry.model import SHORT_NAMES, Device, DeviceState, iso
+from xmpp_clinic.limits import MAX_VALID_DAYS, MIN_VALID_DAYS
+from xmpp_clinic.omemo import OMEMO2_NS, short_name
+from xmpp_clinic.registry.model import Device, DeviceState
 from xmpp_clinic.registry.service import (
     AmbiguousDevice,
     DeviceRegistry,
@@ -34,7 +42,7 @@ from xmpp_clinic.registry.service import (
 )
 
 GROUP_NAME = "devices"
-group = typer.Typer(help="OMEMO device registry: approve, revoke, inspect.", no_args_is_help=True)
+group = verb_group("OMEMO device registry: approve, revoke, inspect.")
 
 T = TypeVar("T")
 
@@ -44,45 +52,6 @@ class State(enum.StrEnum):
     approved = "approved"
     revoked = "revoked"
     expired = "expired"
-
-
-class Namespace(enum.StrEnum):
-    legacy = LEGACY_NS
-    omemo2 = OMEMO2_NS
-    omemo = "omemo"  # short names, as the table prints them
-    omemo_2 = "omemo2"
-
-
-_NS = {"omemo": LEGACY_NS, "omemo2": OMEMO2_NS}
-
-NamespaceOption = Annotated[
-    Namespace | None,
-    typer.Option(
-        "--namespace",
-        help="eu.siacs.conversations.axolotl (or 'omemo') / urn:xmpp:omemo:2 (or 'omemo2')",
-        show_default=False,
-    ),
-]
-ReasonOption = Annotated[str, typer.Option("--reason", help="Why (kept in the audit log).")]
-
-
-def actor() -> str:
-    """Who made a change from the command line, for the audit log."""
-    try:
-        return f"cli:{getpass.getuser()}"
-    except Exception:
-        return "cli:unknown"
-
-
-def _require_reason(reason: str) -> str:
-    """A revocation needs a reason for the audit log (I.5, III.3); exit 2 without one."""
-    if not reason.strip():
-        fail("--reason must not be empty: say why (it is kept in the audit log)", EXIT_USAGE)
-    return reason.strip()
-
-
-def _namespace(value: Namespace | None) -> str | None:
-    return None if value is None else _NS.get(value.value, value.value)
 
 
 def with_registry(settings: Settings, action: Callable[[DeviceRegistry], Awaitable[T]]) -> T:
@@ -100,7 +69,7 @@ def _row(device: Device) -> list[str]:
     until = iso(device.valid_until)
     return [
         device.jid,
-        SHORT_NAMES.get(device.namespace, device.namespace),
+        short_name(device.namespace),
         str(device.device_id),
         device.state.value + ("" if device.active else " (inactive)"),
         until[:10] if until else "-",
@@ -119,7 +88,9 @@ def _table(devices: list[Device]) -> None:
 
 @group.command("list")
 def list_devices(
-    jid: Annotated[str | None, typer.Option("--jid", help="Only this person.")] = None,
+    jid: Annotated[
+        str | None, typer.Option("--jid", parser=person, metavar="JID", help="Only this person.")
+    ] = None,
     state: Annotated[State | None, typer.Option("--state", help="Only this state.")] = None,
     as_json: JsonOption = False,
     config: ConfigOption = None,
@@ -138,16 +109,15 @@ def list_devices(
 
 @group.command("show")
 def show(
-    jid: Annotated[str, typer.Argument(help="The person's bare JID.")],
-    device_id: Annotated[int, typer.Argument(help="The OMEMO device id.")],
+    jid: PersonArg,
+    device_id: DeviceIdArg,
     namespace: NamespaceOption = None,
     as_json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
     """Show one device, with its fingerprint as Conversations and Gajim display it."""
     settings = settings_from(config)
-    ns = _namespace(namespace)
-    device = with_registry(settings, lambda registry: registry.device(jid, device_id, ns))
+    device = with_registry(settings, lambda registry: registry.device(jid, device_id, namespace))
     if as_json:
         print_json(device.as_json())
         return
@@ -163,23 +133,35 @@ def show(
 
 @group.command("approve")
 def approve(
-    jid: Annotated[str, typer.Argument(help="The person's bare JID.")],
-    device_id: Annotated[int, typer.Argument(help="The OMEMO device id.")],
+    jid: PersonArg,
+    device_id: DeviceIdArg,
     valid_days: Annotated[
         int | None,
-        typer.Option("--valid-days", min=1, max=3650, help="Default: policy.default_valid_days"),
+        typer.Option(
+            "--valid-days",
+            min=MIN_VALID_DAYS,
+            max=MAX_VALID_DAYS,
+            metavar="DAYS",
+            help="Default: policy.default_valid_days",
+        ),
     ] = None,
-    asset: Annotated[str | None, typer.Option("--asset", help="MDM asset id (III.3).")] = None,
+    asset: Annotated[
+        str | None, typer.Option("--asset", metavar="ID", help="MDM asset id (III.3).")
+    ] = None,
     namespace: NamespaceOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Approve (or re-validate) a device after comparing its fingerprint with the phone."""
     settings = settings_from(config)
-    ns = _namespace(namespace)
     device = with_registry(
         settings,
         lambda registry: registry.approve(
-            jid, device_id, actor=actor(), namespace=ns, valid_days=valid_days, asset_id=asset
+            jid,
+            device_id,
+            actor=actor(),
+            namespace=namespace,
+            valid_days=valid_days,
+            asset_id=asset,
         ),
     )
     until = iso(device.valid_until)
@@ -194,20 +176,18 @@ def approve(
 
 @group.command("revoke")
 def revoke(
-    jid: Annotated[str, typer.Argument(help="The person's bare JID.")],
-    device_id: Annotated[int, typer.Argument(help="The OMEMO device id.")],
+    jid: PersonArg,
+    device_id: DeviceIdArg,
     reason: ReasonOption,
     namespace: NamespaceOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Revoke a device; it is refused from the next message on (I.5)."""
-    reason = _require_reason(reason)
     settings = settings_from(config)
-    ns = _namespace(namespace)
     device = with_registry(
         settings,
         lambda registry: registry.revoke(
-            jid, device_id, actor=actor(), reason=reason, namespace=ns
+            jid, device_id, actor=actor(), reason=reason, namespace=namespace
         ),
     )
     typer.echo(f"revoked {device.key}")
@@ -215,12 +195,11 @@ def revoke(
 
 @group.command("revoke-all")
 def revoke_all(
-    jid: Annotated[str, typer.Argument(help="The person's bare JID.")],
+    jid: PersonArg,
     reason: ReasonOption,
     config: ConfigOption = None,
 ) -> None:
     """Lost phone: revoke every device of a person at once (III.3)."""
-    reason = _require_reason(reason)
     settings = settings_from(config)
     devices = with_registry(
         settings, lambda registry: registry.revoke_all(jid, actor=actor(), reason=reason)

@@ -2,7 +2,8 @@
 
 Changes are written to the store; a running gateway applies them before its next
 decision (removed members are kicked and lose history at once). Only people of
-``xmpp.user_domains`` can be added; with none configured, nobody can (IV.2).
+``xmpp.user_domains`` can be added; with none configured, nobody can (IV.2). JIDs and
+titles are checked as they are parsed: a malformed one is bad usage (exit 2).
 """
 
 from __future__ import annotations
@@ -17,13 +18,20 @@ from xmpp_clinic.cli.common import (
     EXIT_USAGE,
     ConfigOption,
     JsonOption,
+    PersonArg,
+    actor,
     fail,
+    person,
+    plural,
     print_json,
     settings_from,
+    title_text,
+    verb_group,
     with_store,
 )
 from xmpp_clinic.store import Store
 from xmpp_clinic.threads import (
+    Affiliation,
     InvalidThread,
     MemberInfo,
     ThreadError,
@@ -32,7 +40,11 @@ from xmpp_clinic.threads import (
 )
 
 GROUP_NAME = "threads"
-group = typer.Typer(help="Care threads: create, list, and manage members.", no_args_is_help=True)
+group = verb_group("Care threads: create, list, and manage members.")
+
+NameArg = Annotated[
+    str, typer.Argument(metavar="NAME", help="Thread name (the room JID's localpart).")
+]
 
 T = TypeVar("T")
 
@@ -68,19 +80,27 @@ def _thread_json(thread: ThreadInfo) -> dict[str, Any]:
 
 @group.command("create")
 def create(
-    name: Annotated[str, typer.Argument(help="Thread name (the room JID's localpart)")],
-    title: Annotated[str, typer.Option(help="Title shown to clinicians")],
-    member: Annotated[list[str], typer.Option("--member", help="Member JID (repeatable)")],
-    owner: Annotated[str | None, typer.Option(help="Owner JID")] = None,
+    name: NameArg,
+    title: Annotated[
+        str,
+        typer.Option(parser=title_text, metavar="TEXT", help="Title shown to clinicians."),
+    ],
+    member: Annotated[
+        list[str],
+        typer.Option("--member", parser=person, metavar="JID", help="Member (repeatable)."),
+    ],
+    owner: Annotated[str | None, typer.Option(parser=person, metavar="JID", help="Owner.")] = None,
     direct: Annotated[bool, typer.Option("--direct", help="A direct thread (two members)")] = False,
     config: ConfigOption = None,
 ) -> None:
     """Create a members-only care thread."""
     thread = _with_service(
         config,
-        lambda s: s.create(name, title, member, owner=owner, kind="direct" if direct else "group"),
+        lambda s: s.create(
+            name, title, member, owner=owner, kind="direct" if direct else "group", actor=actor()
+        ),
     )
-    typer.echo(f"created thread {thread.name} with {len(thread.members)} members")
+    typer.echo(f"created thread {thread.name} with {plural(len(thread.members), 'member')}")
 
 
 @group.command("list")
@@ -91,12 +111,13 @@ def list_threads(json: JsonOption = False, config: ConfigOption = None) -> None:
         print_json([_thread_json(t) for t in threads])
         return
     for t in threads:
-        typer.echo(f"{t.name}\t{t.kind}\t{len(t.members)} members\t{t.title}")
+        title = " ".join(t.title.split())  # titles stored before they were checked
+        typer.echo(f"{t.name}\t{t.kind}\t{plural(len(t.members), 'member')}\t{title}")
 
 
 @group.command("members")
 def members(
-    name: Annotated[str, typer.Argument(help="Thread name")],
+    name: NameArg,
     json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
@@ -111,22 +132,22 @@ def members(
 
 @group.command("add-member")
 def add_member(
-    name: Annotated[str, typer.Argument(help="Thread name")],
-    jid: Annotated[str, typer.Argument(help="Member JID")],
-    affiliation: Annotated[str, typer.Option(help="member, admin or owner")] = "member",
+    name: NameArg,
+    jid: PersonArg,
+    affiliation: Annotated[Affiliation, typer.Option(help="The member's affiliation.")] = "member",
     config: ConfigOption = None,
 ) -> None:
     """Add a member (or change a member's affiliation)."""
-    added = _with_service(config, lambda s: s.add_member(name, jid, affiliation))
+    added = _with_service(config, lambda s: s.add_member(name, jid, affiliation, actor=actor()))
     typer.echo(f"{added.jid} is {added.affiliation} of {name}")
 
 
 @group.command("remove-member")
 def remove_member(
-    name: Annotated[str, typer.Argument(help="Thread name")],
-    jid: Annotated[str, typer.Argument(help="Member JID")],
+    name: NameArg,
+    jid: PersonArg,
     config: ConfigOption = None,
 ) -> None:
     """Remove a member; a running gateway kicks them and closes their history."""
-    _with_service(config, lambda s: s.remove_member(name, jid))
+    _with_service(config, lambda s: s.remove_member(name, jid, actor=actor()))
     typer.echo(f"removed {jid} from {name}")
