@@ -12,7 +12,7 @@ from xmpp_clinic.omemo import NAMESPACES, short_name
 from xmpp_clinic.registry.fingerprint import format_fingerprint
 
 # transitional: remove (with the "iso as iso" re-export above) when xmpp/device_commands.py
-# and cli/devices.py import omemo.short_name and clock.iso
+# imports omemo.short_name and clock.iso
 SHORT_NAMES = {uri: short_name(uri) for uri in NAMESPACES}
 
 

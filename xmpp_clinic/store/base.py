@@ -7,9 +7,6 @@ from datetime import datetime
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
-# transitional: remove when xmpp/relay.py and tests/integration/test_device_policy.py
-# import utcnow from clock
-from xmpp_clinic.clock import utcnow as utcnow
 from xmpp_clinic.store.types import UtcDateTime
 
 NAMING = {

@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, get_args
 
-# transitional: remove when xmpp/mam.py imports as_utc from xmpp_clinic.clock
-from xmpp_clinic.clock import as_utc as as_utc
 from xmpp_clinic.jids import InvalidJid, bare_jid, domain_of
 from xmpp_clinic.limits import MAX_TITLE_CHARS
 
