@@ -5,6 +5,9 @@ reachable by that user. When the run folder is not (pytest's ``/tmp/pytest-of-ro
 mode 0700), the server's files live in a private folder under the temporary directory and
 ``<run_dir>/ejabberd`` is a symbolic link to it; that folder is deleted when the process
 exits (set ``XMPP_CLINIC_KEEP_RUN=1`` to keep it for a post-mortem).
+
+This module runs the server (start, stop, accounts over mod_http_api, ejabberdctl);
+:mod:`.ejabberd_config` renders its configuration files.
 """
 
 from __future__ import annotations
