@@ -13,7 +13,7 @@ from slixmpp.test.mocksocket import TestSocket as MockSocket
 
 from tests.unit.harness import COMPONENT, ComponentTest, make_settings, migrated_store
 from xmpp_clinic.config import PolicySettings
-from xmpp_clinic.omemo import LEGACY_NS, OMEMO2_NS
+from xmpp_clinic.omemo import LEGACY, LEGACY_NS, OMEMO2, OMEMO2_NS
 from xmpp_clinic.registry.model import DeviceState
 from xmpp_clinic.registry.service import DeviceRegistry
 from xmpp_clinic.xmpp.component import ClinicComponent
@@ -22,7 +22,6 @@ from xmpp_clinic.xmpp.pep import (
     DeviceDiscovery,
     PepError,
     PepUnavailable,
-    bundle_node,
     items_of,
     parse_bundle_identity,
     parse_device_list,
@@ -47,59 +46,59 @@ OMEMO2_BUNDLE = """<bundle xmlns="urn:xmpp:omemo:2">
 
 
 def test_legacy_device_list_is_read() -> None:
-    assert parse_device_list(LEGACY_NS, ET.fromstring(LEGACY_LIST)) == {1111: None, 2222: None}
+    assert parse_device_list(LEGACY, ET.fromstring(LEGACY_LIST)) == {1111: None, 2222: None}
 
 
 def test_omemo2_device_list_keeps_labels() -> None:
-    devices = parse_device_list(OMEMO2_NS, ET.fromstring(OMEMO2_LIST))
+    devices = parse_device_list(OMEMO2, ET.fromstring(OMEMO2_LIST))
     assert devices == {3333: "Kaidan on ward phone"}
 
 
 def test_missing_device_list_means_no_devices() -> None:
-    assert parse_device_list(LEGACY_NS, None) == {}
+    assert parse_device_list(LEGACY, None) == {}
 
 
 def test_device_list_with_bad_id_is_refused() -> None:
     bad = '<list xmlns="eu.siacs.conversations.axolotl"><device id="12a"/></list>'
     with pytest.raises(PepError):
-        parse_device_list(LEGACY_NS, ET.fromstring(bad))
+        parse_device_list(LEGACY, ET.fromstring(bad))
 
 
 def test_device_list_of_the_wrong_version_is_refused() -> None:
     with pytest.raises(PepError):
-        parse_device_list(OMEMO2_NS, ET.fromstring(LEGACY_LIST))
+        parse_device_list(OMEMO2, ET.fromstring(LEGACY_LIST))
 
 
 def test_huge_device_list_is_refused() -> None:
     devices = "".join(f'<device id="{n}"/>' for n in range(1, 200))
     with pytest.raises(PepError):
-        parse_device_list(LEGACY_NS, ET.fromstring(f'<list xmlns="{LEGACY_NS}">{devices}</list>'))
+        parse_device_list(LEGACY, ET.fromstring(f'<list xmlns="{LEGACY_NS}">{devices}</list>'))
 
 
 def test_legacy_bundle_gives_the_curve25519_identity_key() -> None:
-    key = parse_bundle_identity(LEGACY_NS, ET.fromstring(LEGACY_BUNDLE))
+    key = parse_bundle_identity(LEGACY, ET.fromstring(LEGACY_BUNDLE))
     assert key.hex() == FP
 
 
 def test_omemo2_bundle_gives_the_ed25519_identity_key() -> None:
-    key = parse_bundle_identity(OMEMO2_NS, ET.fromstring(OMEMO2_BUNDLE))
+    key = parse_bundle_identity(OMEMO2, ET.fromstring(OMEMO2_BUNDLE))
     assert len(key) == 32 and key.hex() != FP
 
 
 def test_bundle_without_identity_key_is_refused() -> None:
     with pytest.raises(PepError):
-        parse_bundle_identity(OMEMO2_NS, ET.fromstring(f'<bundle xmlns="{OMEMO2_NS}"/>'))
+        parse_bundle_identity(OMEMO2, ET.fromstring(f'<bundle xmlns="{OMEMO2_NS}"/>'))
 
 
 def test_bundle_with_garbage_identity_key_is_refused() -> None:
     bad = f'<bundle xmlns="{LEGACY_NS}"><identityKey>!!notbase64</identityKey></bundle>'
     with pytest.raises(PepError):
-        parse_bundle_identity(LEGACY_NS, ET.fromstring(bad))
+        parse_bundle_identity(LEGACY, ET.fromstring(bad))
 
 
 def test_bundle_nodes_follow_each_version() -> None:
-    assert bundle_node(LEGACY_NS, 7) == ("eu.siacs.conversations.axolotl.bundles:7", None)
-    assert bundle_node(OMEMO2_NS, 7) == ("urn:xmpp:omemo:2:bundles", "7")
+    assert LEGACY.bundle_node(7) == ("eu.siacs.conversations.axolotl.bundles:7", None)
+    assert OMEMO2.bundle_node(7) == ("urn:xmpp:omemo:2:bundles", "7")
 
 
 def test_items_are_taken_from_a_pubsub_result() -> None:
@@ -233,7 +232,7 @@ class TestComponentPep(ComponentTest):
                       <item id="current">{LEGACY_LIST}</item></items></pubsub></iq>"""
         )
         (payload,) = self.run_coro(future) or []
-        assert parse_device_list(LEGACY_NS, payload) == {1111: None, 2222: None}
+        assert parse_device_list(LEGACY, payload) == {1111: None, 2222: None}
 
     def test_omemo2_bundle_is_asked_by_item_id(self) -> None:
         future = self.started(self.pep.items(ALICE, "urn:xmpp:omemo:2:bundles", "3333"))
@@ -250,7 +249,7 @@ class TestComponentPep(ComponentTest):
                       <item id="3333">{OMEMO2_BUNDLE}</item></items></pubsub></iq>"""
         )
         (payload,) = self.run_coro(future) or []
-        assert len(parse_bundle_identity(OMEMO2_NS, payload)) == 32
+        assert len(parse_bundle_identity(OMEMO2, payload)) == 32
 
     def test_missing_node_means_no_devices(self) -> None:
         future = self.started(self.pep.items(ALICE, "urn:xmpp:omemo:2:devices"))

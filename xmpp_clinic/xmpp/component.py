@@ -17,6 +17,7 @@ from slixmpp import JID, ComponentXMPP
 from slixmpp.plugins.xep_0004 import Form
 
 from xmpp_clinic import __version__
+from xmpp_clinic import namespaces as ns
 from xmpp_clinic.config import Settings
 
 log = logging.getLogger(__name__)
@@ -24,14 +25,7 @@ log = logging.getLogger(__name__)
 PRIVACY_FORM_TYPE = "urn:xmpp-clinic:privacy:0"
 
 # Features the component domain itself offers; threads add their own on their JIDs.
-COMPONENT_FEATURES = (
-    "http://jabber.org/protocol/disco#info",
-    "http://jabber.org/protocol/disco#items",
-    "http://jabber.org/protocol/muc",
-    "http://jabber.org/protocol/commands",
-    "jabber:iq:version",
-    "urn:xmpp:ping",
-)
+COMPONENT_FEATURES = (ns.DISCO_INFO, ns.DISCO_ITEMS, ns.MUC, ns.COMMANDS, ns.VERSION, ns.PING)
 
 
 def privacy_form(settings: Settings) -> Form:

@@ -21,6 +21,8 @@ import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable, Iterable
 
+from xmpp_clinic import namespaces as ns
+from xmpp_clinic.jids import fast_bare
 from xmpp_clinic.registry.model import DeviceKey, Notice
 from xmpp_clinic.registry.service import DeviceRegistry
 from xmpp_clinic.xmpp import muc_stanzas as ms
@@ -63,7 +65,7 @@ class DeviceUpkeep:
     # ------------------------------------------------------------------ hooks
     def member_arrived(self, jid: str) -> None:
         """Read ``jid``'s devices now (a ThreadHost arrival listener); never blocks."""
-        bare = jid.split("/", 1)[0].lower()
+        bare = fast_bare(jid)
         if bare in self._arrivals:
             self._again.add(bare)  # the list may have changed since that refresh began
             return
@@ -149,5 +151,5 @@ class DeviceUpkeep:
 
     def _send(self, notice: Notice) -> None:
         root = ms.stanza("message", self._component.boundjid.bare, notice.jid, type="chat")
-        ET.SubElement(root, f"{{{ms.NS_COMPONENT}}}body").text = notice.text
+        ET.SubElement(root, f"{{{ns.COMPONENT}}}body").text = notice.text
         self._component.send(ms.serialise(root))

@@ -11,15 +11,7 @@ from collections.abc import Iterable
 
 from slixmpp.xmlstream import tostring
 
-NS_MUC = "http://jabber.org/protocol/muc"
-NS_MUC_USER = "http://jabber.org/protocol/muc#user"
-NS_MUC_ADMIN = "http://jabber.org/protocol/muc#admin"
-NS_MUC_OWNER = "http://jabber.org/protocol/muc#owner"
-NS_OCCUPANT_ID = "urn:xmpp:occupant-id:0"
-NS_SID = "urn:xmpp:sid:0"
-NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
-NS_CLIENT = "jabber:client"
-NS_COMPONENT = "jabber:component:accept"
+from xmpp_clinic import namespaces as ns
 
 # XEP-0045 status codes the threads use.
 SELF = "110"
@@ -39,24 +31,22 @@ def muc_user(
     affiliation: str, role: str, jid: str | None, statuses: Iterable[str] = ()
 ) -> ET.Element:
     """``<x xmlns=muc#user><item .../><status code/>...</x>`` (real JID: non-anonymous)."""
-    x = element("x", NS_MUC_USER)
-    item = ET.SubElement(x, f"{{{NS_MUC_USER}}}item", {"affiliation": affiliation, "role": role})
+    x = element("x", ns.MUC_USER)
+    item = ET.SubElement(x, f"{{{ns.MUC_USER}}}item", {"affiliation": affiliation, "role": role})
     if jid:
         item.set("jid", jid)
     for code in statuses:
-        ET.SubElement(x, f"{{{NS_MUC_USER}}}status", {"code": code})
+        ET.SubElement(x, f"{{{ns.MUC_USER}}}status", {"code": code})
     return x
 
 
 def occupant_id(value: str) -> ET.Element:
-    return element("occupant-id", NS_OCCUPANT_ID, id=value)
+    return element("occupant-id", ns.OCCUPANT_ID, id=value)
 
 
-def stanza(
-    kind: str, frm: str, to: str, *children: ET.Element, ns: str = NS_COMPONENT, **attrs: str
-) -> ET.Element:
-    """A top-level stanza with ``children`` appended in order."""
-    root = ET.Element(f"{{{ns}}}{kind}", {"from": frm, "to": to, **attrs})
+def stanza(kind: str, frm: str, to: str, *children: ET.Element, **attrs: str) -> ET.Element:
+    """A top-level stanza in the stream namespace with ``children`` appended in order."""
+    root = ET.Element(f"{{{ns.COMPONENT}}}{kind}", {"from": frm, "to": to, **attrs})
     root.extend(children)
     return root
 
@@ -78,17 +68,17 @@ def stanza_error(
         attrs["id"] = stanza_id
     root = stanza(kind, frm, to, **attrs)
     if muc:
-        root.append(element("x", NS_MUC))
-    error = ET.SubElement(root, f"{{{NS_COMPONENT}}}error", {"type": etype})
-    ET.SubElement(error, f"{{{NS_STANZAS}}}{condition}")
+        root.append(element("x", ns.MUC))
+    error = ET.SubElement(root, f"{{{ns.COMPONENT}}}error", {"type": etype})
+    ET.SubElement(error, f"{{{ns.STANZAS}}}{condition}")
     if text:
-        ET.SubElement(error, f"{{{NS_STANZAS}}}text").text = text
+        ET.SubElement(error, f"{{{ns.STANZAS}}}text").text = text
     return root
 
 
 def serialise(root: ET.Element) -> str:
     """One stanza as it goes on the component stream (stream namespace left implicit)."""
-    return str(tostring(root, xmlns=NS_COMPONENT, top_level=True))
+    return str(tostring(root, xmlns=ns.COMPONENT, top_level=True))
 
 
 def address(serialised: str, to: str) -> str:
@@ -104,7 +94,7 @@ def address(serialised: str, to: str) -> str:
 def as_client(serialised: str) -> str:
     """A stored stanza re-rooted in ``jabber:client``, for embedding in ``<forwarded>``."""
     kind, rest = serialised.split(" ", 1)
-    return f'{kind} xmlns="{NS_CLIENT}" {rest}'
+    return f'{kind} xmlns="{ns.CLIENT}" {rest}'
 
 
 def _attr(value: str) -> str:

@@ -21,22 +21,15 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from xmpp_clinic.omemo import LEGACY_NS, MAX_DEVICE_ID, NAMESPACES, OMEMO2_NS
+from xmpp_clinic import namespaces as ns
+from xmpp_clinic.jids import fast_bare
+from xmpp_clinic.omemo import MAX_DEVICE_ID, MIN_DEVICE_ID, VERSIONS, Namespace
 from xmpp_clinic.registry.fingerprint import BadIdentityKey, identity_key_from_bundle
 from xmpp_clinic.registry.model import Device, ObservedDevice
 from xmpp_clinic.registry.observation import MAX_LISTED_DEVICES
 from xmpp_clinic.registry.service import DeviceRegistry
 
 log = logging.getLogger(__name__)
-
-PUBSUB = "http://jabber.org/protocol/pubsub"
-STANZA_ERRORS = "urn:ietf:params:xml:ns:xmpp-stanzas"
-DEVICE_LIST_NODES = {
-    LEGACY_NS: "eu.siacs.conversations.axolotl.devicelist",
-    OMEMO2_NS: "urn:xmpp:omemo:2:devices",
-}
-_LIST_ELEMENT = {LEGACY_NS: "list", OMEMO2_NS: "devices"}
-_IDENTITY_ELEMENT = {LEGACY_NS: "identityKey", OMEMO2_NS: "ik"}
 
 
 class PepError(ValueError):
@@ -47,24 +40,19 @@ class PepUnavailable(Exception):
     """The PEP query failed (timeout, forbidden, ...): nothing is concluded from it."""
 
 
-def bundle_node(namespace: str, device_id: int) -> tuple[str, str | None]:
-    """The node and item id of a device's bundle."""
-    if namespace == LEGACY_NS:
-        return f"eu.siacs.conversations.axolotl.bundles:{device_id}", None
-    return "urn:xmpp:omemo:2:bundles", str(device_id)
-
-
-def parse_device_list(namespace: str, payload: ET.Element | None) -> dict[int, str | None]:
+def parse_device_list(version: Namespace, payload: ET.Element | None) -> dict[int, str | None]:
     """Device ids (with OMEMO 2 labels) from a device-list item payload; None -> empty."""
     if payload is None:
         return {}
-    if payload.tag != f"{{{namespace}}}{_LIST_ELEMENT[namespace]}":
+    if payload.tag != f"{{{version.uri}}}{version.list_element}":
         raise PepError(f"not an OMEMO device list: {payload.tag}")
     devices: dict[int, str | None] = {}
-    for element in payload.iterfind(f"{{{namespace}}}device"):
+    for element in payload.iterfind(f"{{{version.uri}}}device"):
         raw = element.get("id", "")
-        if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_DEVICE_ID:
-            raise PepError("a device id is not a number between 1 and 2^32-1")
+        if not raw.isascii() or not raw.isdigit():
+            raise PepError("a device id is not a number")
+        if not MIN_DEVICE_ID <= int(raw) <= MAX_DEVICE_ID:
+            raise PepError(f"a device id is not between {MIN_DEVICE_ID} and {MAX_DEVICE_ID}")
         label = element.get("label")
         devices[int(raw)] = label[:200] if label else None
         if len(devices) > MAX_LISTED_DEVICES:
@@ -72,26 +60,26 @@ def parse_device_list(namespace: str, payload: ET.Element | None) -> dict[int, s
     return devices
 
 
-def parse_bundle_identity(namespace: str, payload: ET.Element | None) -> bytes:
+def parse_bundle_identity(version: Namespace, payload: ET.Element | None) -> bytes:
     """The 32-byte identity key from a bundle item payload (see registry.fingerprint)."""
-    if payload is None or payload.tag != f"{{{namespace}}}bundle":
+    if payload is None or payload.tag != f"{{{version.uri}}}bundle":
         raise PepError("not an OMEMO bundle")
-    element = payload.find(f"{{{namespace}}}{_IDENTITY_ELEMENT[namespace]}")
+    element = payload.find(f"{{{version.uri}}}{version.identity_element}")
     if element is None or not (element.text or "").strip():
         raise PepError("the bundle has no identity key")
     try:
         raw = base64.b64decode((element.text or "").strip(), validate=True)
-        return identity_key_from_bundle(namespace, raw)
+        return identity_key_from_bundle(version.uri, raw)
     except (binascii.Error, BadIdentityKey) as exc:
         raise PepError(f"bad identity key: {exc}") from None
 
 
 def items_of(result: ET.Element) -> list[ET.Element]:
     """The item payloads of a pubsub ``<iq type="result">`` (first child of each item)."""
-    items = result.find(f"{{{PUBSUB}}}pubsub/{{{PUBSUB}}}items")
+    items = result.find(f"{{{ns.PUBSUB}}}pubsub/{{{ns.PUBSUB}}}items")
     if items is None:
         return []
-    return [item[0] for item in items.iterfind(f"{{{PUBSUB}}}item") if len(item)]
+    return [item[0] for item in items.iterfind(f"{{{ns.PUBSUB}}}item") if len(item)]
 
 
 def error_condition(stanza: ET.Element) -> str:
@@ -103,7 +91,7 @@ def error_condition(stanza: ET.Element) -> str:
     for child in stanza:
         if child.tag.rsplit("}", 1)[-1] == "error":
             for condition in child:
-                if condition.tag.startswith(f"{{{STANZA_ERRORS}}}") and not condition.tag.endswith(
+                if condition.tag.startswith(f"{{{ns.STANZAS}}}") and not condition.tag.endswith(
                     "}text"
                 ):
                     return condition.tag.rsplit("}", 1)[-1]
@@ -183,39 +171,39 @@ class DeviceDiscovery:
 
     async def refresh(self, jid: str) -> RefreshResult:
         """Fetch both device lists of ``jid`` and their bundles; record them."""
-        bare = jid.split("/", 1)[0].lower()
+        bare = fast_bare(jid)
         # One lock per member ever refreshed: bounded by the hospital's directory.
         async with self._people.setdefault(bare, asyncio.Lock()):
             return await self._refresh(bare)
 
     async def _refresh(self, bare: str) -> RefreshResult:
         result = RefreshResult(bare)
-        for namespace in NAMESPACES:
+        for version in VERSIONS:
             try:
-                listing = await self._listing(bare, namespace)
+                listing = await self._listing(bare, version)
             except (PepUnavailable, PepError) as exc:
-                result.failed[namespace] = str(exc) or type(exc).__name__
+                result.failed[version.uri] = str(exc) or type(exc).__name__
                 continue
-            result.listed[namespace] = len(listing)
-            result.changed += await self._registry.observe(bare, namespace, listing)
+            result.listed[version.uri] = len(listing)
+            result.changed += await self._registry.observe(bare, version.uri, listing)
         return result
 
-    async def _listing(self, jid: str, namespace: str) -> dict[int, ObservedDevice]:
+    async def _listing(self, jid: str, version: Namespace) -> dict[int, ObservedDevice]:
         async with self._slots:
-            payloads = await self._fetcher.items(jid, DEVICE_LIST_NODES[namespace])
-        devices = parse_device_list(namespace, payloads[0] if payloads else None)
-        keys = await asyncio.gather(*(self._identity(jid, namespace, d) for d in devices))
+            payloads = await self._fetcher.items(jid, version.device_list_node)
+        devices = parse_device_list(version, payloads[0] if payloads else None)
+        keys = await asyncio.gather(*(self._identity(jid, version, d) for d in devices))
         return {
             device_id: ObservedDevice(label, key)
             for (device_id, label), key in zip(devices.items(), keys, strict=True)
         }
 
-    async def _identity(self, jid: str, namespace: str, device_id: int) -> bytes | None:
-        node, item_id = bundle_node(namespace, device_id)
+    async def _identity(self, jid: str, version: Namespace, device_id: int) -> bytes | None:
+        node, item_id = version.bundle_node(device_id)
         try:
             async with self._slots:
                 payloads = await self._fetcher.items(jid, node, item_id)
-            return parse_bundle_identity(namespace, payloads[0] if payloads else None)
+            return parse_bundle_identity(version, payloads[0] if payloads else None)
         except (PepUnavailable, PepError) as exc:
             log.info("bundle not readable", extra={"device": device_id, "why": str(exc)})
             return None
