@@ -14,27 +14,29 @@ from slixmpp.exceptions import XMPPError
 from slixmpp.plugins.xep_0004 import Form
 from slixmpp.plugins.xep_0030 import DiscoInfo, DiscoItems
 
+from xmpp_clinic import namespaces as ns
 from xmpp_clinic.threads import ThreadInfo
+from xmpp_clinic.xmpp.errors import NotAMember, maps_domain_errors
 from xmpp_clinic.xmpp.threads import ThreadHost
 
 THREAD_FEATURES = (
-    "http://jabber.org/protocol/muc",
+    ns.MUC,
     "muc_membersonly",
     "muc_nonanonymous",
     "muc_persistent",
     "muc_hidden",
     "muc_unmoderated",
     "muc_unsecured",
-    "urn:xmpp:mam:2",
-    "urn:xmpp:mam:2#extended",
-    "urn:xmpp:sid:0",
-    "urn:xmpp:occupant-id:0",
-    "http://jabber.org/protocol/muc#stable_id",
-    "http://jabber.org/protocol/muc#self-ping-optimization",
-    "http://jabber.org/protocol/disco#info",
-    "urn:xmpp:ping",
+    ns.MAM,
+    f"{ns.MAM}#extended",
+    ns.SID,
+    ns.OCCUPANT_ID,
+    f"{ns.MUC}#stable_id",
+    f"{ns.MUC}#self-ping-optimization",
+    ns.DISCO_INFO,
+    ns.PING,
 )
-ROOMINFO = "http://jabber.org/protocol/muc#roominfo"
+ROOMINFO = f"{ns.MUC}#roominfo"
 
 
 class ThreadDisco:
@@ -51,11 +53,13 @@ class ThreadDisco:
         disco.api.register(self._get_items, "get_items")
 
     async def _allowed(self, jid: JID, ifrom: JID | None) -> ThreadInfo:
-        thread = await self.host.find(jid)
-        if thread is None or ifrom is None or thread.member(ifrom.bare) is None or jid.resource:
-            raise XMPPError("item-not-found", etype="cancel")
+        """The thread at ``jid`` if ``ifrom`` is a member; outsiders learn nothing (IV.2)."""
+        if ifrom is None:
+            raise NotAMember(jid.bare)
+        thread, _member = await self.host.member_thread(jid, ifrom)
         return thread
 
+    @maps_domain_errors
     async def _get_info(
         self, jid: JID | None, node: str | None, ifrom: JID | None, data: Any
     ) -> Any:
@@ -83,6 +87,7 @@ class ThreadDisco:
         form.add_field(var="muc#roominfo_subject", ftype="text-single", value=thread.subject)
         return form
 
+    @maps_domain_errors
     async def _get_items(
         self, jid: JID | None, node: str | None, ifrom: JID | None, data: Any
     ) -> Any:

@@ -16,17 +16,22 @@ import logging
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
 
 from slixmpp import JID, ComponentXMPP, Presence
-from slixmpp.xmlstream import StanzaBase
-from slixmpp.xmlstream.handler import CoroutineCallback
-from slixmpp.xmlstream.matcher.base import MatcherBase
 
+from xmpp_clinic import namespaces as ns
 from xmpp_clinic.config import Settings
-from xmpp_clinic.threads import MembershipChange, ThreadBook, ThreadInfo, ThreadService
+from xmpp_clinic.threads import (
+    MemberInfo,
+    MembershipChange,
+    ThreadBook,
+    ThreadInfo,
+    ThreadService,
+)
 from xmpp_clinic.xmpp import muc_stanzas as ms
+from xmpp_clinic.xmpp.errors import NotAMember, maps_domain_errors
 from xmpp_clinic.xmpp.occupants import Occupant, Room, make_occupant_id
+from xmpp_clinic.xmpp.routing import ToThread, handle
 
 log = logging.getLogger(__name__)
 
@@ -38,53 +43,19 @@ ArrivalListener = Callable[[str], None]
 # picks up CLI changes within about a second anyway).
 FRESH_SECONDS = 0.5
 
-_MUC_PAYLOAD = {
-    f"{{{ms.NS_MUC}}}x",
-    f"{{{ms.NS_MUC_USER}}}x",
-    f"{{{ms.NS_OCCUPANT_ID}}}occupant-id",
-    f"{{{ms.NS_COMPONENT}}}error",
+# Join refusals (XEP-0045 7.2): condition -> error type.
+_JOIN_ERROR_TYPES = {
+    "registration-required": "auth",
+    "conflict": "cancel",
+    "jid-malformed": "modify",
+    "not-acceptable": "modify",
 }
-
-
-def handle(
-    xmpp: ComponentXMPP, name: str, matcher: MatcherBase, handler: Callable[[Any], Awaitable[None]]
-) -> None:
-    """Register a coroutine stanza handler (slixmpp types handlers as taking StanzaBase)."""
-    callback = cast(Callable[[StanzaBase], Awaitable[None]], handler)
-    xmpp.register_handler(CoroutineCallback(name, matcher, callback))
-
-
-class ToThread(MatcherBase):
-    """Matches ``kind`` stanzas addressed to a thread (a JID with a localpart) at ``domain``."""
-
-    def __init__(self, kind: str, domain: str) -> None:
-        super().__init__((kind, domain))
-
-    def match(self, xml: ET.Element | object) -> bool:
-        stanza_xml = getattr(xml, "xml", xml)
-        if not isinstance(stanza_xml, ET.Element):
-            return False
-        kind, domain = self._criteria
-        if stanza_xml.tag.rsplit("}", 1)[-1] != kind:
-            return False
-        to = JID(stanza_xml.get("to", ""))
-        return bool(to.user) and to.domain == domain
-
-
-class ToThreadIq(ToThread):
-    """Matches ``<iq>`` to a thread JID whose payload is ``{ns}tag``."""
-
-    def __init__(self, domain: str, ns: str, tag: str = "query") -> None:
-        MatcherBase.__init__(self, ("iq", domain))
-        self._payload = f"{{{ns}}}{tag}"
-
-    def match(self, xml: ET.Element | object) -> bool:
-        stanza_xml = getattr(xml, "xml", xml)
-        return (
-            super().match(xml)
-            and isinstance(stanza_xml, ET.Element)
-            and stanza_xml.find(self._payload) is not None
-        )
+_MUC_PAYLOAD = {
+    f"{{{ns.MUC}}}x",
+    f"{{{ns.MUC_USER}}}x",
+    f"{{{ns.OCCUPANT_ID}}}occupant-id",
+    f"{{{ns.COMPONENT}}}error",
+}
 
 
 class ThreadHost:
@@ -174,6 +145,22 @@ class ThreadHost:
             await asyncio.shield(self._unknown_check)
         return self.thread_for(jid)
 
+    async def member_thread(
+        self, to: JID, sender: JID, *, nick: bool = False
+    ) -> tuple[ThreadInfo, MemberInfo]:
+        """The thread at ``to`` and ``sender``'s membership of it (IV.2).
+
+        The one members-only gate of joining, MAM, member lists and discovery. An
+        unknown thread and a non-member both raise :class:`NotAMember`, which every
+        caller answers alike, so nobody learns which threads exist. ``to`` is the thread
+        itself; with ``nick`` (a join) it is an occupant address ``thread/nick``.
+        """
+        thread = await self.find(to)
+        member = thread.member(sender.bare) if thread is not None else None
+        if thread is None or member is None or (bool(to.resource) and not nick):
+            raise NotAMember(to.bare)
+        return thread, member
+
     def _checked(self, started: float) -> None:
         if self._checked_at is None or started > self._checked_at:
             self._checked_at = started
@@ -224,6 +211,7 @@ class ThreadHost:
         return root
 
     # ------------------------------------------------------------------ presence
+    @maps_domain_errors
     async def _on_presence(self, pres: Presence) -> None:
         ptype = pres["type"]
         to, sender = pres["to"], pres["from"]
@@ -238,22 +226,22 @@ class ThreadHost:
             if thread is not None:
                 self.leave_session(thread, sender.full)
             return
-        self._join(await self.find(to), to, sender, pres.xml)
+        try:
+            thread, _member = await self.member_thread(to, sender, nick=True)
+        except NotAMember:
+            # Same answer for a missing thread and a non-member: no existence oracle.
+            self._refuse_join(to, sender, "registration-required", "Members only.")
+            return
+        self._join(thread, to, sender, pres.xml)
 
     def _refuse_join(self, to: JID, sender: JID, condition: str, text: str) -> None:
-        etype = {"conflict": "cancel", "jid-malformed": "modify"}.get(condition, "auth")
-        if condition == "not-acceptable":
-            etype = "modify"
+        etype = _JOIN_ERROR_TYPES[condition]
         self.send(
             ms.stanza_error("presence", to.full, sender.full, condition, etype, text, muc=True)
         )
 
-    def _join(self, thread: ThreadInfo | None, to: JID, sender: JID, xml: ET.Element) -> None:
-        """Join or presence update (XEP-0045 7.2); non-members learn nothing (IV.2)."""
-        if thread is None or thread.member(sender.bare) is None:
-            # Same answer for a missing thread and a non-member: no existence oracle.
-            self._refuse_join(to, sender, "registration-required", "Members only.")
-            return
+    def _join(self, thread: ThreadInfo, to: JID, sender: JID, xml: ET.Element) -> None:
+        """A member's join or presence update (XEP-0045 7.2)."""
         nick = to.resource
         if not nick:
             self._refuse_join(to, sender, "jid-malformed", "A nickname is required.")
@@ -297,7 +285,7 @@ class ThreadHost:
     def _send_subject(self, thread: ThreadInfo, to: str) -> None:
         # Clients treat the subject as the end of the join: always send it, even empty.
         root = ms.stanza("message", self.thread_jid(thread.name), to, type="groupchat")
-        ET.SubElement(root, f"{{{ms.NS_COMPONENT}}}subject").text = thread.subject or None
+        ET.SubElement(root, f"{{{ns.COMPONENT}}}subject").text = thread.subject or None
         self.send(root)
 
     def _broadcast_presence(self, thread: ThreadInfo, occupant: Occupant) -> None:
