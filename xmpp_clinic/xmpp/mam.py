@@ -4,6 +4,9 @@ Only current members may query; by default a member reads from the moment they b
 member (``threads.history_for_new_members``). Results carry the stanza exactly as it was
 relayed plus the sender's real JID (the thread is non-anonymous), so an OMEMO client can
 find the sender's devices for messages whose sender has left.
+
+Requests are read through slixmpp's stanza classes (the MAM query, its XEP-0004 form and
+its XEP-0059 result set); the results themselves are built from the archived strings.
 """
 
 from __future__ import annotations
@@ -13,57 +16,47 @@ import xml.etree.ElementTree as ET
 from datetime import datetime
 
 from slixmpp import JID, Iq
-from slixmpp.exceptions import XMPPError
 from slixmpp.jid import InvalidJID
+from slixmpp.plugins.xep_0004 import Form
+from slixmpp.plugins.xep_0059 import Set
 from slixmpp.plugins.xep_0082 import format_datetime, parse
+from slixmpp.plugins.xep_0313.stanza import MAM, Fin
+from slixmpp.xmlstream import register_stanza_plugin
 
+from xmpp_clinic import namespaces as ns
 from xmpp_clinic.archive.messages import (
     DEFAULT_PAGE,
     ArchiveEntry,
     ArchivePage,
     ArchiveQuery,
     MessageArchive,
-    UnknownId,
 )
-from xmpp_clinic.store import StoreUnavailable
+from xmpp_clinic.clock import as_utc
 from xmpp_clinic.threads import MemberInfo, ThreadInfo
-from xmpp_clinic.threads.model import as_utc
+from xmpp_clinic.xmpp import forms
 from xmpp_clinic.xmpp import muc_stanzas as ms
-from xmpp_clinic.xmpp.threads import ThreadHost, ToThreadIq, handle
+from xmpp_clinic.xmpp.errors import FormError, maps_domain_errors
+from xmpp_clinic.xmpp.routing import ToThreadIq, handle
+from xmpp_clinic.xmpp.threads import ThreadHost
 
-NS_MAM = "urn:xmpp:mam:2"
-NS_RSM = "http://jabber.org/protocol/rsm"
-NS_DATA = "jabber:x:data"
-NS_FORWARD = "urn:xmpp:forward:0"
-NS_DELAY = "urn:xmpp:delay"
 FIELDS = ("start", "end", "with", "before-id", "after-id", "ids")
+FIELD_TYPES = {"with": "jid-single", "ids": "text-multi"}  # the rest are text-single
+
+register_stanza_plugin(Iq, MAM)
+register_stanza_plugin(MAM, Form)
+register_stanza_plugin(MAM, Set)
+register_stanza_plugin(Iq, Fin)
+register_stanza_plugin(Fin, Set)
 
 
-def _fields(query: ET.Element) -> dict[str, list[str]]:
-    form = query.find(f"{{{NS_DATA}}}x")
-    values: dict[str, list[str]] = {}
-    for field in form.findall(f"{{{NS_DATA}}}field") if form is not None else ():
-        var = field.get("var")
-        if var:
-            values[var] = [v.text or "" for v in field.findall(f"{{{NS_DATA}}}value")]
-    return values
-
-
-def _one(fields: dict[str, list[str]], var: str) -> str | None:
-    value = fields.get(var)
-    return value[0].strip() if value and value[0].strip() else None
-
-
-def _time(fields: dict[str, list[str]], var: str) -> datetime | None:
-    raw = _one(fields, var)
-    if raw is None:
+def _time(form: Form | None, var: str) -> datetime | None:
+    raw = forms.text(form, var)
+    if not raw:
         return None
     try:
         return as_utc(parse(raw))
     except (ValueError, OverflowError):  # OverflowError: out of range once moved to UTC
-        raise XMPPError(
-            "bad-request", f"{var} is not an XEP-0082 timestamp", etype="modify"
-        ) from None
+        raise FormError(f"{var} is not an XEP-0082 timestamp") from None
 
 
 def _with(raw: str) -> JID:
@@ -71,30 +64,26 @@ def _with(raw: str) -> JID:
     try:
         return JID(raw)
     except InvalidJID:
-        raise XMPPError("bad-request", "with is not a valid JID", etype="modify") from None
+        raise FormError("with is not a valid JID") from None
 
 
-def _rsm(query: ET.Element) -> tuple[int, str | None, str | None]:
-    """RSM max, after, before (before "" = last page), XEP-0059."""
-    rsm = query.find(f"{{{NS_RSM}}}set")
-    if rsm is None:
+def _page(query: MAM) -> tuple[int, str | None, str | None]:
+    """RSM max, after, before (before "" = the last page), XEP-0059."""
+    rsm = query.get_plugin("rsm", check=True)
+    if not isinstance(rsm, Set):
         return DEFAULT_PAGE, None, None
-    limit, after, before = (
-        DEFAULT_PAGE,
-        rsm.find(f"{{{NS_RSM}}}after"),
-        rsm.find(f"{{{NS_RSM}}}before"),
-    )
-    raw_max = rsm.findtext(f"{{{NS_RSM}}}max")
-    if raw_max is not None:
+    limit = DEFAULT_PAGE
+    if raw_max := str(rsm["max"]).strip():
         try:
             limit = int(raw_max)
         except ValueError:
-            raise XMPPError("bad-request", "RSM max is not a number", etype="modify") from None
+            raise FormError("RSM max is not a number") from None
         if limit < 0:
-            raise XMPPError("bad-request", "RSM max is negative", etype="modify")
-    after_id = (after.text or "").strip() or None if after is not None else None
-    before_id = (before.text or "").strip() if before is not None else None
-    return limit, after_id, before_id
+            raise FormError("RSM max is negative")
+    after = str(rsm["after"]).strip() or None
+    before = rsm["before"]  # True for an empty <before/>, None when absent
+    before_id = "" if before is True else (str(before).strip() if before else None)
+    return limit, after, before_id
 
 
 class ThreadArchive:
@@ -105,46 +94,27 @@ class ThreadArchive:
         self.archive = archive
 
     def attach(self) -> None:
-        handle(self.host.xmpp, "ThreadMAM", ToThreadIq(self.host.domain, NS_MAM), self._on_query)
+        handle(self.host.xmpp, "ThreadMAM", ToThreadIq(self.host.domain, ns.MAM), self._on_query)
 
-    async def _member(self, iq: Iq) -> tuple[ThreadInfo, MemberInfo]:
-        try:
-            thread = await self.host.find(iq["to"])
-        except StoreUnavailable:
-            raise XMPPError("internal-server-error", etype="wait") from None
-        member = thread.member(iq["from"].bare) if thread is not None else None
-        if thread is None or member is None or iq["to"].resource:
-            # Non-members and unknown threads get the same answer (IV.2).
-            raise XMPPError("item-not-found", etype="cancel")
-        return thread, member
-
+    @maps_domain_errors
     async def _on_query(self, iq: Iq) -> None:
-        thread, member = await self._member(iq)
+        thread, member = await self.host.member_thread(iq["to"], iq["from"])
         if iq["type"] == "get":
             self._reply_form(iq)
             return
-        query = iq.xml.find(f"{{{NS_MAM}}}query")
-        assert query is not None
-        request = self._request(thread, member, query)
-        try:
-            page = await self.archive.query(request)
-        except UnknownId:
-            raise XMPPError("item-not-found", "No such message in this archive.") from None
-        except StoreUnavailable:
-            raise XMPPError("internal-server-error", etype="wait") from None
-        queryid = query.get("queryid", "")
+        query: MAM = iq["mam"]
+        page = await self.archive.query(self._request(thread, member, query))
         for entry in page.entries:
-            self.host.send(self._result(thread, iq["from"].full, queryid, entry))
+            self.host.send(self._result(thread, iq["from"].full, query["queryid"], entry))
         self._reply_fin(iq, page)
 
-    def _request(self, thread: ThreadInfo, member: MemberInfo, query: ET.Element) -> ArchiveQuery:
-        fields = _fields(query)
-        form_type = _one(fields, "FORM_TYPE")
-        if form_type not in (None, NS_MAM):
-            raise XMPPError("bad-request", "Unsupported FORM_TYPE", etype="modify")
-        limit, page_after, page_before = _rsm(query)
+    def _request(self, thread: ThreadInfo, member: MemberInfo, query: MAM) -> ArchiveQuery:
+        form = forms.form_of(query)
+        if forms.text(form, "FORM_TYPE") not in ("", ns.MAM):
+            raise FormError("Unsupported FORM_TYPE")
+        limit, page_after, page_before = _page(query)
         sender = nick = None
-        if (with_raw := _one(fields, "with")) is not None:
+        if with_raw := forms.text(form, "with"):
             with_jid = _with(with_raw)
             if with_jid.bare == self.host.thread_jid(thread.name) and with_jid.resource:
                 nick = with_jid.resource
@@ -153,13 +123,13 @@ class ThreadArchive:
         history = self.host.settings.threads.history_for_new_members
         return ArchiveQuery(
             thread_id=thread.id,
-            start=_time(fields, "start"),
-            end=_time(fields, "end"),
+            start=_time(form, "start"),
+            end=_time(form, "end"),
             sender=sender,
             nick=nick,
-            after_id=_one(fields, "after-id"),
-            before_id=_one(fields, "before-id"),
-            ids=tuple(v.strip() for v in fields.get("ids", []) if v.strip()),
+            after_id=forms.text(form, "after-id") or None,
+            before_id=forms.text(form, "before-id") or None,
+            ids=tuple(v.strip() for v in forms.values(form, "ids") if v.strip()),
             not_before=member.since if history == "none" else None,
             page_after=page_after,
             page_before=page_before,
@@ -171,37 +141,30 @@ class ThreadArchive:
         archived = ET.fromstring(ms.as_client(entry.stanza))
         real = f"{entry.sender}/{entry.sender_resource}" if entry.sender_resource else entry.sender
         archived.append(ms.muc_user(self.host.affiliation(thread, entry.sender), "none", real))
-        result = ms.element("result", NS_MAM, queryid=queryid, id=entry.stanza_id)
-        forwarded = ET.SubElement(result, f"{{{NS_FORWARD}}}forwarded")
-        ET.SubElement(forwarded, f"{{{NS_DELAY}}}delay", {"stamp": format_datetime(entry.at)})
+        result = ms.element("result", ns.MAM, queryid=queryid, id=entry.stanza_id)
+        forwarded = ET.SubElement(result, f"{{{ns.FORWARD}}}forwarded")
+        ET.SubElement(forwarded, f"{{{ns.DELAY}}}delay", {"stamp": format_datetime(entry.at)})
         forwarded.append(archived)
         thread_jid = self.host.thread_jid(thread.name)
         return ms.stanza("message", thread_jid, to, result, id=str(uuid.uuid4()))
 
     def _reply_fin(self, iq: Iq, page: ArchivePage) -> None:
-        fin = ms.element("fin", NS_MAM)
-        if page.complete:
-            fin.set("complete", "true")
-        rsm = ET.SubElement(fin, f"{{{NS_RSM}}}set")
-        if page.entries:
-            ET.SubElement(rsm, f"{{{NS_RSM}}}first").text = page.entries[0].stanza_id
-            ET.SubElement(rsm, f"{{{NS_RSM}}}last").text = page.entries[-1].stanza_id
-        ET.SubElement(rsm, f"{{{NS_RSM}}}count").text = str(page.count)
         reply = iq.reply()
-        reply.set_payload(fin)
+        fin: Fin = reply["mam_fin"]
+        if page.complete:
+            fin["complete"] = "true"
+        rsm: Set = fin["rsm"]
+        if page.entries:
+            rsm["first"] = page.entries[0].stanza_id
+            rsm["last"] = page.entries[-1].stanza_id
+        rsm["count"] = str(page.count)
         reply.send()
 
     def _reply_form(self, iq: Iq) -> None:
         """The fields this archive understands (XEP-0313 5.1)."""
-        query = ms.element("query", NS_MAM)
-        form = ET.SubElement(query, f"{{{NS_DATA}}}x", {"type": "form"})
-        hidden = ET.SubElement(form, f"{{{NS_DATA}}}field", {"var": "FORM_TYPE", "type": "hidden"})
-        ET.SubElement(hidden, f"{{{NS_DATA}}}value").text = NS_MAM
-        for var in FIELDS:
-            ftype = "text-multi" if var == "ids" else "text-single"
-            if var == "with":
-                ftype = "jid-single"
-            ET.SubElement(form, f"{{{NS_DATA}}}field", {"var": var, "type": ftype})
         reply = iq.reply()
-        reply.set_payload(query)
+        form: Form = reply["mam"]["form"]
+        form.add_field(var="FORM_TYPE", ftype="hidden", value=ns.MAM)
+        for var in FIELDS:
+            form.add_field(var=var, ftype=FIELD_TYPES.get(var, "text-single"))
         reply.send()

@@ -4,24 +4,35 @@ OMEMO clients encrypt for every member, present or not, from the ``muc#admin`` l
 so every member may read the owner, admin and member lists, with real JIDs. Owners and
 admins may change affiliations (through the thread service, like the CLI). The room
 configuration is fixed where it matters: a thread never becomes public or anonymous.
+
+Requests are read through slixmpp's XEP-0045 stanza classes and XEP-0004 forms.
 """
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
-
-from slixmpp import JID, Iq
+from slixmpp import Iq
 from slixmpp.exceptions import XMPPError
-from slixmpp.jid import InvalidJID
+from slixmpp.plugins.xep_0004 import Form
+from slixmpp.plugins.xep_0045.stanza import (
+    MUCAdminItem,
+    MUCAdminQuery,
+    MUCOwnerDestroy,
+    MUCOwnerQuery,
+)
+from slixmpp.xmlstream import register_stanza_plugin
 
-from xmpp_clinic.store import StoreUnavailable
-from xmpp_clinic.threads import ThreadError, ThreadInfo
+from xmpp_clinic import namespaces as ns
+from xmpp_clinic.jids import bare_jid
+from xmpp_clinic.threads import ThreadInfo
+from xmpp_clinic.xmpp import forms
 from xmpp_clinic.xmpp import muc_stanzas as ms
-from xmpp_clinic.xmpp.threads import ThreadHost, ToThreadIq, handle
+from xmpp_clinic.xmpp.errors import maps_domain_errors
+from xmpp_clinic.xmpp.routing import ToThreadIq, handle
+from xmpp_clinic.xmpp.threads import ThreadHost
 
-NS_DATA = "jabber:x:data"
-CONFIG_FORM = "http://jabber.org/protocol/muc#roomconfig"
+CONFIG_FORM = f"{ns.MUC}#roomconfig"
 LISTABLE = ("owner", "admin", "member", "outcast")
+ROLES = ("moderator", "participant", "visitor")
 
 # Configuration a thread keeps whatever an owner submits: (field, required value).
 FIXED_CONFIG = {
@@ -35,6 +46,23 @@ FIXED_CONFIG = {
 }
 _TRUTHY = {"1": "1", "true": "1", "0": "0", "false": "0"}
 
+register_stanza_plugin(Iq, MUCAdminQuery)
+register_stanza_plugin(MUCAdminQuery, MUCAdminItem, iterable=True)
+register_stanza_plugin(Iq, MUCOwnerQuery)
+register_stanza_plugin(MUCOwnerQuery, Form)
+register_stanza_plugin(MUCOwnerQuery, MUCOwnerDestroy)
+
+
+def _items(query: MUCAdminQuery) -> list[MUCAdminItem]:
+    return [item for item in query["substanzas"] if isinstance(item, MUCAdminItem)]
+
+
+def _item(**attrs: str) -> MUCAdminItem:
+    item = MUCAdminItem()
+    for name, value in attrs.items():
+        item[name] = value
+    return item
+
 
 class MemberLists:
     """Answers muc#admin and muc#owner queries on threads."""
@@ -44,105 +72,84 @@ class MemberLists:
 
     def attach(self) -> None:
         xmpp, domain = self.host.xmpp, self.host.domain
-        handle(xmpp, "ThreadAdmin", ToThreadIq(domain, ms.NS_MUC_ADMIN), self._on_admin)
-        handle(xmpp, "ThreadOwner", ToThreadIq(domain, ms.NS_MUC_OWNER), self._on_owner)
-
-    async def _member_thread(self, iq: Iq) -> tuple[ThreadInfo, str]:
-        """The addressed thread and the requester's affiliation; outsiders learn nothing."""
-        try:
-            thread = await self.host.find(iq["to"])
-        except StoreUnavailable:
-            raise _store_unavailable() from None
-        member = thread.member(iq["from"].bare) if thread is not None else None
-        if thread is None or member is None or iq["to"].resource:
-            raise XMPPError("item-not-found", etype="cancel")
-        return thread, member.affiliation
+        handle(xmpp, "ThreadAdmin", ToThreadIq(domain, ns.MUC_ADMIN), self._on_admin)
+        handle(xmpp, "ThreadOwner", ToThreadIq(domain, ns.MUC_OWNER), self._on_owner)
 
     # ---------------------------------------------------------------- muc#admin
+    @maps_domain_errors
     async def _on_admin(self, iq: Iq) -> None:
-        thread, requester = await self._member_thread(iq)
-        query = iq.xml.find(f"{{{ms.NS_MUC_ADMIN}}}query")
-        assert query is not None
-        items = query.findall(f"{{{ms.NS_MUC_ADMIN}}}item")
+        thread, member = await self.host.member_thread(iq["to"], iq["from"])
+        items = _items(iq["mucadmin_query"])
         if iq["type"] == "get":
             self._reply_list(iq, thread, items)
         elif iq["type"] == "set":
-            await self._change(iq, thread, requester, items)
+            await self._change(iq, thread, member.affiliation, items)
 
-    def _reply_list(self, iq: Iq, thread: ThreadInfo, items: list[ET.Element]) -> None:
+    def _reply_list(self, iq: Iq, thread: ThreadInfo, items: list[MUCAdminItem]) -> None:
         """The complete list for one affiliation or role, with real JIDs (XEP-0045 9.5)."""
         if len(items) != 1:
             raise XMPPError("bad-request", "Ask for one affiliation or role.", etype="modify")
-        wanted_aff, wanted_role = items[0].get("affiliation"), items[0].get("role")
-        answer = ET.Element(f"{{{ms.NS_MUC_ADMIN}}}query")
+        wanted_aff, wanted_role = items[0]["affiliation"], items[0]["role"]
+        reply = iq.reply()
+        answer: MUCAdminQuery = reply["mucadmin_query"]
         if wanted_aff in LISTABLE:
             for member in thread.members:
                 if member.affiliation == wanted_aff:
-                    attrs = {"affiliation": member.affiliation, "jid": member.jid}
-                    ET.SubElement(answer, f"{{{ms.NS_MUC_ADMIN}}}item", attrs)
-        elif wanted_role in ("moderator", "participant", "visitor"):
+                    answer.append(_item(affiliation=member.affiliation, jid=member.jid))
+        elif wanted_role in ROLES:
             for nick, occupant in self.host.room(thread.name).nicks().items():
                 aff = self.host.affiliation(thread, occupant.bare)
                 if ms.ROLE_OF.get(aff) == wanted_role:
-                    attrs = {"role": wanted_role, "nick": nick, "jid": occupant.jid}
-                    attrs["affiliation"] = aff
-                    ET.SubElement(answer, f"{{{ms.NS_MUC_ADMIN}}}item", attrs)
+                    answer.append(
+                        _item(role=wanted_role, nick=nick, jid=occupant.jid, affiliation=aff)
+                    )
         else:
             raise XMPPError("bad-request", "Unknown affiliation or role.", etype="modify")
-        reply = iq.reply()
-        reply.set_payload(answer)
         reply.send()
 
     async def _change(
-        self, iq: Iq, thread: ThreadInfo, requester: str, items: list[ET.Element]
+        self, iq: Iq, thread: ThreadInfo, requester: str, items: list[MUCAdminItem]
     ) -> None:
         """Owners change any affiliation, admins add or remove plain members (XEP-0045 9, 10)."""
         if requester not in ("owner", "admin"):
             raise XMPPError("forbidden", "Only owners and admins change membership.", etype="auth")
         for item in items:
-            jid, aff = item.get("jid"), item.get("affiliation")
+            jid, aff = str(item["jid"]), item["affiliation"]
             if not jid or aff not in ("owner", "admin", "member", "none"):
                 raise XMPPError("not-acceptable", "Give a JID and an affiliation.", etype="modify")
-            bare = _bare(jid)
+            bare = bare_jid(jid)  # malformed: jid-malformed (xmpp/errors.py)
             current = self.host.affiliation(thread, bare)
             if requester == "admin" and {aff, current} - {"member", "none"}:
                 raise XMPPError("not-allowed", "Admins may only manage members.", etype="cancel")
-            try:
-                if aff == "none":
-                    if current != "none":
-                        await self.host.service.remove_member(thread.name, bare)
-                else:
-                    # The service refuses people outside xmpp.user_domains (IV.2).
-                    await self.host.service.add_member(thread.name, bare, aff)
-            except ThreadError as exc:
-                raise XMPPError("not-acceptable", str(exc), etype="modify") from None
-            except StoreUnavailable:
-                raise _store_unavailable() from None
+            if aff == "none":
+                if current != "none":
+                    await self.host.service.remove_member(thread.name, bare)
+            else:
+                # The service refuses people outside xmpp.user_domains (IV.2).
+                await self.host.service.add_member(thread.name, bare, aff)
         await self.host.refresh()
         iq.reply().send()
 
     # ---------------------------------------------------------------- muc#owner
+    @maps_domain_errors
     async def _on_owner(self, iq: Iq) -> None:
-        thread, requester = await self._member_thread(iq)
-        if requester != "owner":
+        thread, member = await self.host.member_thread(iq["to"], iq["from"])
+        if member.affiliation != "owner":
             raise XMPPError("forbidden", "Only owners configure a thread.", etype="auth")
-        query = iq.xml.find(f"{{{ms.NS_MUC_OWNER}}}query")
-        assert query is not None
-        if query.find(f"{{{ms.NS_MUC_OWNER}}}destroy") is not None:
+        query: MUCOwnerQuery = iq["mucowner_query"]
+        if query.get_plugin("destroy", check=True) is not None:
             raise XMPPError("forbidden", "Threads are closed by the administrators.", etype="auth")
         if iq["type"] == "get":
             reply = iq.reply()
-            answer = ET.Element(f"{{{ms.NS_MUC_OWNER}}}query")
-            answer.append(config_form(thread))
-            reply.set_payload(answer)
+            reply["mucowner_query"].append(config_form(thread))
             reply.send()
             return
-        form = query.find(f"{{{NS_DATA}}}x")
-        if form is not None and form.get("type") == "submit":
-            values = _form_values(form)
-            for var, required in FIXED_CONFIG.items():
+        form = forms.form_of(query)
+        if form is not None and form["type"] == "submit":
+            values = forms.all_values(form)
+            for var, fixed in FIXED_CONFIG.items():
                 given = values.get(var)
-                if given is not None and _TRUTHY.get(given, given) != required:
+                if given is not None and _TRUTHY.get(given, given) != fixed:
                     raise XMPPError(
                         "not-acceptable", f"{var} is fixed for care threads.", etype="modify"
                     )
@@ -153,41 +160,13 @@ class MemberLists:
         iq.reply().send()
 
 
-def _bare(jid: str) -> str:
-    """The bare JID of an item; a malformed one is the client's error (XEP-0045 9)."""
-    try:
-        return JID(jid).bare
-    except InvalidJID:
-        raise XMPPError("jid-malformed", f"{jid!r} is not a valid JID.", etype="modify") from None
-
-
-def _store_unavailable() -> XMPPError:
-    return XMPPError(
-        "internal-server-error", "The thread store is unavailable; try again.", etype="wait"
-    )
-
-
-def _form_values(form: ET.Element) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for field in form.findall(f"{{{NS_DATA}}}field"):
-        value = field.find(f"{{{NS_DATA}}}value")
-        if field.get("var") and value is not None:
-            values[str(field.get("var"))] = (value.text or "").strip()
-    return values
-
-
-def config_form(thread: ThreadInfo) -> ET.Element:
+def config_form(thread: ThreadInfo) -> Form:
     """The thread's configuration as a muc#roomconfig form (what owners see)."""
-    form = ET.Element(f"{{{NS_DATA}}}x", {"type": "form"})
-    fields = [
-        ("FORM_TYPE", "hidden", CONFIG_FORM),
-        ("muc#roomconfig_roomname", "text-single", thread.title),
-    ]
-    fields += [
-        (var, "boolean" if value in "01" else "list-single", value)
-        for var, value in FIXED_CONFIG.items()
-    ]
-    for var, ftype, value in fields:
-        field = ET.SubElement(form, f"{{{NS_DATA}}}field", {"var": var, "type": ftype})
-        ET.SubElement(field, f"{{{NS_DATA}}}value").text = value
+    form = Form()
+    form["type"] = "form"
+    form.add_field(var="FORM_TYPE", ftype="hidden", value=CONFIG_FORM)
+    form.add_field(var="muc#roomconfig_roomname", ftype="text-single", value=thread.title)
+    for var, value in FIXED_CONFIG.items():
+        ftype = "boolean" if value in "01" else "list-single"
+        form.add_field(var=var, ftype=ftype, value=value)
     return form
