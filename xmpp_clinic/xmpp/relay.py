@@ -24,31 +24,31 @@ from dataclasses import dataclass, field
 
 from slixmpp import Message
 
+from xmpp_clinic import namespaces as ns
 from xmpp_clinic.archive.messages import MessageArchive, NewMessage
-from xmpp_clinic.policy.verdict import Action, MessageContext, MessagePolicy, Verdict
+from xmpp_clinic.clock import utcnow
+from xmpp_clinic.policy.verdict import (
+    Action,
+    MessageContext,
+    MessagePolicy,
+    ReasonCode,
+    Refusal,
+    Verdict,
+    refusal,
+)
 from xmpp_clinic.store import StoreUnavailable
-from xmpp_clinic.store.base import utcnow
 from xmpp_clinic.threads import ThreadInfo
 from xmpp_clinic.xmpp import muc_stanzas as ms
 from xmpp_clinic.xmpp.occupants import Occupant
-from xmpp_clinic.xmpp.threads import ThreadHost, ToThread, handle
+from xmpp_clinic.xmpp.routing import ToThread, handle
+from xmpp_clinic.xmpp.threads import ThreadHost
 
 log = logging.getLogger(__name__)
 
-NOT_GROUPCHAT = (
-    "Care threads accept only group messages from people who have joined: "
-    "join the thread, then send."
-)
-NS_DELAY = "urn:xmpp:delay"
-NOT_OCCUPANT = "Only occupants of this thread may send to it."
-NOT_STORED = "The message could not be archived and was not delivered; please retry."
-NOT_CHECKED = "The message could not be checked and was not delivered; please retry."
 # How long one message may wait on the store (change counters, archive commit, policy)
 # before the sender is told to retry: a stalled database must not hold every thread
 # silently (I.12).
 STORE_TIMEOUT = 15.0
-# Application-specific error condition (RFC 6120 8.3.4) carrying the policy reason code.
-NS_POLICY = "urn:xmpp-clinic:policy:0"
 
 
 def _strip(child: ET.Element) -> bool:
@@ -57,8 +57,8 @@ def _strip(child: ET.Element) -> bool:
     # Every sender-supplied stanza-id goes, whatever its "by" says: clients compare JIDs
     # normalised, so a "by" spelled differently would still pass as the room's id.
     return child.tag in (
-        f"{{{ms.NS_SID}}}stanza-id", f"{{{ms.NS_OCCUPANT_ID}}}occupant-id",
-        f"{{{ms.NS_MUC_USER}}}x", f"{{{NS_DELAY}}}delay",
+        f"{{{ns.SID}}}stanza-id", f"{{{ns.OCCUPANT_ID}}}occupant-id",
+        f"{{{ns.MUC_USER}}}x", f"{{{ns.DELAY}}}delay",
     )  # fmt: skip
 
 
@@ -106,17 +106,15 @@ class Relay:
                 self.host.leave_session(thread, sender.full, bounced=True)
             return
         if to.resource:
-            self._refuse(
-                msg, "forbidden", "cancel", "Private messages are disabled in care threads."
-            )
+            self._refuse(msg, ReasonCode.PRIVATE_MESSAGE)
             return
         if msg["type"] != "groupchat":
-            self._refuse(msg, "forbidden", "cancel", NOT_GROUPCHAT)
+            self._refuse(msg, ReasonCode.NOT_GROUPCHAT)
             return
         if thread is None and await self.host.find(to) is None:
             # Unknown threads are refused before they cost a turn (and, within the book's
             # freshness window, before they cost a store read).
-            self._refuse(msg, "not-acceptable", "cancel", NOT_OCCUPANT)
+            self._refuse(msg, ReasonCode.NOT_OCCUPANT)
             return
         previous, turn = self._last.get(to.user), _Turn()
         self._last[to.user] = turn
@@ -127,17 +125,18 @@ class Relay:
             if self._last.get(to.user) is turn:
                 del self._last[to.user]
 
-    def _refuse(
-        self, msg: Message, condition: str, etype: str, text: str, *, reason: str = ""
-    ) -> None:
-        """An error to the sender; ``reason`` adds ``<REASON xmlns=NS_POLICY/>`` (II.1, I.4)."""
+    def _refuse(self, msg: Message, reason: ReasonCode, found: Refusal | None = None) -> None:
+        """An error to the sender, as :data:`policy.verdict.REFUSALS` says for ``reason``
+        (or ``found``, a verdict's own); a tagged refusal carries the reason code as
+        ``<CODE xmlns=urn:xmpp-clinic:policy:0/>`` inside ``<error>`` (II.1, I.4)."""
+        error = found or refusal(reason)
         root = ms.stanza_error(
-            "message", msg["to"].full, msg["from"].full, condition, etype, text,
-            stanza_id=msg["id"],
+            "message", msg["to"].full, msg["from"].full, error.condition, error.type,
+            error.text, stanza_id=msg["id"],
         )  # fmt: skip
-        error = root.find(f"{{{ms.NS_COMPONENT}}}error")
-        if reason and error is not None:
-            ET.SubElement(error, f"{{{NS_POLICY}}}{reason}")
+        element = root.find(f"{{{ns.COMPONENT}}}error")
+        if error.tagged and element is not None:
+            ET.SubElement(element, f"{{{ns.CLINIC_POLICY}}}{reason}")
         self.host.send(root)
 
     async def _relay(self, msg: Message, previous: _Turn | None, turn: _Turn) -> None:
@@ -149,7 +148,7 @@ class Relay:
         except Exception as exc:  # store down or stalled, or a reload failed: fail closed
             if not isinstance(exc, StoreUnavailable):
                 log.exception("applying administrative changes failed; message refused")
-            self._refuse(msg, "internal-server-error", "wait", NOT_CHECKED)
+            self._refuse(msg, ReasonCode.NOT_CHECKED)
             return
         if previous is not None:
             await previous.decided.wait()
@@ -157,8 +156,8 @@ class Relay:
         if found is None:
             return
         thread, occupant = found
-        if msg.xml.find(f"{{{ms.NS_COMPONENT}}}subject") is not None:
-            self._refuse(msg, "forbidden", "auth", "The subject is set by the administrators.")
+        if msg.xml.find(f"{{{ns.COMPONENT}}}subject") is not None:
+            self._refuse(msg, ReasonCode.SUBJECT_BY_ADMINS)
             return
         verdict = await self._decide(thread, sender.bare, msg)
         if verdict is None:
@@ -167,11 +166,11 @@ class Relay:
             log.info(
                 "message refused", extra={"care_thread": thread.name, "reason": verdict.reason}
             )
-            self._refuse(msg, "policy-violation", "modify", verdict.text, reason=verdict.reason)
+            self._refuse(msg, verdict.reason, verdict.refusal)
             return
         if verdict.action is Action.MODIFY and verdict.stanza is None:
             log.error("policy changed a message but gave none; refused (fail closed)")
-            self._refuse(msg, "internal-server-error", "wait", NOT_CHECKED)
+            self._refuse(msg, ReasonCode.NOT_CHECKED)
             return
         source = verdict.stanza if verdict.stanza is not None else msg.xml
         # The policy may have waited (PEP discovery): a member removed meanwhile, or an
@@ -192,7 +191,7 @@ class Relay:
         thread = self.host.book.get(msg["to"].user)
         occupant = self.host.room(thread.name).get(sender.full) if thread is not None else None
         if thread is None or occupant is None or thread.member(sender.bare) is None:
-            self._refuse(msg, "not-acceptable", "cancel", NOT_OCCUPANT)
+            self._refuse(msg, ReasonCode.NOT_OCCUPANT)
             return None
         return thread, occupant
 
@@ -204,7 +203,7 @@ class Relay:
             return await asyncio.wait_for(self.policy.evaluate(ctx), 2 * STORE_TIMEOUT)
         except Exception:
             log.exception("policy failed; message refused", extra={"care_thread": thread.name})
-            self._refuse(msg, "internal-server-error", "wait", NOT_CHECKED)
+            self._refuse(msg, ReasonCode.NOT_CHECKED)
             return None
 
     async def _deliver(
@@ -222,9 +221,9 @@ class Relay:
         attrs = {"from": f"{thread_jid}/{occupant.nick}", "type": "groupchat"}
         if msg["id"]:
             attrs["id"] = msg["id"]
-        root = ET.Element(f"{{{ms.NS_COMPONENT}}}message", attrs)
+        root = ET.Element(f"{{{ns.COMPONENT}}}message", attrs)
         root.extend(copy.deepcopy(c) for c in source if not _strip(c))
-        root.append(ms.element("stanza-id", ms.NS_SID, id=stanza_id, by=thread_jid))
+        root.append(ms.element("stanza-id", ns.SID, id=stanza_id, by=thread_jid))
         root.append(ms.occupant_id(occupant.occupant_id))
         serialised = ms.serialise(root)
         record = NewMessage(
@@ -239,7 +238,7 @@ class Relay:
             await asyncio.wait_for(asyncio.shield(stored), STORE_TIMEOUT)
         except (StoreUnavailable, TimeoutError):
             log.error("archive unavailable; message refused", extra={"care_thread": thread.name})
-            self._refuse(msg, "internal-server-error", "wait", NOT_STORED)
+            self._refuse(msg, ReasonCode.NOT_STORED)
             return False
         if previous is not None:
             await previous.delivered.wait()
@@ -253,5 +252,5 @@ class Relay:
     def _notify(self, thread: ThreadInfo, to: str, text: str) -> None:
         """A policy notice for the sender, as a normal message from the thread (not an error)."""
         root = ms.stanza("message", self.host.thread_jid(thread.name), to, type="normal")
-        ET.SubElement(root, f"{{{ms.NS_COMPONENT}}}body").text = text
+        ET.SubElement(root, f"{{{ns.COMPONENT}}}body").text = text
         self.host.send(root)
