@@ -1,8 +1,8 @@
 """Who may run, and who may continue, the gateway's ad-hoc commands (IV.2, I.5, III.3).
 
-Both command sets (threads in ``commands.py``, devices in ``device_commands.py``) ask
-this one place. Admins are ``xmpp.admins`` and users are people of ``xmpp.user_domains``,
-both compared without regard to case, like JIDs themselves.
+Every command set (``adhoc.CommandSet``) asks this one place. Admins are
+``xmpp.admins`` and users are people of ``xmpp.user_domains``, normalised once with
+:mod:`xmpp_clinic.jids` as everywhere else, so they compare as the servers compare JIDs.
 
 slixmpp's xep_0050 finds a continued session by its id alone and gives the next step no
 access to the requesting stanza, so :meth:`CommandAccess.guard` listens to the
@@ -20,6 +20,7 @@ from typing import Any
 from slixmpp import JID
 
 from xmpp_clinic.config import XmppSettings
+from xmpp_clinic.jids import InvalidJid, bare_jid, check_domain, domain_of
 
 log = logging.getLogger(__name__)
 
@@ -28,16 +29,20 @@ class CommandAccess:
     """The admin and user checks shared by every ad-hoc command of the gateway."""
 
     def __init__(self, settings: XmppSettings) -> None:
-        self._admins = frozenset(jid.strip().lower() for jid in settings.admins)
-        self._domains = frozenset(domain.strip().lower() for domain in settings.user_domains)
+        # The config validates both lists; a malformed entry here fails at start.
+        self._admins = frozenset(bare_jid(jid) for jid in settings.admins)
+        self._domains = frozenset(check_domain(domain) for domain in settings.user_domains)
 
     def is_admin(self, jid: JID) -> bool:
         """``jid`` is one of the hospital's IT admins (``xmpp.admins``; IV.2)."""
-        return jid.bare.lower() in self._admins
+        try:
+            return bare_jid(jid.bare) in self._admins
+        except InvalidJid:  # e.g. a server or component JID, which has no localpart
+            return False
 
     def is_user(self, jid: JID) -> bool:
         """``jid`` belongs to one of the hospital's user domains (IV.2)."""
-        return jid.domain.lower() in self._domains
+        return domain_of(jid.bare) in self._domains
 
     def may_run(self, jid: JID, *, admin_only: bool) -> bool:
         """Admin-only commands are for admins; the others for hospital users."""
