@@ -22,7 +22,7 @@ from slixmpp.plugins.xep_0045.stanza import (
 from slixmpp.xmlstream import register_stanza_plugin
 
 from xmpp_clinic import namespaces as ns
-from xmpp_clinic.jids import bare_jid
+from xmpp_clinic.jids import bare_jid, fast_bare
 from xmpp_clinic.threads import ThreadInfo
 from xmpp_clinic.xmpp import forms
 from xmpp_clinic.xmpp import muc_stanzas as ms
@@ -85,6 +85,11 @@ class MemberLists:
         elif iq["type"] == "set":
             await self._change(iq, thread, member.affiliation, items)
 
+    @staticmethod
+    def _actor(iq: Iq) -> str:
+        """Who changed it, as the audit log names people acting over XMPP (IV.4)."""
+        return f"xmpp:{fast_bare(iq['from'].full)}"
+
     def _reply_list(self, iq: Iq, thread: ThreadInfo, items: list[MUCAdminItem]) -> None:
         """The complete list for one affiliation or role, with real JIDs (XEP-0045 9.5)."""
         if len(items) != 1:
@@ -113,6 +118,7 @@ class MemberLists:
         """Owners change any affiliation, admins add or remove plain members (XEP-0045 9, 10)."""
         if requester not in ("owner", "admin"):
             raise XMPPError("forbidden", "Only owners and admins change membership.", etype="auth")
+        actor = self._actor(iq)
         for item in items:
             jid, aff = str(item["jid"]), item["affiliation"]
             if not jid or aff not in ("owner", "admin", "member", "none"):
@@ -123,10 +129,10 @@ class MemberLists:
                 raise XMPPError("not-allowed", "Admins may only manage members.", etype="cancel")
             if aff == "none":
                 if current != "none":
-                    await self.host.service.remove_member(thread.name, bare)
+                    await self.host.service.remove_member(thread.name, bare, actor=actor)
             else:
                 # The service refuses people outside xmpp.user_domains (IV.2).
-                await self.host.service.add_member(thread.name, bare, aff)
+                await self.host.service.add_member(thread.name, bare, aff, actor=actor)
         await self.host.refresh()
         iq.reply().send()
 
@@ -155,7 +161,7 @@ class MemberLists:
                     )
             title = values.get("muc#roomconfig_roomname")
             if title and title != thread.title:
-                await self.host.service.set_title(thread.name, title)
+                await self.host.service.set_title(thread.name, title, actor=self._actor(iq))
                 await self.host.refresh()
         iq.reply().send()
 
