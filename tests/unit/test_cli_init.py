@@ -134,3 +134,30 @@ def test_init_without_admins_warns_that_nobody_can_use_the_commands(tmp_path: Pa
     code, _, err = init(f"--output={tmp_path / 'x.toml'}")
     assert code == 0
     assert "warning: xmpp.admins is empty" in err
+
+
+def uncommented(text: str) -> list[str]:
+    return [
+        line
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith(("#", "--"))
+    ]
+
+
+def test_snippets_can_be_included_into_stock_debian_configs(tmp_path: Path) -> None:
+    """Proven by hand against Debian's files (README): ejabberd refuses a module configured
+    in two files, and its ejabberd.yml has mod_pubsub; a modules_enabled in a Prosody
+    conf.d file would replace the main list. So neither snippet sets them."""
+    code, _, err = init(
+        f"--output={tmp_path / 'x.toml'}",
+        f"--prosody-snippet={tmp_path / 'p.cfg.lua'}",
+        f"--ejabberd-snippet={tmp_path / 'e.yml'}",
+    )
+    assert code == 0, err
+    ejabberd = uncommented((tmp_path / "e.yml").read_text())
+    assert not any("mod_pubsub" in line for line in ejabberd)
+    assert "access_rules:" in ejabberd and "  mod_privilege:" in ejabberd  # privileges need both
+    prosody = uncommented((tmp_path / "p.cfg.lua").read_text())
+    assert not any(line.startswith("modules_enabled") for line in prosody)
+    assert prosody[0] == "component_ports = { 5347 }"  # global: before the Component line
+    assert prosody[-2] == 'Component "clinic.hospital.test"'
