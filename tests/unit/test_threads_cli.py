@@ -164,3 +164,13 @@ def test_audit_events_show_thread_and_membership_changes(config: Path) -> None:
     assert all(line.split()[3].startswith("cli:") for line in lines)
     assert "Ward 3" not in result.stdout  # titles are free text: never in the audit log
     assert "ward3" in lines[-1] and "alice@hospital.test" in lines[-1]
+
+
+def test_a_change_made_through_sudo_is_recorded_as_the_person_who_asked(config: Path) -> None:
+    create = ["threads", "create", "w", "--title", "W", "--member", "a@hospital.test"]
+    result = CliRunner().invoke(
+        app, [*create, "--config", str(config)], env={"SUDO_USER": "it-desk-anna"}
+    )
+    assert result.exit_code == 0, result.output
+    events = CliRunner().invoke(app, ["audit", "events", "--json", "--config", str(config)])
+    assert {event["actor"] for event in json.loads(events.stdout)} == {"cli:it-desk-anna"}

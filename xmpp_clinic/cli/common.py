@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
+import os
 import sys
 import unicodedata
 from collections.abc import Awaitable, Callable, Coroutine
@@ -120,7 +121,14 @@ ReasonOption = Annotated[
 
 
 def actor() -> str:
-    """Who made a change from the command line, for the audit log (IV.4)."""
+    """Who made a change from the command line, for the audit log (IV.4).
+
+    Operators run the verbs as the service user (``sudo -u xmpp-clinic``, so the store's
+    files stay its own); the person is then the one sudo names, not the service user.
+    """
+    person = os.environ.get("SUDO_USER")
+    if person:
+        return f"cli:{person}"
     try:
         return f"cli:{getpass.getuser()}"
     except Exception:  # no passwd entry (containers): still a CLI change
