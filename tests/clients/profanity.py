@@ -29,7 +29,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-WIDTH = 200
+WIDTH = 240  # the room window keeps 85 %: a refusal's text fits on one line
 HEIGHT = 60
 POLL_SECONDS = 0.1
 DEFAULT_TIMEOUT = 20.0
@@ -56,8 +56,11 @@ class ProfanityError(RuntimeError):
     """Profanity or tmux could not be started, driven or stopped."""
 
 
-class ScreenTimeout(AssertionError):
-    """What was waited for did not appear on the screen in time."""
+class ScreenTimeout(ProfanityError):
+    """What was waited for did not appear on the screen (or in the log) in time.
+
+    Not an AssertionError: a step that waits for a defect's fix asserts its expectation
+    with ``assert``; a wait that times out is a broken run, never the expected failure."""
 
 
 def missing_binaries() -> str | None:

@@ -23,6 +23,7 @@ import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from slixmpp import JID, ClientXMPP
 
@@ -37,6 +38,7 @@ from xmpp_clinic.app import Gateway
 from xmpp_clinic.config import load_settings
 from xmpp_clinic.dev.servers import DevServer
 from xmpp_clinic.omemo import LEGACY_NS
+from xmpp_clinic.registry.model import Device, DeviceState
 
 THREAD = "ward"
 PAT_NICK, BOT_NICK = "Pat", "Bot"
@@ -46,6 +48,10 @@ BUNDLE_NODE = "eu.siacs.conversations.axolotl.bundles"
 PUBLISH_OPTIONS = "http://jabber.org/protocol/pubsub#publish-options"
 NODE_CONFIG = "http://jabber.org/protocol/pubsub#node_config"
 CLI_TIMEOUT = 60
+
+
+class WardError(RuntimeError):
+    """A step a test builds on did not happen (not the failure a defect's test expects)."""
 
 
 @dataclass
@@ -139,7 +145,7 @@ class Ward:
             capture_output=True, text=True, env=env, timeout=CLI_TIMEOUT,
         )  # fmt: skip
         if check and proc.returncode != 0:
-            raise AssertionError(f"xmpp-clinic {' '.join(args)} exited {proc.returncode}: "
+            raise WardError(f"xmpp-clinic {' '.join(args)} exited {proc.returncode}: "
                                  f"{proc.stderr.strip()}")  # fmt: skip
         return proc
 
@@ -154,17 +160,24 @@ class Ward:
             for xml in self.profanity.stanzas("RECV", "message", where={"from": re.escape(gateway)})
         ):
             if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"no notice with {text!r} from {gateway} reached Profanity")
+                raise WardError(f"no notice with {text!r} from {gateway} reached Profanity")
             await asyncio.sleep(0.1)
         await self.profanity.window(gateway)
         await self.profanity.wait_for(text)
 
     async def pat_approved(self) -> None:
         """Pat's Profanity device is approved (by the CLI, as hospital IT does)."""
-        device = await wait_for_device(self.gateway.registry, self.pat, self.pat_device)
-        if device.state.value != "approved":
+        device = await self.pat_device_record()
+        if device.state is not DeviceState.APPROVED:
             await self.cli("devices", "approve", self.pat, str(self.pat_device),
                            "--namespace", "omemo")  # fmt: skip
+
+    async def pat_device_record(self) -> Device:
+        """Pat's Profanity device as the registry has it, once discovery has found it."""
+        try:
+            return await wait_for_device(self.gateway.registry, self.pat, self.pat_device)
+        except AssertionError as exc:
+            raise WardError(str(exc)) from None
 
     async def profanity_in_room(self) -> None:
         """Pat has joined the thread in Profanity and OMEMO is on in its window."""
@@ -234,8 +247,9 @@ async def open_pep_node(
         jid, password, server, plugins=("xep_0004", "xep_0030", "xep_0060"), send_presence=False
     )
     try:
-        pubsub = bot.plugin["xep_0060"]
-        form = bot.plugin["xep_0004"].make_form(ftype="submit")
+        pubsub: Any = bot.plugin["xep_0060"]  # slixmpp's plugins are untyped
+        forms: Any = bot.plugin["xep_0004"]
+        form = forms.make_form(ftype="submit")
         if publish_empty:
             form.add_field(var="FORM_TYPE", ftype="hidden", value=PUBLISH_OPTIONS)
             form.add_field(var="pubsub#access_model", value="open")
