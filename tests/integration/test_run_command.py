@@ -1,4 +1,5 @@
-"""`xmpp-clinic run` as an operator runs it: JSON logs, clean stop on SIGTERM and Ctrl-C."""
+"""`xmpp-clinic run` as an operator runs it: JSON logs, config warnings at WARNING, clean
+stop on SIGTERM and Ctrl-C, exit codes."""
 
 from __future__ import annotations
 
@@ -50,6 +51,8 @@ def test_run_logs_json_and_stops_cleanly(
     xmpp_server: DevServer, tmp_path: Path, stop_signal: signal.Signals
 ) -> None:
     config = write_config(xmpp_server, tmp_path, logging={"json": True, "level": "DEBUG"})
+    secret_file = tmp_path / "component.secret"
+    secret_file.chmod(0o640)  # readable by the group: run must say so, once, at WARNING
     proc = subprocess.Popen(
         [sys.executable, "-m", "xmpp_clinic", "run", "--config", str(config)],
         stderr=subprocess.PIPE,
@@ -60,6 +63,11 @@ def test_run_logs_json_and_stops_cleanly(
     try:
         lines = _read_json_lines_until(proc, "component online", timeout=20)
         assert all({"ts", "level", "logger", "event"} <= entry.keys() for entry in lines)
+        warnings = [e["event"] for e in lines if e["level"] == "warning"]
+        assert [w for w in warnings if w.startswith("xmpp.secret_file")] == [
+            f"xmpp.secret_file {secret_file} is readable by group or others (mode 0640); "
+            f"fix: chmod 600 {secret_file}"
+        ]
         proc.send_signal(stop_signal)
         rest = _read_json_lines_until(proc, "gateway stopping", timeout=10)
         assert proc.wait(timeout=10) == 0
