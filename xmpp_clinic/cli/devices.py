@@ -7,7 +7,6 @@ sent by the running gateway.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
@@ -47,13 +46,6 @@ group = verb_group("OMEMO device registry: approve, revoke, inspect.")
 T = TypeVar("T")
 
 
-class State(enum.StrEnum):
-    pending = "pending"
-    approved = "approved"
-    revoked = "revoked"
-    expired = "expired"
-
-
 def with_registry(settings: Settings, action: Callable[[DeviceRegistry], Awaitable[T]]) -> T:
     """Migrate the store, run ``action`` on the registry, map registry errors to exits."""
 
@@ -91,14 +83,13 @@ def list_devices(
     jid: Annotated[
         str | None, typer.Option("--jid", parser=person, metavar="JID", help="Only this person.")
     ] = None,
-    state: Annotated[State | None, typer.Option("--state", help="Only this state.")] = None,
+    state: Annotated[DeviceState | None, typer.Option("--state", help="Only this state.")] = None,
     as_json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
     """List devices (JSON fields: jid, namespace, device_id, state, fingerprint, valid_until)."""
     settings = settings_from(config)
-    wanted = DeviceState(state.value) if state is not None else None
-    devices = with_registry(settings, lambda registry: registry.devices(jid, wanted))
+    devices = with_registry(settings, lambda registry: registry.devices(jid, state))
     if as_json:
         print_json([device.as_json() for device in devices])
     elif devices:
