@@ -1,11 +1,19 @@
-"""Read OMEMO headers without decrypting, and remove recipient keys (II.1, I.4, I.5).
+"""Read OMEMO elements without decrypting, and remove recipient keys (II.1, I.4, I.5).
 
 Both OMEMO versions a care thread sees are understood:
 
 - legacy OMEMO 0.3 (``eu.siacs.conversations.axolotl``): ``<header sid>`` holds
-  ``<key rid [prekey]>`` elements that carry no JID;
+  ``<key rid [prekey]>`` elements that carry no JID, and one ``<iv>``;
 - OMEMO 2 (``urn:xmpp:omemo:2``): ``<header sid>`` holds ``<keys jid>`` groups of
   ``<key rid [kex]>``.
+
+Everything that should be ciphertext is decoded strictly and measured against what OMEMO
+produces (the sizes below), so words cannot pass as a key, an IV or a
+payload (II.1). A device may get several ``<key>``: Profanity lists a present occupant
+twice and encrypts for the device twice (two steps of one session). The header then
+names the device once, the stanza keeps every copy -- what the server's own MUC relays
+and what recipients decrypt -- and :func:`strip_keys` removes every copy of a device
+that is not approved.
 
 Pure standard-library ElementTree, no slixmpp: the policy pipeline uses this on plain
 data. Malformed input never raises; it comes back as :class:`MalformedOmemo` with a
@@ -14,11 +22,15 @@ stable code, because a stanza from the network must never crash the gateway.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
+
+from xmpp_clinic.jids import InvalidJid, bare_jid
 
 
 @dataclass(frozen=True)
@@ -34,6 +46,7 @@ class Namespace:
     device_list_node: str  # PEP node of the person's device list
     list_element: str  # the device list's root element
     identity_element: str  # the bundle's identity key element
+    eme_name: str = "OMEMO"  # its name in XEP-0380 (explicit message encryption)
 
     def bundle_node(self, device_id: int) -> tuple[str, str | None]:
         """The PEP node and item id of one device's bundle."""
@@ -45,7 +58,7 @@ class Namespace:
 LEGACY_NS = "eu.siacs.conversations.axolotl"
 OMEMO2_NS = "urn:xmpp:omemo:2"
 LEGACY = Namespace(LEGACY_NS, "omemo", f"{LEGACY_NS}.devicelist", "list", "identityKey")
-OMEMO2 = Namespace(OMEMO2_NS, "omemo2", f"{OMEMO2_NS}:devices", "devices", "ik")
+OMEMO2 = Namespace(OMEMO2_NS, "omemo2", f"{OMEMO2_NS}:devices", "devices", "ik", "OMEMO 2")
 VERSIONS = (LEGACY, OMEMO2)
 NAMESPACES = tuple(version.uri for version in VERSIONS)
 BY_URI = {version.uri: version for version in VERSIONS}
@@ -58,19 +71,77 @@ def short_name(uri: str) -> str:
     return version.short if version is not None else uri
 
 
-# A care thread has tens of members with a few devices each; a thousand keys is far
-# beyond any real message and bounds the work one stanza can cause.
+# A care thread has tens of members with a few devices each; a thousand <key> elements
+# (copies and OMEMO 2 <keys> groups included) is far beyond any real message and bounds
+# the work one stanza can cause.
 MAX_KEYS = 1000
 # OMEMO device ids are 31-bit (XEP-0384: "a random 31-bit integer"); shared by every
 # place that parses one (wire, PEP, CLI, ad-hoc commands).
 MIN_DEVICE_ID, MAX_DEVICE_ID = 1, 2**31 - 1
-_DIGITS = re.compile(r"[0-9]{1,10}")
-_TRUE = ("true", "1")
+# Written as clients write them: no sign, no leading zero, no padding.
+_DEVICE_ID = re.compile(r"[1-9][0-9]{0,9}")
+# XML Schema booleans, as XEP-0384 defines prekey and kex.
+_BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
+
+
+def device_id_or_none(value: str | None) -> int | None:
+    """``value`` as an OMEMO device id (1 .. 2^31-1, canonical digits), else None."""
+    if value is None or _DEVICE_ID.fullmatch(value) is None:
+        return None
+    number = int(value)
+    return number if MIN_DEVICE_ID <= number <= MAX_DEVICE_ID else None
+
+
+# What OMEMO puts on the wire, measured with python-omemo (oldmemo, twomemo) and read in
+# Conversations' sources. Legacy <iv>: 12 bytes (Conversations, oldmemo and the clients
+# that interoperate with them); 16 from older clients, which current clients still
+# decrypt (AES-GCM takes either).
+IV_SIZES = frozenset({12, 16})
+# A legacy <key> is a libsignal message: version byte 0x33, then protobuf. A SignalMessage
+# of today's 32-byte key material is 98 bytes (82 with the 16 bytes of old clients), a
+# PreKeySignalMessage about 175; 64 is below all of them.
+LEGACY_KEY_VERSION = 0x33
+MIN_LEGACY_KEY = 64
+# An OMEMO 2 <key> is an OMEMOAuthenticatedMessage (124 bytes) or a key exchange (~198).
+MIN_OMEMO2_KEY = 64
+MAX_KEY_BYTES = 2048  # ten times the largest key a client sends
+# OMEMO 2 payloads are AES-256-CBC with PKCS#7 padding: whole 16-byte blocks. Legacy
+# payloads are AES-GCM ciphertext without its tag: any length from 1 byte.
+OMEMO2_BLOCK = 16
+
+
+def _decode(text: str | None, what: str) -> bytes:
+    """Strict base64: standard alphabet, padded, nothing inside; outer whitespace is
+    allowed (pretty-printed XML)."""
+    value = (text or "").strip()
+    if not value:
+        raise _Bad("empty-ciphertext", f"{what} is empty")
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raw = None
+    if not raw or base64.b64encode(raw).decode("ascii") != value:
+        why = f"{what} is not base64 (standard alphabet, '=' padding, no spaces inside)"
+        raise _Bad("bad-base64", why)
+    return raw
+
+
+def _check_key(raw: bytes, namespace: str, rid: int) -> None:
+    legacy = namespace == LEGACY_NS
+    smallest = MIN_LEGACY_KEY if legacy else MIN_OMEMO2_KEY
+    if not smallest <= len(raw) <= MAX_KEY_BYTES or (legacy and raw[0] != LEGACY_KEY_VERSION):
+        kind = "a Signal message" if legacy else "an OMEMO 2 key message"
+        raise _Bad("bad-key", f"the <key> for device {rid} is not {kind} ({smallest}+ bytes)")
+
+
+def _check_payload(raw: bytes, namespace: str) -> None:
+    if namespace == OMEMO2_NS and len(raw) % OMEMO2_BLOCK:
+        raise _Bad("bad-payload", f"the <payload> is not whole {OMEMO2_BLOCK}-byte blocks")
 
 
 @dataclass(frozen=True)
 class RecipientKey:
-    """One ``<key>``: the message key encrypted for device ``rid`` (of ``jid`` in OMEMO 2)."""
+    """A device the message key is encrypted for: ``rid`` (of ``jid`` in OMEMO 2)."""
 
     rid: int
     jid: str | None = None  # None for legacy OMEMO, whose keys carry no JID
@@ -83,7 +154,7 @@ class OmemoHeader:
 
     namespace: str
     sid: int  # the sending device
-    keys: tuple[RecipientKey, ...]
+    keys: tuple[RecipientKey, ...]  # each recipient device once, in order of first key
     has_payload: bool  # False for key transport and heartbeats
 
 
@@ -91,8 +162,8 @@ class OmemoHeader:
 class MalformedOmemo:
     """Why an ``<encrypted>`` element could not be read; ``code`` is stable for operators."""
 
-    code: str  # e.g. "missing-sid", "bad-rid", "duplicate-key", "too-many-keys"
-    text: str
+    code: str  # e.g. "missing-sid", "bad-rid", "bad-base64", "bad-iv", "too-many-keys"
+    text: str  # names the element, never its content
 
 
 class _Bad(Exception):
@@ -118,43 +189,75 @@ def encrypted_elements(message: ET.Element) -> list[ET.Element]:
 def _device_id(value: str | None, what: str) -> int:
     if value is None:
         raise _Bad(f"missing-{what}", f"the OMEMO header has no '{what}' attribute")
-    if not _DIGITS.fullmatch(value) or not MIN_DEVICE_ID <= int(value) <= MAX_DEVICE_ID:
+    number = device_id_or_none(value)
+    if number is None:
         raise _Bad(f"bad-{what}", f"'{what}' must be a device id between 1 and {MAX_DEVICE_ID}")
-    return int(value)
+    return number
 
 
-def _bare_jid(value: str | None) -> str:
-    if not value or "/" in value or value.count("@") > 1 or len(value) > 3071:
-        raise _Bad("bad-jid", "<keys jid> must be a bare JID")
-    return value.lower()
+def jid_or_none(value: str | None) -> str | None:
+    """The normalised bare JID of an OMEMO 2 ``<keys jid>``, else None."""
+    if not value or "/" in value or value != value.strip():
+        return None
+    try:
+        return bare_jid(value)
+    except InvalidJid:
+        return None
 
 
-def _key(element: ET.Element, jid: str | None, flag: str) -> RecipientKey:
-    rid = _device_id(element.get("rid"), "rid")
-    return RecipientKey(rid=rid, jid=jid, prekey=(element.get(flag) or "").lower() in _TRUE)
+def _flag(element: ET.Element, name: str) -> bool:
+    value = element.get(name)
+    if value is None:
+        return False
+    if value not in _BOOLEANS:
+        raise _Bad(f"bad-{name}", f"'{name}' on <key> must be true, false, 1 or 0")
+    return _BOOLEANS[value]
 
 
-def _collect(header: ET.Element, namespace: str) -> tuple[RecipientKey, ...]:
-    keys: list[RecipientKey] = []
-    seen: set[tuple[str | None, int]] = set()
+def _key_elements(header: ET.Element, namespace: str) -> Iterator[tuple[str | None, ET.Element]]:
+    """(JID or None, ``<key>``) for every key of the header, counted against MAX_KEYS."""
+    count = 0
 
-    def add(key: RecipientKey) -> None:
-        if len(keys) >= MAX_KEYS:
+    def counted() -> None:
+        nonlocal count
+        count += 1
+        if count > MAX_KEYS:
             raise _Bad("too-many-keys", f"more than {MAX_KEYS} recipient keys")
-        if (key.jid, key.rid) in seen:
-            raise _Bad("duplicate-key", f"two keys for device {key.rid}")
-        seen.add((key.jid, key.rid))
-        keys.append(key)
 
     if namespace == LEGACY_NS:
         for element in header.iterfind(f"{{{LEGACY_NS}}}key"):
-            add(_key(element, None, "prekey"))
-        return tuple(keys)
+            counted()
+            yield None, element
+        return
     for group in header.iterfind(f"{{{OMEMO2_NS}}}keys"):
-        jid = _bare_jid(group.get("jid"))
+        counted()
+        jid = jid_or_none(group.get("jid"))
+        if jid is None:
+            raise _Bad("bad-jid", "<keys jid> must be a bare JID")
         for element in group.iterfind(f"{{{OMEMO2_NS}}}key"):
-            add(_key(element, jid, "kex"))
-    return tuple(keys)
+            counted()
+            yield jid, element
+
+
+def _collect(header: ET.Element, namespace: str) -> tuple[RecipientKey, ...]:
+    """Each recipient device once; every copy of its key is checked all the same."""
+    flag = "prekey" if namespace == LEGACY_NS else "kex"
+    found: dict[tuple[str | None, int], RecipientKey] = {}
+    for jid, element in _key_elements(header, namespace):
+        rid = _device_id(element.get("rid"), "rid")
+        key = RecipientKey(rid=rid, jid=jid, prekey=_flag(element, flag))
+        _check_key(_decode(element.text, f"the <key> for device {rid}"), namespace, rid)
+        found.setdefault((jid, rid), key)
+    return tuple(found.values())
+
+
+def _check_iv(header: ET.Element) -> None:
+    ivs = header.findall(f"{{{LEGACY_NS}}}iv")
+    if len(ivs) != 1:
+        code = "missing-iv" if not ivs else "multiple-ivs"
+        raise _Bad(code, "a legacy OMEMO header needs exactly one <iv>")
+    if len(_decode(ivs[0].text, "the <iv>")) not in IV_SIZES:
+        raise _Bad("bad-iv", "the <iv> must be 12 bytes (16 from older clients)")
 
 
 def _parse(encrypted: ET.Element) -> OmemoHeader:
@@ -170,8 +273,14 @@ def _parse(encrypted: ET.Element) -> OmemoHeader:
     keys = _collect(header, namespace)
     if not keys:
         raise _Bad("no-keys", "the OMEMO header carries no recipient key")
-    has_payload = encrypted.find(f"{{{namespace}}}payload") is not None
-    return OmemoHeader(namespace=namespace, sid=sid, keys=keys, has_payload=has_payload)
+    if namespace == LEGACY_NS:
+        _check_iv(header)
+    payloads = encrypted.findall(f"{{{namespace}}}payload")
+    if len(payloads) > 1:
+        raise _Bad("multiple-payloads", "an OMEMO message has at most one <payload>")
+    if payloads:
+        _check_payload(_decode(payloads[0].text, "the <payload>"), namespace)
+    return OmemoHeader(namespace=namespace, sid=sid, keys=keys, has_payload=bool(payloads))
 
 
 def parse_header(message: ET.Element) -> OmemoHeader | MalformedOmemo | None:
@@ -200,11 +309,13 @@ def _remove(parent: ET.Element, child: ET.Element) -> None:
 
 
 def strip_keys(message: ET.Element, remove: Collection[RecipientKey]) -> ET.Element:
-    """A copy of ``message`` without the ``<key>`` elements in ``remove`` (I.5).
+    """A copy of ``message`` without any ``<key>`` for the devices in ``remove`` (I.5).
 
     Each key is an independent encryption of the message key, so removing one leaves
-    every other recipient able to decrypt. Everything else is copied unchanged; an
-    OMEMO 2 ``<keys>`` group left empty is removed with its last key.
+    every other recipient able to decrypt; every copy of a removed device's key goes.
+    Everything else is copied unchanged; an OMEMO 2 ``<keys>`` group left empty is
+    removed with its last key. The copy is deep: callers bound the stanza first
+    (:func:`xmpp_clinic.policy.shape.check_shape`).
     """
     result = copy.deepcopy(message)
     wanted = {(key.jid, key.rid) for key in remove}
@@ -220,18 +331,14 @@ def strip_keys(message: ET.Element, remove: Collection[RecipientKey]) -> ET.Elem
         return result
     if namespace == LEGACY_NS:
         for element in header.findall(f"{{{LEGACY_NS}}}key"):
-            if (None, _int_or_none(element.get("rid"))) in wanted:
+            if (None, device_id_or_none(element.get("rid"))) in wanted:
                 _remove(header, element)
         return result
     for group in header.findall(f"{{{OMEMO2_NS}}}keys"):
-        jid = (group.get("jid") or "").lower()
+        jid = jid_or_none(group.get("jid"))
         for element in group.findall(f"{{{OMEMO2_NS}}}key"):
-            if (jid, _int_or_none(element.get("rid"))) in wanted:
+            if (jid, device_id_or_none(element.get("rid"))) in wanted:
                 _remove(group, element)
         if group.find(f"{{{OMEMO2_NS}}}key") is None:
             _remove(header, group)
     return result
-
-
-def _int_or_none(value: str | None) -> int | None:
-    return int(value) if value is not None and _DIGITS.fullmatch(value) else None
