@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slixmpp import JID, ComponentXMPP
 from slixmpp.plugins.xep_0004 import Form
+from slixmpp.xmlstream import ElementBase
 
 from xmpp_clinic import __version__
 from xmpp_clinic import namespaces as ns
@@ -23,6 +25,10 @@ from xmpp_clinic.config import Settings
 log = logging.getLogger(__name__)
 
 PRIVACY_FORM_TYPE = "urn:xmpp-clinic:privacy:0"
+# While the server stays away, why is said once at WARNING, then again about this often.
+OUTAGE_REMINDER_SECONDS = 60.0
+# How long one attempt waits for the server to accept the handshake.
+ATTEMPT_SECONDS = 10.0
 
 # Features the component domain itself offers; threads add their own on their JIDs.
 COMPONENT_FEATURES = (ns.DISCO_INFO, ns.DISCO_ITEMS, ns.MUC, ns.COMMANDS, ns.VERSION, ns.PING)
@@ -52,15 +58,77 @@ def privacy_form(settings: Settings) -> Form:
     return form
 
 
+def failure_cause(event: object) -> str:
+    """Why a connection attempt failed, in words an operator can act on (no secrets)."""
+    if isinstance(event, OSError):
+        return f"{type(event).__name__}: {event}"
+    if isinstance(event, ElementBase):  # a <stream:error>, e.g. not-authorized: wrong secret
+        condition, text = event["condition"], event["text"]
+        return f"stream error {condition}" + (f": {text}" if text else "")
+    return str(event)
+
+
+class Outage:
+    """What the log says while the server cannot be reached (IV.5, I.12).
+
+    The first failure says where and why at WARNING; while it lasts, a reminder at INFO
+    about once every :data:`OUTAGE_REMINDER_SECONDS` (the attempts themselves go on at
+    the fast capped backoff); the reattachment is one INFO line.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        reminder_seconds: float = OUTAGE_REMINDER_SECONDS,
+    ) -> None:
+        self._where = {"server_host": host, "server_port": port}
+        self._clock = clock
+        self._reminder = reminder_seconds
+        self.started: float | None = None
+        self.attempts = 0
+        self._said = 0.0
+
+    def failed(self, cause: str, retry_in: float) -> None:
+        now = self._clock()
+        self.attempts += 1
+        if self.started is None:
+            self.started = self._said = now
+            log.warning(
+                "XMPP server not reachable; retrying",
+                extra={**self._where, "cause": cause, "retry_in_s": retry_in},
+            )
+        elif now - self._said >= self._reminder:
+            self._said = now
+            log.info(
+                "XMPP server still not reachable; retrying",
+                extra={**self._where, "cause": cause, **self._so_far(now)},
+            )
+
+    def ended(self) -> bool:
+        """The component is attached again; True (and one INFO line) if it had been away."""
+        if self.started is None:
+            return False
+        log.info("component reattached", extra={**self._where, **self._so_far(self._clock())})
+        self.started, self.attempts = None, 0
+        return True
+
+    def _so_far(self, now: float) -> dict[str, float | int]:
+        return {"attempts": self.attempts, "down_s": round(now - (self.started or now), 1)}
+
+
 class ClinicComponent(ComponentXMPP):
     """The gateway's XMPP face: one component connection to the hospital's server."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.monotonic) -> None:
         xmpp = settings.xmpp
         super().__init__(
             xmpp.component_jid, settings.component_secret, xmpp.server_host, xmpp.server_port
         )
         self.settings = settings
+        self.outage = Outage(xmpp.server_host, xmpp.server_port, clock=clock)
         self._stopping = False
         self._online = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
@@ -99,7 +167,8 @@ class ClinicComponent(ComponentXMPP):
         self._shutdown_hooks.append(hook)
 
     def _on_session_start(self, _event: Any) -> None:
-        log.info("component online", extra={"component": self.boundjid.bare})
+        if self.outage.started is None:  # after an outage, the supervisor says it once
+            log.info("component online", extra={"component": self.boundjid.bare})
         self._online.set()
 
     def _on_disconnected(self, _reason: Any) -> None:
@@ -108,26 +177,26 @@ class ClinicComponent(ComponentXMPP):
         if was_online and not self._stopping:
             log.warning("component connection lost; reconnecting")
 
-    async def _attempt(self, timeout: float) -> bool:
-        """One connection attempt; True once the server accepted the handshake."""
-        failed = asyncio.Event()
+    async def _attempt(self, timeout: float) -> str | None:
+        """One connection attempt: None once the server accepted the handshake, else why not."""
+        failure: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
-        def on_failure(_event: Any) -> None:
-            failed.set()
+        def on_failure(event: Any) -> None:
+            if not failure.done():
+                failure.set_result(failure_cause(event))
 
         self.add_event_handler("connection_failed", on_failure)
         self.add_event_handler("stream_error", on_failure)
+        online = asyncio.ensure_future(self._online.wait())
         try:
             self.connect()
-            online = asyncio.ensure_future(self._online.wait())
-            failure = asyncio.ensure_future(failed.wait())
-            done, pending = await asyncio.wait(
-                {online, failure}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
-            for task in pending:
-                task.cancel()
-            return online in done
+            waiters: set[asyncio.Future[Any]] = {online, failure}
+            await asyncio.wait(waiters, timeout=timeout, return_when="FIRST_COMPLETED")
+            if online.done():
+                return None
+            return failure.result() if failure.done() else f"no answer within {timeout:g} s"
         finally:
+            online.cancel()
             self.del_event_handler("connection_failed", on_failure)
             self.del_event_handler("stream_error", on_failure)
 
@@ -136,13 +205,16 @@ class ClinicComponent(ComponentXMPP):
 
         slixmpp's own backoff grows to minutes; a hospital gateway must be back within
         seconds of the server returning, so the cap comes from config
-        (``xmpp.reconnect_max_delay``).
+        (``xmpp.reconnect_max_delay``). The log says why once, not once per attempt
+        (:class:`Outage`).
         """
         delay = 0.1
         cap = self.settings.xmpp.reconnect_max_delay
         while not self._stopping:
-            if await self._attempt(timeout=10):
+            cause = await self._attempt(ATTEMPT_SECONDS)
+            if cause is None:
                 delay = 0.1
+                self.outage.ended()
                 await self.disconnected
                 continue
             self.cancel_connection_attempt()
@@ -150,7 +222,7 @@ class ClinicComponent(ComponentXMPP):
                 self.abort()
             if self._stopping:
                 break
-            log.info("server not reachable; retrying", extra={"delay_s": delay})
+            self.outage.failed(cause, delay)
             await asyncio.sleep(delay)
             delay = min(cap, delay * 2)
 
@@ -174,3 +246,5 @@ class ClinicComponent(ComponentXMPP):
             self._supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._supervisor
+        if self._run_out_filters is not None:  # slixmpp keeps its send loop until __del__
+            self._run_out_filters.cancel()
