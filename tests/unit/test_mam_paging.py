@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
+from unittest import mock
 
+from tests.unit.harness import STANZAS
 from tests.unit.threads_stanza_base import (
     ALICE,
     BOB,
@@ -16,7 +18,8 @@ from tests.unit.threads_stanza_base import (
     with_ward,
 )
 from xmpp_clinic.archive.messages import MessageArchive, NewMessage
-from xmpp_clinic.store import Store
+from xmpp_clinic.store import Store, StoreUnavailable
+from xmpp_clinic.xmpp.errors import STORE_DOWN
 
 MAM = "urn:xmpp:mam:2"
 RSM = "http://jabber.org/protocol/rsm"
@@ -160,6 +163,57 @@ class TestMamAllHistory(MamTest):
             '<field var="start"><value>0001-01-01T00:00:00+01:00</value></field></x></query></iq>'
         )
         self.expect_error(f"{ALICE}/pc", WARD, "bad-request", "iq1")
+
+    def test_form_lists_the_fields_this_archive_understands(self) -> None:
+        self.recv_settled(
+            f'<iq type="get" id="f1" from="{ALICE}/pc" to="{WARD}"><query xmlns="{MAM}"/></iq>'
+        )
+        self.send(f"""
+          <iq type="result" id="f1" from="{WARD}" to="{ALICE}/pc">
+            <query xmlns="{MAM}"><x xmlns="jabber:x:data" type="form">
+              <field var="FORM_TYPE" type="hidden"><value>{MAM}</value></field>
+              <field var="start" type="text-single"/><field var="end" type="text-single"/>
+              <field var="with" type="jid-single"/><field var="before-id" type="text-single"/>
+              <field var="after-id" type="text-single"/><field var="ids" type="text-multi"/>
+            </x></query>
+          </iq>""")
+
+    def test_fin_carries_complete_and_the_result_set(self) -> None:
+        self.recv_settled(
+            f'<iq type="set" id="iq1" from="{ALICE}/pc" to="{WARD}"><query xmlns="{MAM}" queryid="q">'
+            f'<set xmlns="{RSM}"><max>2</max><after>s3</after></set></query></iq>'
+        )
+        self.drain_results()
+        self.send(f"""
+          <iq type="result" id="iq1" from="{WARD}" to="{ALICE}/pc">
+            <fin xmlns="{MAM}" complete="true">
+              <set xmlns="{RSM}"><first>s4</first><last>s5</last><count>5</count></set>
+            </fin>
+          </iq>""")
+
+    def test_malformed_rsm_max_is_bad_request(self) -> None:
+        self.recv_settled(
+            f'<iq type="set" id="iq1" from="{ALICE}/pc" to="{WARD}"><query xmlns="{MAM}">'
+            f'<set xmlns="{RSM}"><max>many</max></set></query></iq>'
+        )
+        self.expect_error(f"{ALICE}/pc", WARD, "bad-request", "iq1")
+
+    def test_unavailable_store_says_wait_and_try_again(self) -> None:
+        with mock.patch.object(self.archive, "query", side_effect=StoreUnavailable("down")):
+            self.recv_settled(
+                f'<iq type="set" id="iq1" from="{ALICE}/pc" to="{WARD}"><query xmlns="{MAM}"/></iq>'
+            )
+        sent = self.expect_error(f"{ALICE}/pc", WARD, "internal-server-error", "iq1")
+        error = next(child for child in sent if child.tag.endswith("}error"))
+        assert error.get("type") == "wait"
+        assert error.findtext(f"{{{STANZAS}}}text") == STORE_DOWN
+
+    def drain_results(self) -> None:
+        """Drop the result messages before the final iq."""
+        socket = self.xmpp.socket
+        self.settle()
+        while socket.send_queue.qsize() > 1:
+            socket.next_sent()
 
     def test_non_member_cannot_query(self) -> None:
         self.recv_settled(

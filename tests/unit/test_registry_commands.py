@@ -146,3 +146,40 @@ class TestDeviceCommands(ComponentTest):
         assert self.reply().get("type") == "error"
         device = self.run_coro(self.registry.device(BOB, 12))
         assert device.state is DeviceState.PENDING
+
+    def test_omemo_version_may_be_given_by_its_short_name(self) -> None:
+        session = self.start_session("devices-approve")
+        fields = {"jid": BOB, "device_id": "12", "namespace": "omemo"}
+        self.recv(submit("devices-approve", session, fields))
+        assert "approved" in self.notes(self.reply())[0]
+        assert self.run_coro(self.registry.device(BOB, 12)).state is DeviceState.APPROVED
+
+    def test_the_version_choices_are_the_omemo_versions(self) -> None:
+        self.recv(execute("devices-approve"))
+        form = self.command(self.reply()).find(f"{{{XDATA}}}x")
+        assert form is not None
+        (field,) = [f for f in form.iter(f"{{{XDATA}}}field") if f.get("var") == "namespace"]
+        options = [(o.get("label"), o.findtext(f"{{{XDATA}}}value")) for o in field]
+        assert options == [  # left empty: any version
+            ("omemo", "eu.siacs.conversations.axolotl"),
+            ("omemo2", "urn:xmpp:omemo:2"),
+        ]
+
+    def test_device_id_beyond_31_bits_is_refused_clearly(self) -> None:
+        session = self.start_session("devices-revoke")
+        fields = {"jid": BOB, "device_id": "4294967296", "reason": "x"}
+        self.recv(submit("devices-revoke", session, fields))
+        assert "from 1 to 2147483647" in self.notes(self.reply())[0]
+
+    def test_unknown_state_is_reported(self) -> None:
+        session = self.start_session("devices-list")
+        self.recv(submit("devices-list", session, {"state": "lost"}))
+        assert self.notes(self.reply()) == ["unknown device state 'lost'"]
+
+    def test_a_person_typed_in_another_case_is_the_same_person(self) -> None:
+        session = self.start_session("devices-approve")
+        fields = {"jid": "Bob@Hospital.Test", "device_id": "11"}
+        self.recv(submit("devices-approve", session, fields))
+        self.reply()
+        device = self.run_coro(self.registry.device(BOB, 11))
+        assert (device.state, device.approved_by) == (DeviceState.APPROVED, "xmpp:it@hospital.test")

@@ -7,6 +7,8 @@ from unittest import mock
 
 from tests.unit.harness import COMPONENT, STANZAS
 from tests.unit.threads_stanza_base import ALICE, BOB, CAROL, EVE, WARD, ThreadStanzaTest
+from xmpp_clinic.archive.audit import AuditLog
+from xmpp_clinic.store import StoreUnavailable
 
 ADMIN = "http://jabber.org/protocol/muc#admin"
 OWNER = "http://jabber.org/protocol/muc#owner"
@@ -81,6 +83,18 @@ class TestMemberLists(ThreadStanzaTest):
         )
         self.expect_error(f"{CAROL}/pc", WARD, "jid-malformed", "s1")
 
+    def test_owner_change_names_the_owner_in_the_audit_log(self) -> None:
+        self.recv_settled(
+            f'<iq type="set" id="s1" from="{CAROL}/pc" to="{WARD}"><query xmlns="{ADMIN}">'
+            f'<item affiliation="admin" jid="{BOB}"/></query></iq>'
+        )
+        self.drain()
+        events = self.run_coro(AuditLog(self.store).events(subject="ward"))
+        changed = [e for e in events if e.action == "thread.member-changed"]
+        assert [(e.actor, e.reason, e.note) for e in changed] == [
+            (f"xmpp:{CAROL}", "member-to-admin", BOB)
+        ]
+
     def test_owner_cannot_make_the_thread_public_or_anonymous(self) -> None:
         for var, value in (
             ("muc#roomconfig_membersonly", "0"),
@@ -93,6 +107,56 @@ class TestMemberLists(ThreadStanzaTest):
                   <field var="{var}"><value>{value}</value></field>
                 </x></query></iq>""")
             self.expect_error(f"{CAROL}/pc", WARD, "not-acceptable", "c1")
+
+    def test_owner_sees_the_configuration_and_what_is_fixed(self) -> None:
+        self.recv_settled(
+            f'<iq type="get" id="c3" from="{CAROL}/pc" to="{WARD}"><query xmlns="{OWNER}"/></iq>'
+        )
+        fields = "".join(
+            f'<field var="muc#roomconfig_{var}" type="{ftype}"><value>{value}</value></field>'
+            for var, ftype, value in (
+                ("roomname", "text-single", "Ward 3"), ("membersonly", "boolean", "1"),
+                ("whois", "list-single", "anyone"), ("publicroom", "boolean", "0"),
+                ("persistentroom", "boolean", "1"), ("passwordprotectedroom", "boolean", "0"),
+                ("allowpm", "list-single", "none"), ("enablearchiving", "boolean", "1"),
+            )
+        )  # fmt: skip
+        self.send(f"""
+          <iq type="result" id="c3" from="{WARD}" to="{CAROL}/pc">
+            <query xmlns="{OWNER}"><x xmlns="jabber:x:data" type="form">
+              <field var="FORM_TYPE" type="hidden">
+                <value>http://jabber.org/protocol/muc#roomconfig</value>
+              </field>{fields}
+            </x></query>
+          </iq>""")
+
+    def test_owner_renames_the_thread_and_is_named_in_the_audit_log(self) -> None:
+        self.recv_settled(f"""
+          <iq type="set" id="c4" from="{CAROL}/pc" to="{WARD}"><query xmlns="{OWNER}">
+            <x xmlns="jabber:x:data" type="submit">
+              <field var="FORM_TYPE"><value>http://jabber.org/protocol/muc#roomconfig</value></field>
+              <field var="muc#roomconfig_roomname"><value>Ward 3 (night)</value></field>
+              <field var="muc#roomconfig_membersonly" type="boolean"><value>true</value></field>
+            </x></query></iq>""")
+        self.send(f'<iq type="result" id="c4" from="{WARD}" to="{CAROL}/pc"/>')
+        thread = self.host.book.get("ward")
+        assert thread is not None and thread.title == "Ward 3 (night)"
+        events = self.run_coro(AuditLog(self.store).events(subject="ward"))
+        assert [e.actor for e in events if e.action == "thread.title-changed"] == [f"xmpp:{CAROL}"]
+
+    def test_owners_cannot_destroy_a_thread(self) -> None:
+        self.recv_settled(
+            f'<iq type="set" id="c5" from="{CAROL}/pc" to="{WARD}"><query xmlns="{OWNER}">'
+            "<destroy><reason>done</reason></destroy></query></iq>"
+        )
+        self.expect_error(f"{CAROL}/pc", WARD, "forbidden", "c5")
+
+    def test_member_list_with_the_store_down_says_wait(self) -> None:
+        with mock.patch.object(self.service, "list", side_effect=StoreUnavailable("down")):
+            self.ask(ALICE, "member")
+        sent = self.expect_error(f"{ALICE}/pc", WARD, "internal-server-error", "a1")
+        error = next(child for child in sent if child.tag.endswith("}error"))
+        assert error.get("type") == "wait"
 
     def test_members_cannot_configure(self) -> None:
         self.recv_settled(

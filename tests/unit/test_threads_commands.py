@@ -6,6 +6,7 @@ from __future__ import annotations
 from unittest import mock
 
 from tests.unit.threads_stanza_base import ALICE, BOB, CAROL, COMPONENT, EVE, ThreadStanzaTest
+from xmpp_clinic.archive.audit import AuditLog
 from xmpp_clinic.store import StoreUnavailable
 from xmpp_clinic.threads import direct_name
 
@@ -141,3 +142,46 @@ class TestWithoutUserDomains(CommandTest):
             f'<field var="name"><value>icu</value></field><field var="title"><value>ICU</value></field><field var="members"><value>{ALICE}</value></field>',
         )
         assert "set xmpp.user_domains" in self.drain_to_result("error")
+
+
+class TestCommandDetails(CommandTest):
+    def test_admin_change_names_the_admin_in_the_audit_log(self) -> None:
+        self.execute(CAROL, "remove-member")
+        session = self.session_of_form()
+        self.submit(
+            CAROL,
+            "remove-member",
+            session,
+            f'<field var="thread"><value>ward</value></field><field var="jid"><value>{BOB}</value></field>',
+        )
+        self.drain_to_result()
+        events = self.run_coro(AuditLog(self.store).events(subject="ward"))
+        removed = [e for e in events if e.action == "thread.member-removed"]
+        assert [(e.actor, e.note) for e in removed] == [(f"xmpp:{CAROL}", BOB)]
+
+    def test_a_full_jid_is_refused_with_a_note_asking_for_the_bare_one(self) -> None:
+        self.execute(EVE, "start-direct")
+        session = self.session_of_form()
+        self.submit(
+            EVE, "start-direct", session, f'<field var="jid"><value>{ALICE}/phone</value></field>'
+        )
+        assert "bare JID" in self.drain_to_result("error")
+
+    def test_a_missing_field_is_named(self) -> None:
+        self.execute(CAROL, "remove-member")
+        session = self.session_of_form()
+        self.submit(
+            CAROL, "remove-member", session, f'<field var="jid"><value>{BOB}</value></field>'
+        )
+        assert self.drain_to_result("error") == "'thread' is required"
+        assert self.host.book.affiliation("ward", BOB) == "member"
+
+    def test_the_form_offers_the_affiliations(self) -> None:
+        self.execute(CAROL, "add-member")
+        sent = self.next_sent()
+        form = sent.find(f"{{{CMD}}}command/{{jabber:x:data}}x")
+        assert (
+            form is not None and form.findtext("{jabber:x:data}title") == "Add a member to a thread"
+        )
+        options = [o.findtext("{jabber:x:data}value") for o in form.iter("{jabber:x:data}option")]
+        assert options == ["member", "admin", "owner"]

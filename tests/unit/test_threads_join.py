@@ -15,6 +15,7 @@ from tests.unit.threads_stanza_base import (
     ThreadStanzaTest,
     oid,
 )
+from xmpp_clinic.store import StoreUnavailable
 
 MUC = "http://jabber.org/protocol/muc"
 MUC_USER = "http://jabber.org/protocol/muc#user"
@@ -97,6 +98,17 @@ class TestJoin(ThreadStanzaTest):
                 )
                 self.expect_error(f"{EVE}/x", f"probe{n}@{COMPONENT}/E", "registration-required")
         assert reads.call_count == 0
+
+    def test_join_with_the_store_down_says_wait_and_admits_nobody(self) -> None:
+        with mock.patch.object(self.service, "list", side_effect=StoreUnavailable("down")):
+            self.recv_settled(
+                f'<presence from="{ALICE}/phone" to="{WARD}/Alice"><x xmlns="{MUC}"/></presence>'
+            )
+        sent = self.expect_error(f"{ALICE}/phone", f"{WARD}/Alice", "internal-server-error")
+        error = next(child for child in sent if child.tag.endswith("}error"))
+        assert error.get("type") == "wait"
+        self.send(None)
+        assert not self.host.room("ward")
 
     def test_thread_created_a_moment_ago_is_joinable(self) -> None:
         self.run_coro(self.service.create("icu", "ICU", [ALICE]))  # as the CLI would

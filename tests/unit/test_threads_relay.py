@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import xml.etree.ElementTree as ET
 
 from sqlalchemy import text
@@ -12,10 +13,14 @@ from xmpp_clinic.archive.messages import ArchiveQuery
 from xmpp_clinic.policy.verdict import Action, MessageContext, Verdict
 
 AXOLOTL = "eu.siacs.conversations.axolotl"
+# OMEMO as clients put it on the wire: a Signal message's version byte and size (98
+# bytes) and a 12-byte IV, so the wire-format checks read it (xmpp_clinic/omemo.py).
+KEY = base64.b64encode(b"\x33" + bytes(97)).decode()
+IV = base64.b64encode(bytes(12)).decode()
 OMEMO_MESSAGE = f"""
   <message from="{ALICE}/phone" to="{WARD}" type="groupchat" id="m1">
     <body>This message is OMEMO encrypted.</body>
-    <encrypted xmlns="{AXOLOTL}"><header sid="111"><key rid="222" prekey="true">a2V5</key><iv>aXY=</iv></header><payload>cGF5</payload></encrypted>
+    <encrypted xmlns="{AXOLOTL}"><header sid="111"><key rid="222" prekey="true">{KEY}</key><iv>{IV}</iv></header><payload>cGF5</payload></encrypted>
     <store xmlns="urn:xmpp:hints"/>
     <origin-id xmlns="urn:xmpp:sid:0" id="o1"/>
     <stanza-id xmlns="urn:xmpp:sid:0" id="forged" by="{WARD}"/>
@@ -26,7 +31,7 @@ def relayed(to: str, stanza_id: str = "sid-1") -> str:
     return f"""
       <message from="{WARD}/Alice" type="groupchat" id="m1" to="{to}">
         <body>This message is OMEMO encrypted.</body>
-        <encrypted xmlns="{AXOLOTL}"><header sid="111"><key rid="222" prekey="true">a2V5</key><iv>aXY=</iv></header><payload>cGF5</payload></encrypted>
+        <encrypted xmlns="{AXOLOTL}"><header sid="111"><key rid="222" prekey="true">{KEY}</key><iv>{IV}</iv></header><payload>cGF5</payload></encrypted>
         <store xmlns="urn:xmpp:hints"/>
         <origin-id xmlns="urn:xmpp:sid:0" id="o1"/>
         <stanza-id xmlns="urn:xmpp:sid:0" id="{stanza_id}" by="{WARD}"/>

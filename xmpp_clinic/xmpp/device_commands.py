@@ -19,8 +19,10 @@ from xmpp_clinic.registry.service import DeviceRegistry
 from xmpp_clinic.xmpp.adhoc import Command, CommandSet, Field, Request
 from xmpp_clinic.xmpp.errors import FormError
 
-NAMESPACE_OPTIONS = (("", "any"), *((version.uri, version.short) for version in VERSIONS))
-STATE_OPTIONS = (("", "all"), *((state.value, state.value) for state in DeviceState))
+# Left empty, a list field means "any" / "all" (an option cannot have an empty value:
+# XEP-0004 3.3 requires one, so there is no such option).
+NAMESPACE_OPTIONS = tuple((version.uri, version.short) for version in VERSIONS)
+STATE_OPTIONS = tuple((state.value, state.value) for state in DeviceState)
 
 PERSON = Field("jid", "Person (bare JID)", "jid-single", required=True)
 DEVICE = Field("device_id", "Device id", required=True)
