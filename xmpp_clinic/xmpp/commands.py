@@ -9,7 +9,7 @@ colleague.
 
 from __future__ import annotations
 
-from xmpp_clinic.jids import domain_of
+from xmpp_clinic.jids import check_domain, domain_of
 from xmpp_clinic.threads import ThreadError
 from xmpp_clinic.xmpp.adhoc import Command, CommandSet, Field, Request
 from xmpp_clinic.xmpp.threads import ThreadHost
@@ -95,7 +95,7 @@ class StartDirect(ThreadCommand):
 
     async def run(self, request: Request) -> list[str]:
         other = request.jid("jid")
-        domains = {d.lower() for d in self.host.settings.xmpp.user_domains}
+        domains = {check_domain(d) for d in self.host.settings.xmpp.user_domains}
         if domain_of(other) not in domains or other == request.requester:
             raise ThreadError("choose a colleague from this hospital")
         thread = await self.host.service.open_direct(request.requester, other, actor=request.actor)

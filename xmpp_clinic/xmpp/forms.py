@@ -1,4 +1,4 @@
-"""Reading submitted data forms (XEP-0004) through slixmpp's Form stanza class.
+"""Reading submitted data forms (XEP-0004) through slixmpp's Form stanza class (II.4).
 
 MAM queries, room configuration and ad-hoc commands all receive ``jabber:x:data``
 forms; they read them here, the same way: every value as text, a missing field as

@@ -1,4 +1,4 @@
-"""Which stanzas reach the care-thread services: matchers on thread addresses.
+"""Which stanzas reach the care-thread services: matchers on thread addresses (IV.2).
 
 Each service (room host, relay, MAM, member lists) registers its coroutine handler for
 the stanzas addressed to a thread (a JID with a localpart at the component's domain);
