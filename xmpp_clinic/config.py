@@ -19,7 +19,7 @@ import os
 import stat
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -32,8 +32,16 @@ from pydantic import (
 
 from xmpp_clinic.config_errors import ConfigError, explain
 from xmpp_clinic.jids import InvalidJid, bare_jid, check_domain
+from xmpp_clinic.settings.base import FilePath, Section
+from xmpp_clinic.settings.bridge import BridgeSettings
+from xmpp_clinic.settings.completeness import DeliverySettings, PartsSettings
+from xmpp_clinic.settings.directory import DirectorySettings
+from xmpp_clinic.settings.records import RecordsSettings
+from xmpp_clinic.settings.report import ClientsSettings, ReportSettings
+from xmpp_clinic.settings.retention import BackupSettings, RetentionSettings
 
 ENV_VAR = "XMPP_CLINIC_CONFIG"
+_M = TypeVar("_M", bound=BaseModel)
 
 __all__ = ["ENV_VAR", "ConfigError", "Settings", "load_settings", "parse_settings"]
 
@@ -47,15 +55,9 @@ def _person(raw: str) -> str:
 
 Domain = Annotated[str, AfterValidator(check_domain)]
 BareJid = Annotated[str, AfterValidator(_person)]
-# Paths come from TOML as text: the only place a string is turned into another type.
-FilePath = Annotated[Path, Field(strict=False)]
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-
-class XmppSettings(_Section):
+class XmppSettings(Section):
     """How the component attaches to the hospital's server (XEP-0114)."""
 
     component_jid: Domain
@@ -69,13 +71,13 @@ class XmppSettings(_Section):
     reconnect_max_delay: Annotated[float, Field(gt=0, le=60)] = 1.0
 
 
-class StoreSettings(_Section):
+class StoreSettings(Section):
     """Where the gateway keeps its state (SQLite by default, PostgreSQL in production)."""
 
     url: str = "sqlite+aiosqlite:///xmpp-clinic.db"
 
 
-class PolicySettings(_Section):
+class PolicySettings(Section):
     """The compliance pipeline's knobs (II.1, I.4, I.5)."""
 
     require_e2e: bool = True
@@ -86,34 +88,13 @@ class PolicySettings(_Section):
     device_refresh_seconds: Annotated[int, Field(ge=30)] = 3600
 
 
-class ThreadSettings(_Section):
+class ThreadSettings(Section):
     """Care-thread behaviour."""
 
     history_for_new_members: Literal["none", "all"] = "none"
 
 
-class RetentionSettings(_Section):
-    """Retention windows (I.7, IV.8, II.3)."""
-
-    messages_days: Annotated[int, Field(ge=1)] = 30
-    audit_metadata_days: Annotated[int, Field(ge=1)] = 365
-
-
-class BridgeSettings(_Section):
-    """The HIS bridge (I.6); off until configured."""
-
-    enabled: bool = False
-    listen: str = "127.0.0.1:8787"
-
-
-class BackupSettings(_Section):
-    """Encrypted backups to hospital-held keys (I.9)."""
-
-    directory: FilePath | None = None
-    recipients: list[str] = Field(default_factory=list)
-
-
-class LoggingSettings(_Section):
+class LoggingSettings(Section):
     """Logs never carry message content, keys or secrets (I.12)."""
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -122,23 +103,29 @@ class LoggingSettings(_Section):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
 
 
-class PrivacySettings(_Section):
+class PrivacySettings(Section):
     """The privacy notice served to every user (I.1, GDPR Art. 13)."""
 
     notice_url: str = "https://hospital.example/privacy/messaging"
     controller_contact: str = "mailto:dpo@hospital.example"
 
 
-class Settings(_Section):
+class Settings(Section):
     """All settings of one gateway instance."""
 
     xmpp: XmppSettings
     store: StoreSettings = StoreSettings()
     policy: PolicySettings = PolicySettings()
     threads: ThreadSettings = ThreadSettings()
+    directory: DirectorySettings | None = None  # None: the small deployment mode (IV.2)
+    parts: PartsSettings = PartsSettings()
+    delivery: DeliverySettings = DeliverySettings()
     retention: RetentionSettings = RetentionSettings()
-    bridge: BridgeSettings = BridgeSettings()
     backup: BackupSettings = BackupSettings()
+    records: RecordsSettings = RecordsSettings()
+    bridge: BridgeSettings = BridgeSettings()
+    clients: ClientsSettings = ClientsSettings()
+    report: ReportSettings = ReportSettings()
     logging: LoggingSettings = LoggingSettings()
     privacy: PrivacySettings = PrivacySettings()
 
@@ -213,11 +200,25 @@ def validate_settings(data: dict[str, Any], base: Path) -> Settings:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
         raise explain(exc, Settings) from None
-    xmpp = settings.xmpp
-    if xmpp.secret_file is not None and not xmpp.secret_file.is_absolute():
-        xmpp = xmpp.model_copy(update={"secret_file": base / xmpp.secret_file})
+    settings = resolve_paths(settings, base)
     store = StoreSettings(url=_check_store(settings.store.url, base))
-    return settings.model_copy(update={"xmpp": xmpp, "store": store})
+    return settings.model_copy(update={"store": store})
+
+
+def resolve_paths(section: _M, base: Path) -> _M:
+    """``section`` with every relative path (in it and its subsections) taken against ``base``.
+
+    Key files, secret files, CA files and folders are all written relative to the config
+    file's folder, so one rule serves every section.
+    """
+    update: dict[str, Any] = {}
+    for name in type(section).model_fields:
+        value = getattr(section, name)
+        if isinstance(value, Path) and not value.is_absolute():
+            update[name] = base / value
+        elif isinstance(value, BaseModel):
+            update[name] = resolve_paths(value, base)
+    return section.model_copy(update=update) if update else section
 
 
 def parse_settings(data: dict[str, Any], base: Path) -> Settings:
