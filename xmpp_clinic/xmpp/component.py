@@ -73,7 +73,8 @@ class Outage:
 
     The first failure says where and why at WARNING; while it lasts, a reminder at INFO
     about once every :data:`OUTAGE_REMINDER_SECONDS` (the attempts themselves go on at
-    the fast capped backoff); the reattachment is one INFO line.
+    the fast capped backoff); coming back is the usual "component online" line, with
+    the number of attempts and the time away.
     """
 
     def __init__(
@@ -107,13 +108,13 @@ class Outage:
                 extra={**self._where, "cause": cause, **self._so_far(now)},
             )
 
-    def ended(self) -> bool:
-        """The component is attached again; True (and one INFO line) if it had been away."""
+    def ended(self) -> dict[str, float | int]:
+        """The server took the component again: how long it was away (empty if it wasn't)."""
         if self.started is None:
-            return False
-        log.info("component reattached", extra={**self._where, **self._so_far(self._clock())})
+            return {}
+        facts = self._so_far(self._clock())
         self.started, self.attempts = None, 0
-        return True
+        return facts
 
     def _so_far(self, now: float) -> dict[str, float | int]:
         return {"attempts": self.attempts, "down_s": round(now - (self.started or now), 1)}
@@ -167,8 +168,7 @@ class ClinicComponent(ComponentXMPP):
         self._shutdown_hooks.append(hook)
 
     def _on_session_start(self, _event: Any) -> None:
-        if self.outage.started is None:  # after an outage, the supervisor says it once
-            log.info("component online", extra={"component": self.boundjid.bare})
+        log.info("component online", extra={"component": self.boundjid.bare, **self.outage.ended()})
         self._online.set()
 
     def _on_disconnected(self, _reason: Any) -> None:
@@ -214,7 +214,6 @@ class ClinicComponent(ComponentXMPP):
             cause = await self._attempt(ATTEMPT_SECONDS)
             if cause is None:
                 delay = 0.1
-                self.outage.ended()
                 await self.disconnected
                 continue
             self.cancel_connection_attempt()
