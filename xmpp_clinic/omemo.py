@@ -72,8 +72,8 @@ def short_name(uri: str) -> str:
 
 
 # A care thread has tens of members with a few devices each; a thousand <key> elements
-# (copies and OMEMO 2 <keys> groups included) is far beyond any real message and bounds
-# the work one stanza can cause.
+# (copies included; and a thousand OMEMO 2 <keys> groups) is far beyond any real message
+# and bounds the work one stanza can cause.
 MAX_KEYS = 1000
 # OMEMO device ids are 31-bit (XEP-0384: "a random 31-bit integer"); shared by every
 # place that parses one (wire, PEP, CLI, ad-hoc commands).
@@ -214,28 +214,28 @@ def _flag(element: ET.Element, name: str) -> bool:
     return _BOOLEANS[value]
 
 
+def _within_cap(count: int) -> None:
+    if count > MAX_KEYS:
+        raise _Bad("too-many-keys", f"more than {MAX_KEYS} recipient keys")
+
+
 def _key_elements(header: ET.Element, namespace: str) -> Iterator[tuple[str | None, ET.Element]]:
-    """(JID or None, ``<key>``) for every key of the header, counted against MAX_KEYS."""
-    count = 0
-
-    def counted() -> None:
-        nonlocal count
-        count += 1
-        if count > MAX_KEYS:
-            raise _Bad("too-many-keys", f"more than {MAX_KEYS} recipient keys")
-
+    """(JID or None, ``<key>``) for every key of the header; more than MAX_KEYS keys, or
+    OMEMO 2 groups, stop the reading."""
     if namespace == LEGACY_NS:
-        for element in header.iterfind(f"{{{LEGACY_NS}}}key"):
-            counted()
+        for count, element in enumerate(header.iterfind(f"{{{LEGACY_NS}}}key"), 1):
+            _within_cap(count)
             yield None, element
         return
-    for group in header.iterfind(f"{{{OMEMO2_NS}}}keys"):
-        counted()
+    count = 0
+    for groups, group in enumerate(header.iterfind(f"{{{OMEMO2_NS}}}keys"), 1):
+        _within_cap(groups)
         jid = jid_or_none(group.get("jid"))
         if jid is None:
             raise _Bad("bad-jid", "<keys jid> must be a bare JID")
         for element in group.iterfind(f"{{{OMEMO2_NS}}}key"):
-            counted()
+            count += 1
+            _within_cap(count)
             yield jid, element
 
 

@@ -429,3 +429,12 @@ def test_omemo2_strip_matches_a_jid_written_in_capitals() -> None:
     stripped = strip_keys(ET.fromstring(xml), [RecipientKey(7, "bob@h.test")])
     expected = omemo2(f'<keys jid="Bob@H.test"><key rid="8">{T2}</key></keys>')
     assert ET.tostring(stripped) == ET.tostring(ET.fromstring(expected))
+
+
+def test_a_thousand_omemo2_devices_in_groups_of_one_are_read() -> None:
+    """The cap counts keys and groups apart: one device per person is a real thread."""
+    groups = "".join(
+        f'<keys jid="m{n}@h.test"><key rid="{n}">{T1}</key></keys>' for n in range(1, MAX_KEYS + 1)
+    )
+    header = parse(omemo2(groups))
+    assert isinstance(header, OmemoHeader) and len(header.keys) == MAX_KEYS
