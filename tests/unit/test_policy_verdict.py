@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from xmpp_clinic.policy.verdict import (
     DEFAULT_REFUSAL,
+    NOT_REFUSALS,
     REFUSALS,
     ReasonCode,
     Refusal,
@@ -17,8 +18,10 @@ from xmpp_clinic.policy.verdict import (
 )
 
 POLICY_CODES = {
+    ReasonCode.STANZA_TOO_LARGE,
     ReasonCode.NOT_A_MEMBER,
     ReasonCode.MALFORMED_OMEMO,
+    ReasonCode.INVALID_VALUE,
     ReasonCode.UNSUPPORTED_ENCRYPTION,
     ReasonCode.PLAINTEXT_REFUSED,
     ReasonCode.SENDER_DEVICE_NOT_APPROVED,
@@ -31,7 +34,7 @@ POLICY_CODES = {
 
 
 def test_every_refusal_code_has_an_xmpp_error() -> None:
-    assert set(REFUSALS) == set(ReasonCode) - {ReasonCode.OK}
+    assert set(REFUSALS) == set(ReasonCode) - NOT_REFUSALS
     for code, entry in REFUSALS.items():
         assert entry.text.endswith(".") and "\n" not in entry.text, code
 
@@ -71,3 +74,22 @@ def test_a_verdict_brings_its_own_sentence_to_the_error() -> None:
     assert bare.refusal == REFUSALS[ReasonCode.POLICY_ERROR]
     # A StrEnum: the code reads as its string in logs, audit events and the error element.
     assert f"{verdict.reason}" == "sender-device-not-approved" == verdict.reason
+
+
+def test_replacing_the_fallback_body_is_a_change_never_a_refusal() -> None:
+    """Issue 9: the gateway's own fallback text is the normal path; it has no error."""
+    assert ReasonCode.FALLBACK_REPLACED in NOT_REFUSALS
+    assert ReasonCode.FALLBACK_REPLACED not in REFUSALS
+
+
+def test_new_codes_keep_their_names() -> None:
+    """Operators grep logs and audit events for these strings: they are stable."""
+    assert [
+        ReasonCode.STANZA_TOO_LARGE,
+        ReasonCode.INVALID_VALUE,
+        ReasonCode.FALLBACK_REPLACED,
+    ] == [
+        "stanza-too-large",
+        "invalid-value",
+        "fallback-replaced",
+    ]

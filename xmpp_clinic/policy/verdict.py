@@ -32,12 +32,16 @@ class ReasonCode(enum.StrEnum):
     """
 
     OK = "ok"
+    # the stanza itself: depth and size, before anything reads it (I.12)
+    STANZA_TOO_LARGE = "stanza-too-large"
     # membership (IV.2)
     NOT_A_MEMBER = "not-a-member"
     # end-to-end encryption (II.1)
     MALFORMED_OMEMO = "malformed-omemo"
     UNSUPPORTED_ENCRYPTION = "unsupported-encryption"
     PLAINTEXT_REFUSED = "plaintext-refused"
+    INVALID_VALUE = "invalid-value"  # an id, tag or stamp beside OMEMO not of its shape
+    FALLBACK_REPLACED = "fallback-replaced"  # a change, never a refusal: the gateway's body
     # devices (I.4, I.5, III.3)
     SENDER_DEVICE_NOT_APPROVED = "sender-device-not-approved"
     RECIPIENT_DEVICE_NOT_APPROVED = "recipient-device-not-approved"
@@ -54,6 +58,9 @@ class ReasonCode(enum.StrEnum):
     NOT_CHECKED = "not-checked"
     NOT_STORED = "not-stored"
 
+
+# Codes that only ever change a message: no error, no audit event (the normal path).
+NOT_REFUSALS = frozenset({ReasonCode.OK, ReasonCode.FALLBACK_REPLACED})
 
 ErrorType = Literal["auth", "cancel", "continue", "modify", "wait"]
 
@@ -95,12 +102,16 @@ REFUSALS: Mapping[ReasonCode, Refusal] = MappingProxyType(
         ReasonCode.NOT_A_MEMBER: _policy(
             "You are not a member of this care thread; ask its owner to add you."
         ),
-        ReasonCode.MALFORMED_OMEMO: _policy("The OMEMO header could not be read."),
+        ReasonCode.STANZA_TOO_LARGE: _policy("The stanza is too large or too deeply nested."),
+        ReasonCode.MALFORMED_OMEMO: _policy("The OMEMO element could not be read."),
         ReasonCode.UNSUPPORTED_ENCRYPTION: _policy(
             "Care threads accept OMEMO encryption only; enable OMEMO for this chat."
         ),
         ReasonCode.PLAINTEXT_REFUSED: _policy(
             "Unencrypted messages are not allowed in care threads; enable OMEMO and resend."
+        ),
+        ReasonCode.INVALID_VALUE: _policy(
+            "An id, language tag or timestamp in this message does not have its defined form."
         ),
         ReasonCode.SENDER_DEVICE_NOT_APPROVED: _policy(
             "Your device is not approved by hospital IT for care threads."
