@@ -1,21 +1,28 @@
 """End-to-end encryption is required in care threads (II.1).
 
-When encryption is required, every direct child of ``<message>`` must be on an
-ALLOWLIST of elements that carry no readable content: OMEMO ``<encrypted>`` (both
-versions), chat states, chat markers, receipts, processing hints (XEP-0334), origin-id and
-stanza-id, EME (XEP-0380), delay, message-correction ids (XEP-0308), the ``<thread>`` id,
-and an empty muc#user ``<x/>``. These are what slixmpp-omemo,
-Conversations, Gajim and Dino put on an OMEMO groupchat message. Anything else -- a
-forwarded message, a SIMS reference, a data form, an out-of-band link, a ``<body>`` in an
-unknown namespace, any element we do not know -- is refused as ``plaintext-refused``: a
-new extension must be added here deliberately, it is never let through by default.
+When encryption is required, every direct child of ``<message>`` must be on the
+allowlist :data:`CONTENT_FREE` of elements that carry no readable content: chat states,
+chat markers, receipts, processing hints (XEP-0334), origin-id and stanza-id, EME
+(XEP-0380), delay, message-correction ids (XEP-0308) and an empty muc#user ``<x/>``;
+beside them the OMEMO ``<encrypted>`` element (both versions, only the structure OMEMO
+defines), a ``<thread>`` id, and -- next to OMEMO only -- ``<body>`` and XEP-0428
+``<fallback>``, which the gateway replaces with its own (:mod:`.fallback`). These are
+what slixmpp-omemo, Conversations, Gajim, Dino, Monal, Profanity and Kaidan put on an
+OMEMO groupchat message. Anything else -- a forwarded message, a SIMS reference, a data
+form, an out-of-band link, a ``<body>`` in an unknown namespace, a ``<body>`` with no
+OMEMO beside it, any element we do not know -- is refused as ``plaintext-refused``: a new
+extension is added here deliberately, never let through by default.
 
-Allowlisted markers must be empty, and may carry only the attributes their XEP defines,
-with id-shaped values: text, child elements or free attributes would be a place to carry
-content. Inside ``<encrypted>`` only the OMEMO structure of that version is allowed, with
-base64 text. A ``<body>`` is allowed only next to ``<encrypted>`` and only when it is an
-OMEMO fallback text (see :func:`is_fallback_text`). Ids themselves can still hold a few
-id-shaped characters; that residue is inherent to ids.
+Allowlisted elements must be empty and may carry only the attributes listed for them,
+each held to its shape (:mod:`.values`: ids, timestamps, addresses, OMEMO namespaces);
+the message's own ``id`` and ``xml:lang`` too. A value of the wrong shape is refused as
+``invalid-value``, an attribute nobody defined as ``plaintext-refused``; the error names
+the element and attribute, never the value.
+
+To let one more content-free element through (say a "part x of y" marker), add one line
+to :data:`CONTENT_FREE`: its (namespace, local name) and the shape of each attribute it
+may carry, e.g. ``(ns.CLINIC_PARTS, "part"): {"set": ID, "n": OFFSET, "of": OFFSET}``.
+It must be empty; nothing else changes.
 
 Messages without content (chat states, markers, receipts) pass; OMEMO messages without
 payload (key transport, heartbeats) pass here and meet the device checks like any other.
@@ -23,77 +30,75 @@ payload (key transport, heartbeats) pass here and meet the device checks like an
 
 from __future__ import annotations
 
-import re
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
 
 from xmpp_clinic import namespaces as ns
-from xmpp_clinic.omemo import LEGACY_NS, OMEMO2_NS, MalformedOmemo, OmemoHeader
-from xmpp_clinic.omemo import NAMESPACES as OMEMO_NAMESPACES
-from xmpp_clinic.policy.verdict import ReasonCode, Verdict
-
-STANZA_NAMESPACES = (ns.CLIENT, ns.COMPONENT, ns.SERVER, "")
+from xmpp_clinic.omemo import BY_URI, LEGACY_NS, OMEMO2_NS, MalformedOmemo, OmemoHeader
+from xmpp_clinic.policy.fallback import STANZA_NAMESPACES, XML_LANG, write_fallback
+from xmpp_clinic.policy.values import (
+    ADDRESS,
+    EME_NAME,
+    ID,
+    LABEL,
+    LANGUAGE_TAG,
+    OFFSET,
+    OMEMO_NAMESPACE,
+    TIMESTAMP,
+    ValueShape,
+)
+from xmpp_clinic.policy.verdict import Action, ReasonCode, Verdict
 
 OTHER_ENCRYPTION = frozenset({(ns.OPENPGP, "openpgp"), (ns.LEGACY_OPENPGP, "x")})
 
+Attributes = Mapping[str, ValueShape]
+_NONE: Attributes = MappingProxyType({})
+_ID_ONLY: Attributes = MappingProxyType({"id": ID})
+
 # (namespace, local name) of direct <message> children that may appear in a care thread,
-# provided they are empty (no text, no child elements): they carry ids and flags only.
-CONTENT_FREE = frozenset(
+# provided they are empty (no text, no child elements), with the attributes each may carry.
+CONTENT_FREE: Mapping[tuple[str, str], Attributes] = MappingProxyType(
     {
-        *((ns.CHAT_STATES, name) for name in ("active", "composing", "paused", "inactive", "gone")),
-        *(
-            (ns.CHAT_MARKERS, name)
-            for name in ("markable", "received", "displayed", "acknowledged")
-        ),
-        (ns.RECEIPTS, "request"),
-        (ns.RECEIPTS, "received"),
-        *((ns.HINTS, name) for name in ("store", "no-store", "no-copy", "no-permanent-store")),
-        (ns.SID, "origin-id"),
-        (ns.SID, "stanza-id"),
-        (ns.EME, "encryption"),
-        (ns.DELAY, "delay"),
-        (ns.CORRECTION, "replace"),  # Conversations, Gajim: corrected OMEMO
-        (ns.MUC_USER, "x"),
+        **{
+            (ns.CHAT_STATES, name): _NONE
+            for name in ("active", "composing", "paused", "inactive", "gone")
+        },
+        (ns.CHAT_MARKERS, "markable"): _NONE,
+        **{(ns.CHAT_MARKERS, name): _ID_ONLY for name in ("received", "displayed", "acknowledged")},
+        (ns.RECEIPTS, "request"): _NONE,
+        (ns.RECEIPTS, "received"): _ID_ONLY,
+        **{
+            (ns.HINTS, name): _NONE
+            for name in ("store", "no-store", "no-copy", "no-permanent-store")
+        },
+        (ns.SID, "origin-id"): _ID_ONLY,
+        (ns.SID, "stanza-id"): MappingProxyType({"id": ID, "by": ADDRESS}),
+        # Beside OMEMO the name may be any label: it is replaced (EME_BESIDE_OMEMO).
+        (ns.EME, "encryption"): MappingProxyType({"namespace": OMEMO_NAMESPACE, "name": EME_NAME}),
+        (ns.DELAY, "delay"): MappingProxyType({"stamp": TIMESTAMP, "from": ADDRESS}),
+        (ns.CORRECTION, "replace"): _ID_ONLY,  # Conversations, Gajim: corrected OMEMO
+        (ns.MUC_USER, "x"): _NONE,
     }
 )
-MAX_THREAD_ID = 128
+# The message's own attributes that are checked (to, from and type are the server's and
+# the relay's; the relay writes its own <message> and keeps only the id).
+MESSAGE_ATTRIBUTES: Attributes = MappingProxyType({"id": ID, XML_LANG: LANGUAGE_TAG})
+THREAD_ATTRIBUTES: Attributes = MappingProxyType({"parent": ID})
+# XEP-0428 beside OMEMO: <fallback for=OMEMO-namespace> with empty <body start end/>.
+MARKER_ATTRIBUTES: Attributes = MappingProxyType({"for": OMEMO_NAMESPACE})
+MARKER_BODY_ATTRIBUTES: Attributes = MappingProxyType({"start": OFFSET, "end": OFFSET})
+# XEP-0380 beside OMEMO: the gateway writes the version's own name (fallback.py).
+EME_BESIDE_OMEMO: Attributes = MappingProxyType({"namespace": OMEMO_NAMESPACE, "name": LABEL})
 
-XML_LANG = f"{{{ns.XML}}}lang"
-# Attributes each allowlisted element may carry (everything else is refused).
-ATTRIBUTES: dict[tuple[str, str], frozenset[str]] = {
-    (ns.CHAT_MARKERS, "received"): frozenset({"id"}),
-    (ns.CHAT_MARKERS, "displayed"): frozenset({"id"}),
-    (ns.CHAT_MARKERS, "acknowledged"): frozenset({"id"}),
-    (ns.RECEIPTS, "received"): frozenset({"id"}),
-    (ns.SID, "origin-id"): frozenset({"id"}),
-    (ns.SID, "stanza-id"): frozenset({"id", "by"}),
-    (ns.EME, "encryption"): frozenset({"namespace", "name"}),
-    (ns.DELAY, "delay"): frozenset({"stamp", "from"}),
-    (ns.CORRECTION, "replace"): frozenset({"id"}),
-}
-# Id-shaped: what ids, JIDs, timestamps, namespaces and language tags look like; no spaces.
-_ID_SHAPED = re.compile(r"[A-Za-z0-9._:@+/=#\-]{1,128}")
-_BASE64 = re.compile(r"[A-Za-z0-9+/=\s]*")
 
-# An OMEMO fallback body: short, names OMEMO, and made only of the words the known
-# clients' fallback texts use. slixmpp-omemo: "This message is OMEMO encrypted.";
-# Conversations and Gajim: "I sent you an OMEMO encrypted message but your client doesn't
-# seem to support that. Find more information on https://conversations.im/omemo"; Dino:
-# "[This message is OMEMO encrypted]". With no digits and no free words, a fallback
-# cannot carry a name, a bed or a dose.
-MAX_FALLBACK = 200
-FALLBACK_WORDS = frozenset(
-    {
-        *("a", "an", "and", "be", "but", "can't", "cannot", "client", "could", "decrypt"),
-        *("decrypted", "does", "doesn't", "encrypted", "encryption", "find", "i"),
-        *("information", "is", "it", "message", "more", "not", "omemo", "on", "please"),
-        *("seem", "seems", "sent", "support", "supports", "that", "this", "to", "use"),
-        *("which", "with", "you", "your"),
-    }
-)
-FALLBACK_URLS = frozenset(
-    {"https://conversations.im/omemo", "https://xmpp.org/extensions/xep-0384.html"}
-)
-_FALLBACK_TOKEN = re.compile(r"https?://\S+?(?=[.,;:!?)\]]*(?:\s|$))|[a-z']+|[.,;:!?()\[\]-]|\S")
+@dataclass(frozen=True)
+class Finding:
+    """Why a message may not pass: the reason code and what was found (never content)."""
+
+    reason: ReasonCode
+    what: str
 
 
 def _split(tag: object) -> tuple[str, str]:
@@ -109,44 +114,40 @@ def _blank(text: str | None) -> bool:
     return not (text or "").strip()
 
 
-def _empty(element: ET.Element) -> bool:
-    """No text and no child elements (attributes only)."""
-    return _blank(element.text) and len(element) == 0
-
-
-def _attributes_ok(element: ET.Element, allowed: frozenset[str]) -> bool:
-    """Only ``allowed`` attributes, each with an id-shaped value (no free text)."""
-    return all(
-        name in allowed and _ID_SHAPED.fullmatch(value) is not None
-        for name, value in element.attrib.items()
-    )
-
-
-def is_fallback_text(text: str) -> bool:
-    """Whether ``text`` is an OMEMO fallback body, not a message in clear (II.1)."""
-    normal = " ".join(text.replace("\u2019", "'").split()).casefold()
-    if not normal or len(normal) > MAX_FALLBACK or "omemo" not in normal:
-        return False
-    for token in _FALLBACK_TOKEN.findall(normal):
-        if token.startswith(("http://", "https://")):
-            if token not in FALLBACK_URLS:
-                return False
-        elif token[0].isalpha() or token[0] == "'":
-            if token not in FALLBACK_WORDS:
-                return False
-        elif token not in ".,;:!?()[]-":
-            return False
-    return True
-
-
 def _describe(namespace: str, local: str) -> str:
     """Names an element by namespace and local name (never its content)."""
     shown = namespace if len(namespace) <= 80 else namespace[:77] + "..."
     return f"<{local[:40]}> in namespace '{shown or '(none)'}'"
 
 
-# What an OMEMO <encrypted> element may hold: element path -> allowed children, and the
-# elements whose text is base64 (everything else must hold no text).
+def _attribute_name(name: str) -> str:
+    return "xml:lang" if name == XML_LANG else name[:40]
+
+
+def check_attributes(
+    element: ET.Element, allowed: Attributes, what: str, *, others: bool = False
+) -> Finding | None:
+    """Only ``allowed`` attributes (any other too when ``others``), each of its shape;
+    ``what`` names the element."""
+    for name, value in element.attrib.items():
+        shape = allowed.get(name)
+        if shape is None:
+            if others:
+                continue
+            return Finding(
+                ReasonCode.PLAINTEXT_REFUSED,
+                f"an attribute '{_attribute_name(name)}' that {what} does not define",
+            )
+        if not shape.fits(value):
+            return Finding(
+                ReasonCode.INVALID_VALUE,
+                f"the '{_attribute_name(name)}' of {what} is not {shape.name} ({shape.rule})",
+            )
+    return None
+
+
+# What an OMEMO <encrypted> element may hold: allowed children and attributes per element;
+# key, iv and payload hold base64, read strictly by omemo.parse_header.
 _OMEMO_CHILDREN = {
     LEGACY_NS: {
         "encrypted": frozenset({"header", "payload"}),
@@ -160,81 +161,104 @@ _OMEMO_CHILDREN = {
 }
 _OMEMO_TEXT = frozenset({"key", "iv", "payload"})
 _OMEMO_ATTRIBUTES = {
-    "header": frozenset({"sid"}),
-    "key": frozenset({"rid", "prekey", "kex"}),
-    "keys": frozenset({"jid"}),
+    LEGACY_NS: {"header": frozenset({"sid"}), "key": frozenset({"rid", "prekey"})},
+    OMEMO2_NS: {
+        "header": frozenset({"sid"}),
+        "keys": frozenset({"jid"}),
+        "key": frozenset({"rid", "kex"}),
+    },
 }
 
 
 def _stray_in_encrypted(encrypted: ET.Element, namespace: str) -> str | None:
-    """An element or text inside ``<encrypted>`` that OMEMO does not define, described."""
+    """An element, attribute or text inside ``<encrypted>`` that OMEMO does not define."""
     pending = [encrypted]
     while pending:
         element = pending.pop()
         _, local = _split(element.tag)
-        if local in _OMEMO_TEXT:
-            if _BASE64.fullmatch(element.text or "") is None:
-                return f"text that is not base64 inside OMEMO <{local}>"
-        elif not _blank(element.text):
+        if local not in _OMEMO_TEXT and not _blank(element.text):
             return f"text inside OMEMO <{local}>"
-        if not _attributes_ok(element, _OMEMO_ATTRIBUTES.get(local, frozenset())):
+        allowed = _OMEMO_ATTRIBUTES[namespace].get(local, frozenset())
+        if any(name not in allowed for name in element.attrib):
             return f"an attribute OMEMO does not define on <{local}>"
         for child in element:
             child_ns, child_local = _split(child.tag)
-            allowed = _OMEMO_CHILDREN.get(namespace, {}).get(local, frozenset())
-            if child_ns != namespace or child_local not in allowed or not _blank(child.tail):
+            children = _OMEMO_CHILDREN[namespace].get(local, frozenset())
+            if child_ns != namespace or child_local not in children or not _blank(child.tail):
                 return _describe(child_ns, child_local) + " inside OMEMO <encrypted>"
             pending.append(child)
     return None
 
 
-def _stanza_child_allowed(child: ET.Element, local: str, *, encrypted: bool) -> bool:
-    """A fallback ``<body>`` next to OMEMO, or a ``<thread>`` id (a subject is never a
-    member's to send; the administrators set it)."""
+def _plaintext(what: str) -> Finding:
+    return Finding(ReasonCode.PLAINTEXT_REFUSED, what)
+
+
+def _check_thread(child: ET.Element) -> Finding | None:
+    """A ``<thread>`` is an id (XEP-0201), its ``parent`` too."""
     if len(child) != 0:
-        return False
-    if local == "body":
-        return (
-            encrypted
-            and _attributes_ok(child, frozenset({XML_LANG}))
-            and is_fallback_text(child.text or "")
-        )
-    if local == "thread":
-        text = (child.text or "").strip()
-        return (
-            _attributes_ok(child, frozenset({"parent"}))
-            and len(text) <= MAX_THREAD_ID
-            and (not text or _ID_SHAPED.fullmatch(text) is not None)
-        )
-    return False
+        return _plaintext(_describe(ns.CLIENT, "thread") + " with child elements")
+    text = (child.text or "").strip()
+    if text and not ID.fits(text):
+        return Finding(ReasonCode.INVALID_VALUE, f"the <thread> is not {ID.name} ({ID.rule})")
+    return check_attributes(child, THREAD_ATTRIBUTES, "<thread>")
 
 
-def find_plaintext(message: ET.Element, *, encrypted: bool) -> str | None:
-    """The first child of ``message`` that may carry readable content outside OMEMO, as
-    a description of the element (namespace, local name); None if there is none (II.1).
+def _check_marker(child: ET.Element) -> Finding | None:
+    """XEP-0428 ``<fallback for>`` with empty ``<body start end/>`` children only."""
+    what = "<fallback>"
+    if not _blank(child.text):
+        return _plaintext(f"text inside {what}")
+    for body in child:
+        if body.tag != f"{{{ns.FALLBACK}}}body" or len(body) or not _blank(body.text):
+            return _plaintext(_describe(*_split(body.tag)) + f" inside {what}")
+        if not _blank(body.tail):
+            return _plaintext(f"text inside {what}")
+        found = check_attributes(body, MARKER_BODY_ATTRIBUTES, f"<body> in {what}")
+        if found is not None:
+            return found
+    return check_attributes(child, MARKER_ATTRIBUTES, what)
 
-    ``encrypted`` says whether the message carries a readable OMEMO header; only then is
-    a fallback ``<body>`` allowed.
+
+def _check_child(child: ET.Element, *, encrypted: bool) -> Finding | None:
+    namespace, local = _split(child.tag)
+    if namespace in STANZA_NAMESPACES:
+        if local == "body" and encrypted:
+            return None  # replaced by the gateway's own fallback text
+        if local == "thread":
+            return _check_thread(child)
+        return _plaintext(_describe(ns.CLIENT, local))  # a subject, a stray body, ...
+    if local == "encrypted" and namespace in BY_URI:
+        stray = _stray_in_encrypted(child, namespace)
+        return None if stray is None else _plaintext(stray)
+    if (namespace, local) == (ns.FALLBACK, "fallback") and encrypted:
+        return _check_marker(child)
+    allowed = CONTENT_FREE.get((namespace, local))
+    if (namespace, local) == (ns.EME, "encryption") and encrypted:
+        allowed = EME_BESIDE_OMEMO
+    if allowed is None or len(child) != 0 or not _blank(child.text):
+        return _plaintext(_describe(namespace, local))
+    return check_attributes(child, allowed, _describe(namespace, local))
+
+
+def inspect(message: ET.Element, *, encrypted: bool) -> Finding | None:
+    """The first thing in ``message`` that may carry readable content outside OMEMO or
+    does not have its shape; None if there is none (II.1).
+
+    ``encrypted`` says whether the message carries a readable OMEMO element; only then
+    are ``<body>`` and ``<fallback>`` allowed (and replaced).
     """
+    found = check_attributes(message, MESSAGE_ATTRIBUTES, "the message", others=True)
+    if found is not None:
+        return found
     if not _blank(message.text):
-        return "text directly inside <message>"
+        return _plaintext("text directly inside <message>")
     for child in message:
         if not _blank(child.tail):
-            return "text directly inside <message>"
-        namespace, local = _split(child.tag)
-        if namespace in STANZA_NAMESPACES:
-            if _stanza_child_allowed(child, local, encrypted=encrypted):
-                continue
-            return _describe(ns.CLIENT, local)  # as the client wrote it
-        if namespace in OMEMO_NAMESPACES and local == "encrypted":
-            stray = _stray_in_encrypted(child, namespace)
-            if stray is None:
-                continue  # read by parse_header; its payload is ciphertext
-            return stray
-        allowed = ATTRIBUTES.get((namespace, local), frozenset())
-        if (namespace, local) in CONTENT_FREE and _empty(child) and _attributes_ok(child, allowed):
-            continue
-        return _describe(namespace, local)
+            return _plaintext("text directly inside <message>")
+        found = _check_child(child, encrypted=encrypted)
+        if found is not None:
+            return found
     return None
 
 
@@ -242,14 +266,31 @@ def _other_encryption(message: ET.Element) -> bool:
     return any(_split(child.tag) in OTHER_ENCRYPTION for child in message)
 
 
+def _refusal(finding: Finding, *, encrypted: bool) -> Verdict:
+    if finding.reason is ReasonCode.INVALID_VALUE:
+        text = f"This message was not delivered: {finding.what}."
+    elif encrypted:
+        text = (
+            f"This message carries content outside OMEMO ({finding.what}), which care "
+            "threads do not allow; send it inside the encrypted message."
+        )
+    else:
+        text = (
+            f"Unencrypted messages are not allowed in care threads ({finding.what}); "
+            "enable OMEMO and resend."
+        )
+    return Verdict.reject(finding.reason, text)
+
+
 def check_e2e(
     message: ET.Element, header: OmemoHeader | MalformedOmemo | None, *, required: bool = True
 ) -> Verdict:
-    """Refuse plaintext, unknown elements and unreadable OMEMO headers (II.1)."""
+    """Refuse plaintext, values out of shape and unreadable OMEMO; beside valid OMEMO,
+    replace the fallback with the gateway's own (a MODIFY verdict) (II.1)."""
     if isinstance(header, MalformedOmemo):
         return Verdict.reject(
             ReasonCode.MALFORMED_OMEMO,
-            f"The OMEMO header could not be read ({header.code}: {header.text}).",
+            f"The OMEMO element could not be read ({header.code}: {header.text}).",
         )
     if not required:
         return Verdict.accept()
@@ -258,11 +299,12 @@ def check_e2e(
             ReasonCode.UNSUPPORTED_ENCRYPTION,
             "Care threads accept OMEMO encryption only; enable OMEMO for this chat.",
         )
-    offending = find_plaintext(message, encrypted=header is not None)
-    if offending is not None:
-        return Verdict.reject(
-            ReasonCode.PLAINTEXT_REFUSED,
-            f"Unencrypted messages are not allowed in care threads ({offending}); "
-            "enable OMEMO and resend.",
-        )
-    return Verdict.accept()
+    encrypted = header is not None
+    finding = inspect(message, encrypted=encrypted)
+    if finding is not None:
+        return _refusal(finding, encrypted=encrypted)
+    rewritten = None if header is None else write_fallback(message, BY_URI[header.namespace])
+    if rewritten is None:
+        return Verdict.accept()
+    text = "The fallback text beside OMEMO was replaced with the gateway's own."
+    return Verdict(Action.MODIFY, ReasonCode.FALLBACK_REPLACED, text, rewritten)
