@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 
@@ -43,25 +44,36 @@ REGISTRY = RegistrySnapshot(
 )
 
 
+def key(rid: int, version: int = 0x33) -> str:
+    """A key of the size and framing OMEMO produces, different for every device."""
+    return base64.b64encode(bytes([version]) + rid.to_bytes(4, "big") * 20).decode()
+
+
+IV = base64.b64encode(bytes(12)).decode()
+BLOCK = base64.b64encode(bytes(16)).decode()
+
+
 def legacy(sid: int, *rids: int, payload: bool = True) -> str:
-    keys = "".join(f'<key rid="{rid}">S{rid}</key>' for rid in rids)
+    keys = "".join(f'<key rid="{rid}">{key(rid)}</key>' for rid in rids)
     return (
         '<message xmlns="jabber:component:accept" type="groupchat" id="m1" to="ward@clinic.h.test">'
         f'<encrypted xmlns="eu.siacs.conversations.axolotl"><header sid="{sid}">{keys}'
-        f"<iv>SVY=</iv></header>{'<payload>UA==</payload>' if payload else ''}</encrypted>"
+        f"<iv>{IV}</iv></header>{'<payload>UA==</payload>' if payload else ''}</encrypted>"
         "<body>OMEMO fallback</body></message>"
     )
 
 
 def omemo2(sid: int, groups: dict[str, tuple[int, ...]]) -> str:
     inner = "".join(
-        f'<keys jid="{jid}">' + "".join(f'<key rid="{r}">K{r}</key>' for r in rids) + "</keys>"
+        f'<keys jid="{jid}">'
+        + "".join(f'<key rid="{r}">{key(r, 0x0A)}</key>' for r in rids)
+        + "</keys>"
         for jid, rids in groups.items()
     )
     return (
         '<message xmlns="jabber:component:accept" type="groupchat" to="ward@clinic.h.test">'
         f'<encrypted xmlns="urn:xmpp:omemo:2"><header sid="{sid}">{inner}</header>'
-        "<payload>UA==</payload></encrypted></message>"
+        f"<payload>{BLOCK}</payload></encrypted></message>"
     )
 
 
@@ -190,3 +202,32 @@ def test_device_gone_from_pep_is_not_missed() -> None:
     assert isinstance(header, OmemoHeader)
     facts = DeviceFacts(ALICE, frozenset({ALICE, BOB}), NOW, "strip")
     assert check_devices(header, message, facts, snapshot).unreadable_for == ()
+
+
+# --- repeated keys for one device (issue 9, point 1: Profanity) ------------------------
+
+
+def test_repeated_key_for_an_approved_device_is_accepted() -> None:
+    """Profanity sends two keys for a present occupant; the message passes unchanged."""
+    assert check(legacy(111, 201, 112, 201)).verdict.action is Action.ACCEPT
+
+
+def test_every_copy_of_a_key_for_a_pending_device_is_stripped() -> None:
+    verdict = check(legacy(111, 202, 201, 202, 112)).verdict
+    assert verdict.action is Action.MODIFY and verdict.stanza is not None
+    assert ET.tostring(verdict.stanza) == ET.tostring(ET.fromstring(legacy(111, 201, 112)))
+    assert verdict.text == "Removed 1 key(s) for devices that are not approved (202)."
+
+
+def test_copies_of_an_approved_key_stay_when_another_device_is_stripped() -> None:
+    """What is relayed stays decryptable: each copy the sender made for Bob's phone."""
+    verdict = check(legacy(111, 201, 202, 201)).verdict
+    assert verdict.stanza is not None
+    assert ET.tostring(verdict.stanza) == ET.tostring(ET.fromstring(legacy(111, 201, 201)))
+
+
+def test_repeated_omemo2_key_for_an_approved_device_is_accepted() -> None:
+    xml = omemo2(511, {BOB: (601,)}).replace(
+        "</keys>", f'</keys><keys jid="{BOB}"><key rid="601">{key(601, 0x0B)}</key></keys>'
+    )
+    assert check(xml).verdict.action is Action.ACCEPT

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ import pytest
 from xmpp_clinic.archive.audit import AuditEvent, AuditLog
 from xmpp_clinic.config import PolicySettings
 from xmpp_clinic.omemo import LEGACY_NS
+from xmpp_clinic.policy.fallback import FALLBACK_TEXT
 from xmpp_clinic.policy.pipeline import Pipeline
 from xmpp_clinic.policy.verdict import Action, MessageContext, MessagePolicy, ReasonCode
 from xmpp_clinic.registry.model import Device, DeviceKey, DeviceState, ObservedDevice
@@ -27,12 +29,20 @@ ALICE, BOB = "alice@h.test", "bob@h.test"
 NOW = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 
 
-def message(sid: int, *rids: int) -> ET.Element:
-    keys = "".join(f'<key rid="{rid}">S{rid}</key>' for rid in rids)
+def key(rid: int) -> str:
+    """A legacy key of the size and framing OMEMO produces, different for every device."""
+    return base64.b64encode(b"\x33" + rid.to_bytes(4, "big") * 20).decode()
+
+
+IV = base64.b64encode(bytes(12)).decode()
+
+
+def message(sid: int, *rids: int, body: str = "") -> ET.Element:
+    keys = "".join(f'<key rid="{rid}">{key(rid)}</key>' for rid in rids)
     return ET.fromstring(
         f'<message xmlns="jabber:component:accept" type="groupchat" to="{THREAD}">'
         f'<encrypted xmlns="eu.siacs.conversations.axolotl"><header sid="{sid}">{keys}'
-        "<iv>SVY=</iv></header><payload>UA==</payload></encrypted></message>"
+        f"<iv>{IV}</iv></header><payload>UA==</payload></encrypted>{body}</message>"
     )
 
 
@@ -115,10 +125,10 @@ async def test_chat_state_passes_without_the_registry() -> None:
 @pytest.mark.parametrize(
     "header",
     [
-        "<header><key rid='2'>QQ==</key></header>",
-        "<header sid='1'><key rid='x'>QQ==</key></header>",
-        "<header sid='1'><key rid='2'>QQ==</key><key rid='2'>QQ==</key></header>",
-        "<header sid='1'>" + "<key rid='2'>QQ==</key>" * 1001 + "</header>",
+        f"<header><key rid='2'>{key(2)}</key><iv>{IV}</iv></header>",
+        f"<header sid='1'><key rid='x'>{key(2)}</key><iv>{IV}</iv></header>",
+        "<header sid='1'><key rid='2'>Patient Hans Mueller K 6 1 bed 12</key></header>",
+        "<header sid='1'>" + f"<key rid='2'>{key(2)}</key>" * 1001 + f"<iv>{IV}</iv></header>",
         "",
     ],
 )
@@ -266,7 +276,7 @@ async def test_refusals_and_stripped_keys_are_audited_without_content() -> None:
         ("message.keys-removed", "recipient-device-not-approved"),
         ("message.rejected", "sender-device-not-approved"),
     ]
-    assert all(e.subject == THREAD and "S2" not in e.note for e in audit.events)
+    assert all(e.subject == THREAD and key(2) not in e.note for e in audit.events)
 
 
 async def test_stripped_message_is_refused_when_it_cannot_be_audited() -> None:
@@ -348,3 +358,54 @@ async def test_every_check_answers_with_a_reason_code(store: Store) -> None:
         ReasonCode.SENDER_DEVICE_NOT_APPROVED,
         ReasonCode.PLAINTEXT_REFUSED,
     ]
+
+
+# --- the gateway's fallback body and the device check together (issue 9) ------------
+
+PROFANITY = (
+    "<body>You received a message encrypted with OMEMO but your client doesn't support OMEMO."
+    "</body>"
+)
+OWN_BODY = f'<body xml:lang="en">{FALLBACK_TEXT}</body>'
+
+
+async def test_fallback_body_is_replaced_before_it_is_relayed() -> None:
+    policy = pipeline(FakeRegistry(approved(ALICE, 1), approved(BOB, 2)))
+    verdict = await policy.evaluate(ctx(message(1, 2, body=PROFANITY)))
+    assert verdict.action is Action.MODIFY and verdict.reason == "fallback-replaced"
+    assert verdict.stanza is not None
+    assert ET.tostring(verdict.stanza) == ET.tostring(message(1, 2, body=OWN_BODY))
+
+
+async def test_relayed_message_has_both_the_gateways_body_and_only_approved_keys() -> None:
+    """Profanity to a thread with Bob's pending laptop: both changes reach the archive."""
+    pending = Device(DeviceKey(BOB, LEGACY_NS, 3), DeviceState.PENDING, None, None, True)
+    policy = pipeline(FakeRegistry(approved(ALICE, 1), approved(BOB, 2), pending))
+    verdict = await policy.evaluate(ctx(message(1, 3, 2, 3, body=PROFANITY)))
+    assert verdict.action is Action.MODIFY and verdict.reason == "recipient-device-not-approved"
+    assert verdict.stanza is not None
+    assert ET.tostring(verdict.stanza) == ET.tostring(message(1, 2, body=OWN_BODY))
+
+
+async def test_replacing_the_fallback_body_is_not_an_audit_event() -> None:
+    """Every client sends a fallback: replacing it is the normal path, not an incident."""
+    audit = FakeAudit()
+    policy = pipeline(FakeRegistry(approved(ALICE, 1), approved(BOB, 2)), audit=audit)
+    await policy.evaluate(ctx(message(1, 2, body=PROFANITY)))
+    assert audit.events == []
+
+
+async def test_replacing_the_fallback_body_does_not_need_the_audit_log() -> None:
+    policy = pipeline(FakeRegistry(approved(ALICE, 1), approved(BOB, 2)), audit=FakeAudit(True))
+    verdict = await policy.evaluate(ctx(message(1, 2, body=PROFANITY)))
+    assert verdict.action is Action.MODIFY
+
+
+async def test_deeply_nested_message_is_refused_before_anything_copies_it() -> None:
+    """Issue 8, finding 7: 100 000 levels are refused with a reason, not a RecursionError."""
+    deep = ET.Element("{jabber:component:accept}message")
+    node = deep
+    for _ in range(100_000):
+        node = ET.SubElement(node, "{urn:example}x")
+    verdict = await pipeline(FakeRegistry()).evaluate(ctx(deep))
+    assert verdict.reason == "stanza-too-large" and "levels deep" in verdict.text

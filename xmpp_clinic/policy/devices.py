@@ -5,7 +5,8 @@ must be for an approved device of a current member: legacy keys carry no JID, so
 ``rid`` is looked up among the members' devices; OMEMO 2 keys are grouped by JID, so the
 (JID, rid) pair is checked. Keys for anything else are removed (``strip``) or make the
 message refused (``reject``). Removing a key harms no other recipient: each key is an
-independent encryption of the message key.
+independent encryption of the message key. A device with several ``<key>`` copies (as
+Profanity sends) is decided once, and every copy goes with it or stays.
 """
 
 from __future__ import annotations

@@ -1,9 +1,13 @@
-"""The policy pipeline: membership -> e2e -> devices, for every message in a thread.
+"""The policy pipeline: shape -> membership -> e2e -> devices, for every thread message.
 
 Implements :class:`~xmpp_clinic.policy.verdict.MessagePolicy` (II.1, I.4, I.5, III.3,
-IV.2). Decisions are made from an in-memory registry snapshot; the relay refreshes the
-store's change counters before each message and :meth:`Pipeline.reload` (a listener on
-the "devices" counter) drops the snapshot, so a revocation applies to the next message.
+IV.2, I.12). The stanza's depth and size are bounded before anything walks or copies it.
+The e2e check may replace the fallback body (a MODIFY verdict); the device check then
+works on that message, so what is relayed carries both changes.
+
+Decisions are made from an in-memory registry snapshot; the relay refreshes the store's
+change counters before each message and :meth:`Pipeline.reload` (a listener on the
+"devices" counter) drops the snapshot, so a revocation applies to the next message.
 Anything unexpected -- store down, registry unknown, a bug -- refuses the message.
 """
 
@@ -26,7 +30,14 @@ from xmpp_clinic.omemo import OmemoHeader, parse_header
 from xmpp_clinic.policy.devices import DeviceCheck, DeviceFacts, check_devices
 from xmpp_clinic.policy.e2e import check_e2e
 from xmpp_clinic.policy.membership import check_membership, members_of
-from xmpp_clinic.policy.verdict import Action, MessageContext, ReasonCode, Verdict
+from xmpp_clinic.policy.shape import check_shape
+from xmpp_clinic.policy.verdict import (
+    NOT_REFUSALS,
+    Action,
+    MessageContext,
+    ReasonCode,
+    Verdict,
+)
 from xmpp_clinic.registry.model import DeviceKey
 from xmpp_clinic.registry.snapshot import RegistrySnapshot
 
@@ -131,7 +142,8 @@ class Pipeline:
 
     # ---------------------------------------------------------------- decisions
     async def evaluate(self, ctx: MessageContext) -> Verdict:
-        """membership -> e2e -> devices; the first refusal wins (II.1, I.4, I.5, IV.2)."""
+        """shape -> membership -> e2e -> devices; the first refusal wins (II.1, I.4, I.5,
+        IV.2, I.12)."""
         try:
             verdict, header = await self._decide(ctx)
         except Exception:
@@ -143,13 +155,17 @@ class Pipeline:
         return await self._record(ctx, verdict, header)
 
     async def _decide(self, ctx: MessageContext) -> tuple[Verdict, OmemoHeader | None]:
+        verdict = check_shape(ctx.stanza)
+        if verdict.rejected:
+            return verdict, None
         verdict = check_membership(ctx)
         if verdict.rejected:
             return verdict, None
         parsed = parse_header(ctx.stanza)
-        verdict = check_e2e(ctx.stanza, parsed, required=self._policy.require_e2e)
-        if verdict.rejected or not isinstance(parsed, OmemoHeader):
-            return verdict, None
+        e2e = check_e2e(ctx.stanza, parsed, required=self._policy.require_e2e)
+        if e2e.rejected or not isinstance(parsed, OmemoHeader):
+            return e2e, None
+        message = e2e.stanza if e2e.stanza is not None else ctx.stanza
         try:
             snapshot = await self._load()
         except Exception:
@@ -159,12 +175,12 @@ class Pipeline:
         facts = DeviceFacts(
             fast_bare(ctx.sender), members_of(ctx), self._clock(), self._policy.unapproved_recipient
         )
-        check = check_devices(parsed, ctx.stanza, facts, snapshot)
+        check = check_devices(parsed, message, facts, snapshot)
         if not check.sender_known and await self._discover_sender(facts.sender, parsed):
-            check = check_devices(parsed, ctx.stanza, facts, await self._load())
+            check = check_devices(parsed, message, facts, await self._load())
         if check.unknown_recipients and await self._discover_recipients(facts, check):
-            check = check_devices(parsed, ctx.stanza, facts, await self._load())
-        return self._follow_up(ctx, parsed, check), parsed
+            check = check_devices(parsed, message, facts, await self._load())
+        return self._follow_up(ctx, parsed, check, e2e), parsed
 
     async def _discover_sender(self, sender: str, header: OmemoHeader) -> bool:
         """Ask discovery about an unknown sender device, at most once a minute per person.
@@ -211,10 +227,16 @@ class Pipeline:
         await self.reload()
         return True
 
-    def _follow_up(self, ctx: MessageContext, header: OmemoHeader, check: DeviceCheck) -> Verdict:
+    def _follow_up(
+        self, ctx: MessageContext, header: OmemoHeader, check: DeviceCheck, e2e: Verdict
+    ) -> Verdict:
+        """The final verdict: the device check's, or the e2e change when the devices
+        changed nothing (the device check worked on the e2e-changed message), plus notices."""
         verdict = check.verdict
         if verdict.rejected:
             return verdict
+        if verdict.action is Action.ACCEPT:
+            verdict = e2e
         sender = DeviceKey(fast_bare(ctx.sender), header.namespace, header.sid)
         if len(self._seen) < self._seen_cap:
             self._seen.add(sender)
@@ -232,8 +254,11 @@ class Pipeline:
     async def _record(
         self, ctx: MessageContext, verdict: Verdict, header: OmemoHeader | None
     ) -> Verdict:
-        """Audit refusals and removed keys (no content; the sender's device id only)."""
+        """Audit refusals and removed keys (no content; the sender's device id only); the
+        gateway's own fallback text is the normal path and not an event."""
         if self._audit is None or verdict.action is Action.ACCEPT:
+            return verdict
+        if not verdict.rejected and verdict.reason in NOT_REFUSALS:
             return verdict
         action = "message.rejected" if verdict.rejected else "message.keys-removed"
         note = f"sender device {header.sid}" if header is not None else ""
