@@ -38,7 +38,8 @@ PASSWORD = "bench-password"
 # An OMEMO-shaped payload, so the gateway's policy accepts it (the server ignores it).
 PAYLOAD = (
     '<encrypted xmlns="eu.siacs.conversations.axolotl"><header sid="1">'
-    + "".join(f'<key rid="{i + 1}">{"A" * 96}</key>' for i in range(MEMBERS))
+    # Keys start with byte 0x33 ("Mw") and are 72 bytes: the size of a legacy OMEMO key.
+    + "".join(f'<key rid="{i + 1}">Mw{"A" * 94}</key>' for i in range(MEMBERS))
     + "<iv>AAAAAAAAAAAAAAAA</iv></header><payload>"
     + "B" * 64
     + "</payload></encrypted>"
