@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from tests.unit.threads_stanza_base import ALICE, BOB, WARD, ThreadStanzaTest, oid
 from xmpp_clinic.archive.messages import ArchiveQuery
+from xmpp_clinic.policy.fallback import FALLBACK_LANG, FALLBACK_TEXT
 from xmpp_clinic.policy.verdict import Action, MessageContext, Verdict
 
 AXOLOTL = "eu.siacs.conversations.axolotl"
@@ -27,10 +28,15 @@ OMEMO_MESSAGE = f"""
   </message>"""
 
 
-def relayed(to: str, stanza_id: str = "sid-1") -> str:
+# Beside OMEMO the gateway writes its own fallback body (policy/fallback.py).
+GATEWAY_BODY = f'<body xml:lang="{FALLBACK_LANG}">{FALLBACK_TEXT}</body>'
+SENDERS_BODY = "<body>This message is OMEMO encrypted.</body>"
+
+
+def relayed(to: str, stanza_id: str = "sid-1", body: str = GATEWAY_BODY) -> str:
     return f"""
       <message from="{WARD}/Alice" type="groupchat" id="m1" to="{to}">
-        <body>This message is OMEMO encrypted.</body>
+        {body}
         <encrypted xmlns="{AXOLOTL}"><header sid="111"><key rid="222" prekey="true">{KEY}</key><iv>{IV}</iv></header><payload>cGF5</payload></encrypted>
         <store xmlns="urn:xmpp:hints"/>
         <origin-id xmlns="urn:xmpp:sid:0" id="o1"/>
@@ -148,7 +154,8 @@ class TestModifiedVerdict(ThreadStanzaTest):
     def test_modified_stanza_is_relayed_and_the_sender_gets_the_notice(self) -> None:
         self.join(f"{ALICE}/phone", "Alice")
         self.recv_settled(OMEMO_MESSAGE)
-        self.send(relayed(f"{ALICE}/phone").replace('<store xmlns="urn:xmpp:hints"/>', ""))
+        mine = relayed(f"{ALICE}/phone", body=SENDERS_BODY)  # this policy keeps the body
+        self.send(mine.replace('<store xmlns="urn:xmpp:hints"/>', ""))
         self.send(
             f'<message from="{WARD}" to="{ALICE}/phone" type="normal"><body>One key removed.</body></message>'
         )
