@@ -27,6 +27,7 @@ from xmpp_clinic.archive.chain import GENESIS, first_break, link
 from xmpp_clinic.clock import as_utc
 from xmpp_clinic.store import Store, StoreUnavailable
 from xmpp_clinic.store.models.messages import ArchivedMessage
+from xmpp_clinic.store.models.retention import ArchiveAnchor
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,12 @@ def _fail(pending: _Pending, why: str) -> None:
         pending.done.set_exception(StoreUnavailable(why))
 
 
+async def anchor(session: AsyncSession, thread_id: int) -> tuple[int, bytes]:
+    """Sequence and digest a thread's chain continues from: its purge anchor, or genesis."""
+    found = await session.get(ArchiveAnchor, thread_id)
+    return (found.seq, found.digest) if found is not None else (0, GENESIS)
+
+
 class MessageArchive:
     """Appends and queries thread messages; the only code that touches thread_messages."""
 
@@ -236,11 +243,18 @@ class MessageArchive:
                 .limit(1)
             )
             row = (await session.execute(query)).first()
-        return (row[0], row[1]) if row is not None else (0, GENESIS)
+            if row is not None:
+                return (row[0], row[1])
+            return await anchor(session, thread_id)
 
     async def verify(self, thread_id: int) -> int | None:
-        """The seq of the first entry whose digest does not match, or None if intact (II.2)."""
+        """The seq of the first entry whose digest does not match, or None if intact (II.2).
+
+        The chain starts at the thread's purge anchor (I.7): the last purged message's
+        sequence and digest, or the genesis hash when nothing was purged.
+        """
         async with self._store.session() as session:
+            start = await anchor(session, thread_id)
             query = (
                 select(ArchivedMessage)
                 .where(ArchivedMessage.thread_id == thread_id)
@@ -254,7 +268,7 @@ class MessageArchive:
             )), r.digest)
             for r in rows
         ]  # fmt: skip
-        broken = first_break(pairs)
+        broken = first_break(pairs, start[1])
         return rows[broken].seq if broken is not None else None
 
     async def query(self, q: ArchiveQuery) -> ArchivePage:

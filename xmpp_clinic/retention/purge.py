@@ -1,0 +1,185 @@
+"""The purge: messages past their period, old audit metadata, stale devices (I.7, IV.8, II.3).
+
+One run decides per thread what is due (:mod:`.policy`), deletes it in batches from the
+front of the chain (:mod:`xmpp_clinic.archive.purge`), prunes audit events older than
+``retention.audit_metadata_days`` (the audit chain's base moves past them), forgets
+pending and inactive devices, then writes one signed receipt and one audit event
+(``retention.purged``, subject ``receipt:<id>``: the event names no thread or person).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, func, or_, select
+
+from xmpp_clinic.archive import audit
+from xmpp_clinic.archive.purge import PurgedRange, count_due, purge_through
+from xmpp_clinic.archive.purge import due_through as _due_through
+from xmpp_clinic.clock import utcnow
+from xmpp_clinic.retention.policy import ThreadPolicy, metadata_cutoffs, thread_policy
+from xmpp_clinic.retention.receipts import ReceiptBook, SignedReceipt
+from xmpp_clinic.settings.retention import RetentionSettings
+from xmpp_clinic.store import Store
+from xmpp_clinic.store.changes import bump
+from xmpp_clinic.store.models.audit import AuditEventRecord, AuditHead
+from xmpp_clinic.store.models.devices import DeviceRecord
+from xmpp_clinic.store.models.retention import ThreadRetention
+from xmpp_clinic.store.models.threads import Thread
+
+PURGED = "retention.purged"
+KEPT = (
+    "Nothing is kept of the deleted messages but their count, sequence range and the "
+    "chain anchor; the server's own archive is purged separately (see server items)."
+)
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class ThreadDue:
+    """What a purge would remove from one thread now."""
+
+    thread_id: int
+    name: str
+    policy: ThreadPolicy
+    cutoff: datetime | None
+    first: int
+    last: int
+    count: int
+
+
+@dataclass
+class PurgeOutcome:
+    """What one run did (or, for ``--dry-run``, would do)."""
+
+    threads: list[ThreadDue] = field(default_factory=list)
+    ranges: list[PurgedRange] = field(default_factory=list)
+    audit_events: int = 0
+    devices: int = 0
+    receipt: SignedReceipt | None = None
+
+    @property
+    def messages(self) -> int:
+        return sum(r.count for r in self.ranges)
+
+
+class Purger:
+    """Runs purges over the store; the only code that applies retention periods (I.7)."""
+
+    def __init__(self, store: Store, settings: RetentionSettings, receipts: ReceiptBook) -> None:
+        self._store = store
+        self._settings = settings
+        self._receipts = receipts
+
+    async def due(self, now: datetime, thread: str | None = None) -> list[ThreadDue]:
+        """Per thread: its policy, cutoff and the range a purge would remove."""
+        async with self._store.session() as session:
+            query = select(Thread.id, Thread.name, ThreadRetention).outerjoin(
+                ThreadRetention, ThreadRetention.thread_id == Thread.id
+            )
+            if thread is not None:
+                query = query.where(Thread.name == thread)
+            rows = (await session.execute(query.order_by(Thread.name))).all()
+        found: list[ThreadDue] = []
+        for thread_id, name, own in rows:
+            policy = thread_policy(
+                self._settings,
+                own.messages_minutes if own is not None else None,
+                own.closed_at if own is not None else None,
+            )
+            cutoff = policy.cutoff(now)
+            first, last, count = (
+                await count_due(self._store, thread_id, cutoff) if cutoff else (0, 0, 0)
+            )
+            found.append(ThreadDue(thread_id, name, policy, cutoff, first, last, count))
+        return found
+
+    async def run(
+        self,
+        *,
+        actor: str,
+        rule: str,
+        thread: str | None = None,
+        dry_run: bool = False,
+        now: datetime | None = None,
+        progress: Progress | None = None,
+    ) -> PurgeOutcome:
+        """Purge what is due; a signed receipt and an audit event record the run (I.7)."""
+        now = now or utcnow()
+        outcome = PurgeOutcome(threads=await self.due(now, thread))
+        cuts = metadata_cutoffs(self._settings, now)
+        if dry_run:
+            async with self._store.session() as session:
+                query = select(func.count()).select_from(AuditEventRecord)
+                found = await session.scalar(query.where(AuditEventRecord.at < cuts.audit))
+                outcome.audit_events = int(found or 0)
+            return outcome
+        items: list[dict[str, Any]] = []
+        for due in outcome.threads:
+            if due.cutoff is None or due.count == 0:
+                continue
+            async with self._store.session() as session:
+                through = await _due_through(session, due.thread_id, due.cutoff)
+            purged = await purge_through(
+                self._store, due.thread_id, through,
+                batch=self._settings.purge_batch, progress=progress,
+            )  # fmt: skip
+            if purged is not None:
+                outcome.ranges.append(purged)
+                items.append(
+                    {"what": "messages", "thread": due.name, "policy": due.policy.describe(),
+                     "cutoff": due.cutoff.isoformat(), **purged.as_json()}
+                )  # fmt: skip
+        if thread is None:
+            items += await self._metadata(outcome, cuts.audit, cuts.pending_devices,
+                                          cuts.inactive_devices)  # fmt: skip
+        receipt = self._receipts.sign("purge", actor, items, rule=rule, kept=KEPT)
+        async with self._store.session() as session:
+            session.add(self._receipts.row(receipt))
+            note = f"{outcome.messages} messages, {outcome.audit_events} audit events, " \
+                   f"{outcome.devices} devices"  # fmt: skip
+            await audit.append(
+                session, audit.AuditEvent(actor, PURGED, rule, f"receipt:{receipt.id}", note)
+            )
+        self._receipts.write_file(receipt)
+        outcome.receipt = receipt
+        return outcome
+
+    async def _metadata(
+        self, outcome: PurgeOutcome, audit_cut: datetime, pending: datetime, inactive: datetime
+    ) -> list[dict[str, Any]]:
+        """Audit events and devices past their periods (II.3, IV.8)."""
+        items: list[dict[str, Any]] = []
+        async with self._store.session() as session:
+            before = await session.get(AuditHead, audit.HEAD_ID)
+            base = before.base_seq if before is not None else 0
+            outcome.audit_events = await audit.prune(session, audit_cut)
+            if outcome.audit_events:
+                head = await session.get(AuditHead, audit.HEAD_ID)
+                assert head is not None
+                items.append(
+                    {"what": "audit-events", "first_seq": base + 1, "last_seq": head.base_seq,
+                     "count": outcome.audit_events, "anchor": head.base_hash.hex(),
+                     "cutoff": audit_cut.isoformat()}
+                )  # fmt: skip
+        async with self._store.session() as session:
+            stale = or_(
+                and_(DeviceRecord.state == "pending",
+                     func.coalesce(DeviceRecord.last_seen, DeviceRecord.first_seen) < pending),
+                and_(DeviceRecord.state != "pending",
+                     func.coalesce(DeviceRecord.last_seen, DeviceRecord.state_changed_at)
+                     < inactive),
+            )  # fmt: skip
+            removed = await session.execute(delete(DeviceRecord).where(stale))
+            outcome.devices = int(removed.rowcount)  # type: ignore[attr-defined]
+            if outcome.devices:
+                await bump(session, "devices")
+                items.append(
+                    {"what": "devices", "count": outcome.devices,
+                     "pending_cutoff": pending.isoformat(), "inactive_cutoff": inactive.isoformat()}
+                )  # fmt: skip
+        return items
