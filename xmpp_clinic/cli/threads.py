@@ -54,7 +54,13 @@ def _with_service(config: Path | None, action: Callable[[ThreadService], Awaitab
     settings = settings_from(config)
 
     def service(store: Store) -> Awaitable[T]:
-        return action(ThreadService(store, user_domains=settings.xmpp.user_domains))
+        return action(
+            ThreadService(
+                store,
+                user_domains=settings.xmpp.user_domains,
+                directory=settings.directory is not None,
+            )
+        )
 
     try:
         return with_store(settings, service)
@@ -86,9 +92,17 @@ def create(
         typer.Option(parser=title_text, metavar="TEXT", help="Title shown to clinicians."),
     ],
     member: Annotated[
-        list[str],
+        list[str] | None,
         typer.Option("--member", parser=person, metavar="JID", help="Member (repeatable)."),
-    ],
+    ] = None,
+    group_name: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--group",
+            metavar="GROUP",
+            help="Directory group whose members the thread follows (repeatable).",
+        ),
+    ] = None,
     owner: Annotated[str | None, typer.Option(parser=person, metavar="JID", help="Owner.")] = None,
     direct: Annotated[bool, typer.Option("--direct", help="A direct thread (two members)")] = False,
     config: ConfigOption = None,
@@ -97,7 +111,13 @@ def create(
     thread = _with_service(
         config,
         lambda s: s.create(
-            name, title, member, owner=owner, kind="direct" if direct else "group", actor=actor()
+            name,
+            title,
+            member or [],
+            owner=owner,
+            kind="direct" if direct else "group",
+            groups=group_name or [],
+            actor=actor(),
         ),
     )
     typer.echo(f"created thread {thread.name} with {plural(len(thread.members), 'member')}")
@@ -151,3 +171,22 @@ def remove_member(
     """Remove a member; a running gateway kicks them and closes their history."""
     _with_service(config, lambda s: s.remove_member(name, jid, actor=actor()))
     typer.echo(f"removed {jid} from {name}")
+
+
+GroupArg = Annotated[str, typer.Argument(metavar="GROUP", help="Directory group, e.g. ward-4b.")]
+
+
+@group.command("bind")
+def bind(name: NameArg, group_name: GroupArg, config: ConfigOption = None) -> None:
+    """Bind a thread to a directory group: its members join now and follow the directory."""
+    thread = _with_service(config, lambda s: s.bind(name, group_name, actor=actor()))
+    typer.echo(f"{thread.name} follows {group_name}; {plural(len(thread.members), 'member')} now")
+
+
+@group.command("unbind")
+def unbind(name: NameArg, group_name: GroupArg, config: ConfigOption = None) -> None:
+    """Unbind a group; members there only through it leave (a running gateway kicks them)."""
+    thread = _with_service(config, lambda s: s.unbind(name, group_name, actor=actor()))
+    typer.echo(
+        f"{thread.name} no longer follows {group_name}; {plural(len(thread.members), 'member')} now"
+    )

@@ -48,6 +48,10 @@ class OutsideUserDomains(ThreadError):
     """The person is not in the hospital's user domains, so cannot be a member (IV.2)."""
 
 
+class NotInDirectory(ThreadError):
+    """With a directory configured, the person is not in it, so cannot be a member (IV.2)."""
+
+
 class ConcurrentChange(ThreadError):
     """Someone else changed the same thread at the same moment; trying again is safe."""
 

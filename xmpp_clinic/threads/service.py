@@ -14,10 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from xmpp_clinic.clock import utcnow
+from xmpp_clinic.directory import store as directory_tables
+from xmpp_clinic.directory.model import InvalidGroup, check_group
 from xmpp_clinic.limits import MAX_TITLE_CHARS
 from xmpp_clinic.store import Store, StoreConflict
 from xmpp_clinic.store.changes import bump
+from xmpp_clinic.store.models.directory import ThreadBinding
 from xmpp_clinic.store.models.threads import Member, Thread
+from xmpp_clinic.threads.binding import bindings_of, reconcile_all
 from xmpp_clinic.threads.events import UNKNOWN_ACTOR, ThreadEvent, record
 from xmpp_clinic.threads.model import (
     Affiliation,
@@ -26,6 +30,7 @@ from xmpp_clinic.threads.model import (
     Kind,
     MemberInfo,
     MemberNotFound,
+    NotInDirectory,
     ThreadExists,
     ThreadInfo,
     ThreadNotFound,
@@ -38,6 +43,13 @@ from xmpp_clinic.threads.model import (
 )
 
 TOPIC = "threads"
+
+
+def _group(name: str) -> str:
+    try:
+        return check_group(name)
+    except InvalidGroup as exc:
+        raise InvalidThread(str(exc)) from None
 
 
 def _info(thread: Thread) -> ThreadInfo:
@@ -64,12 +76,25 @@ class ThreadService:
     ``user_domains`` (``xmpp.user_domains``) are the only domains whose people may become
     members; other domains are refused, and an empty list refuses everyone (IV.2, I.12).
     Every change takes the ``actor`` who asked (``cli:<user>``, ``xmpp:<JID>``) for its
-    audit event.
+    audit event. With ``directory`` (``[directory]`` configured), only persons in the
+    directory may become members, and threads can be bound to its groups (IV.2).
     """
 
-    def __init__(self, store: Store, *, user_domains: Iterable[str]) -> None:
+    def __init__(
+        self, store: Store, *, user_domains: Iterable[str], directory: bool = False
+    ) -> None:
         self._store = store
         self._user_domains = frozenset(d.strip().lower() for d in user_domains if d.strip())
+        self._directory = directory
+
+    async def _check_in_directory(self, session: AsyncSession, jids: Iterable[str]) -> None:
+        """Refuse anyone the directory does not hold (IV.2); no-op in small deployment mode."""
+        if not self._directory:
+            return
+        known = (await directory_tables.load(session)).jids
+        for jid in jids:
+            if jid not in known:
+                raise NotInDirectory(f"cannot add {jid}: not a person in the hospital directory")
 
     async def create(
         self,
@@ -79,9 +104,13 @@ class ThreadService:
         *,
         owner: str | None = None,
         kind: Kind = "group",
+        groups: Sequence[str] = (),
         actor: str = UNKNOWN_ACTOR,
     ) -> ThreadInfo:
         """Create a thread with its first members (IV.2); a direct thread has exactly two.
+
+        ``groups`` binds the thread to directory groups: their members join it now and
+        whenever the directory changes (threads/binding.py).
 
         A name already taken is :class:`ThreadExists`, also when another request took it
         a moment earlier (the store's unique name decides, not a look-ahead).
@@ -91,14 +120,16 @@ class ThreadService:
         affiliations: dict[str, Affiliation] = {check_jid(j): "member" for j in members}
         if owner is not None:
             affiliations[check_jid(owner)] = "owner"
-        if kind == "direct" and len(affiliations) != 2:
-            raise InvalidThread("a direct thread has exactly two members")
-        if not affiliations:
-            raise InvalidThread("a thread needs at least one member")
+        bound = sorted({_group(g) for g in groups})
+        if kind == "direct" and (len(affiliations) != 2 or bound):
+            raise InvalidThread("a direct thread has exactly two members and no groups")
+        if not affiliations and not bound:
+            raise InvalidThread("a thread needs at least one member or group")
         for jid in affiliations:
             check_user_domain(jid, self._user_domains)
         try:
             async with self._store.session() as session:
+                await self._check_in_directory(session, affiliations)
                 now = utcnow()
                 thread = Thread(name=name, title=title, kind=kind, subject="", created_at=now)
                 thread.members = [
@@ -110,6 +141,9 @@ class ThreadService:
                 for jid, aff in affiliations.items():
                     await record(session, actor, ThreadEvent.MEMBER_ADDED, name, aff, jid)
                 await bump(session, TOPIC)
+                if bound:
+                    await self._bind(session, thread, bound, actor)
+                    thread = await _load(session, name)
                 return _info(thread)
         except StoreConflict:
             if await self._exists(name):
@@ -155,6 +189,7 @@ class ThreadService:
         check_user_domain(jid, self._user_domains)
         try:
             async with self._store.session() as session:
+                await self._check_in_directory(session, [jid])
                 thread = await _load(session, check_name(name))
                 existing = next((m for m in thread.members if m.jid == jid), None)
                 if existing is None:
@@ -200,3 +235,58 @@ class ThreadService:
             thread.title = check_title(title, thread.name)
             await record(session, actor, ThreadEvent.TITLE_CHANGED, thread.name, "renamed")
             await bump(session, TOPIC)
+
+    async def bind(self, name: str, group: str, *, actor: str = UNKNOWN_ACTOR) -> ThreadInfo:
+        """Bind a thread to a directory group: its members join now and follow it (IV.2)."""
+        async with self._store.session() as session:
+            thread = await _load(session, check_name(name))
+            if thread.kind == "direct":
+                raise InvalidThread("a direct thread cannot be bound to a group")
+            await self._bind(session, thread, [_group(group)], actor)
+            return _info(await _load(session, thread.name))
+
+    async def unbind(self, name: str, group: str, *, actor: str = UNKNOWN_ACTOR) -> ThreadInfo:
+        """Unbind a group: members who were there only through it leave (kicked, 321)."""
+        group = _group(group)
+        async with self._store.session() as session:
+            thread = await _load(session, check_name(name))
+            rows = (
+                await session.scalars(
+                    select(ThreadBinding).where(
+                        ThreadBinding.thread_id == thread.id, ThreadBinding.group == group
+                    )
+                )
+            ).all()
+            if not rows:
+                raise InvalidThread(f"thread {thread.name!r} is not bound to group {group!r}")
+            for row in rows:
+                await session.delete(row)
+            await session.flush()
+            await self._reconcile(session, actor)
+            return _info(await _load(session, thread.name))
+
+    async def groups_of(self, name: str) -> tuple[str, ...]:
+        """The directory groups a thread is bound to."""
+        async with self._store.session() as session:
+            return tuple(await bindings_of(session, (await _load(session, check_name(name))).id))
+
+    async def _bind(
+        self, session: AsyncSession, thread: Thread, groups: Sequence[str], actor: str
+    ) -> None:
+        if not self._directory:
+            raise InvalidThread("binding threads to groups needs a [directory] in the config")
+        directory = await directory_tables.load(session)
+        for group in groups:
+            if group not in directory.groups:
+                raise InvalidThread(f"no group named {group!r} in the directory")
+        have = set(await bindings_of(session, thread.id))
+        session.add_all(
+            ThreadBinding(thread_id=thread.id, group=g) for g in groups if g not in have
+        )
+        await session.flush()
+        await self._reconcile(session, actor)
+
+    async def _reconcile(self, session: AsyncSession, actor: str) -> None:
+        directory = await directory_tables.load(session)
+        allowed = directory.jids if self._directory else None
+        await reconcile_all(session, directory.groups, allowed, actor=actor)
