@@ -1,0 +1,200 @@
+"""Rules for parts II to IV: communication, end devices, platform and operation."""
+
+from __future__ import annotations
+
+from xmpp_clinic.report.controls import Assessment, Facts, Rule, ev, organisational
+from xmpp_clinic.report.model import Status
+from xmpp_clinic.report.rules_app import client_versions
+
+MET, PARTLY, NOT_MET = Status.MET, Status.PARTLY, Status.NOT_MET
+
+
+def e2e(f: Facts) -> Assessment:
+    policy = f.settings.policy
+    evidence = (
+        ev("policy.require_e2e", policy.require_e2e),
+        ev("policy.unapproved_recipient", policy.unapproved_recipient),
+        ev("care threads", f.state.threads),
+    )
+    control = "OMEMO required in every care thread; plaintext refused; approved readers only"
+    if not policy.require_e2e:
+        return Assessment(control, NOT_MET, "policy.require_e2e = false", evidence)
+    return Assessment(
+        control, MET, "plaintext refused, keys of unapproved devices removed", evidence
+    )
+
+
+def integrity(f: Facts) -> Assessment:
+    audit = f.state.audit
+    evidence = (
+        ev("audit chain", "intact" if audit.intact else f"BROKEN: {audit.problem}"),
+        ev("audit events", audit.events),
+        ev("audit head", audit.head),
+        ev("broken message archives", list(audit.broken_archives)),
+    )
+    control = "hash-chained audit log and message archive, verified now"
+    if not audit.intact or audit.broken_archives:
+        return Assessment(control, NOT_MET, "a hash chain is broken", evidence)
+    return Assessment(control, MET, "every chain verified intact now", evidence)
+
+
+def metadata(f: Facts) -> Assessment:
+    retention = f.settings.retention
+    evidence = (
+        ev("retention.audit_metadata_days", retention.audit_metadata_days),
+        ev("IP addresses stored", "never"),
+    )
+    return Assessment(
+        "connection and audit metadata kept for a set period; no IPs; no secondary use",
+        MET,
+        f"audit metadata kept {retention.audit_metadata_days} days",
+        evidence,
+    )
+
+
+def open_protocols(_f: Facts) -> Assessment:
+    return Assessment(
+        "standard XMPP only (MUC, MAM, OMEMO, ad-hoc commands)",
+        MET,
+        "stock clients join care threads as ordinary rooms",
+        (ev("protocols", "XEP-0045, XEP-0313, XEP-0384, XEP-0050"),),
+    )
+
+
+def device_protection(_f: Facts) -> Assessment:
+    return organisational(
+        "device lock and storage encryption",
+        "hospital IT: enforce screen lock and storage encryption in the MDM profile",
+    )
+
+
+def mdm(f: Facts) -> Assessment:
+    devices = f.state.devices
+    evidence = (
+        ev("approved devices", devices.approved),
+        ev("approved without an MDM asset id", devices.approved_without_asset),
+    )
+    control = "device registry linked to MDM asset ids; 'devices revoke-all' for a lost device"
+    if devices.approved_without_asset:
+        reason = f"{devices.approved_without_asset} approved device(s) without an asset id"
+        return Assessment(control, PARTLY, reason, evidence)
+    return Assessment(control, MET, "every approved device names its MDM asset", evidence)
+
+
+def deployment(f: Facts) -> Assessment:
+    return organisational(
+        "deployment model",
+        "DPO: confirm the gateway runs on-premises (not a public telecom service)",
+        ev("store", f.settings.store.url.split("://", 1)[0]),
+    )
+
+
+def closed_group(f: Facts) -> Assessment:
+    settings, server = f.settings, f.server
+    evidence = (
+        ev("xmpp.user_domains", list(settings.xmpp.user_domains)),
+        ev("directory", "configured" if settings.directory else "not configured"),
+        ev("server config read", server.source or None),
+        ev("confinement module loaded", server.confinement),
+        ev("XEP-0356 privilege granted", server.privilege),
+    )
+    control = "members-only threads; only directory members of the hospital's domains"
+    if not settings.xmpp.user_domains:
+        return Assessment(control, NOT_MET, "xmpp.user_domains is empty", evidence)
+    if server.confinement is None:
+        reason = "server confinement not checked (give --server-config)"
+        return Assessment(control, PARTLY, reason, evidence)
+    if not server.confinement:
+        reason = "mod_clinic_confine not loaded: users can talk around the gateway"
+        return Assessment(control, PARTLY, reason, evidence)
+    return Assessment(control, MET, "threads members-only and the server confines users", evidence)
+
+
+def dpia(_f: Facts) -> Assessment:
+    return organisational(
+        "DPIA facts exported by 'xmpp-clinic report --dpia'",
+        "DPO: write and keep the impact assessment; the facts come from 'report --dpia'",
+    )
+
+
+def review(f: Facts) -> Assessment:
+    state, every = f.state, f.settings.report.save_every_hours
+    evidence = (
+        ev("reports saved", state.saved_reports),
+        ev("last saved report", state.last_saved_report),
+        ev("report.save_every_hours", every or "off"),
+    )
+    control = "reports saved (hash-chained) on a schedule; 'report diff' shows changes"
+    if not state.saved_reports:
+        reason = "no report saved yet: run 'report --save' or set report.save_every_hours"
+        return Assessment(control, PARTLY, reason, evidence)
+    return Assessment(control, MET, f"{state.saved_reports} report(s) kept", evidence)
+
+
+def self_hosted(_f: Facts) -> Assessment:
+    return Assessment(
+        "self-hosted by default; no external service needed",
+        MET,
+        "the gateway, its store and backups run on hospital infrastructure",
+    )
+
+
+def processors(f: Facts) -> Assessment:
+    return organisational(
+        "storage location",
+        "DPO: record every processor (hosting, backup storage) and that it is in the EU/EEA",
+        ev("store", f.settings.store.url.split("://", 1)[0]),
+        ev("backup.directory", f.settings.backup.directory),
+    )
+
+
+def contract(_f: Facts) -> Assessment:
+    return organisational(
+        "processing contract (Art. 28)",
+        "DPO: keep signed processing contracts with every processor",
+    )
+
+
+def provider_deletion(f: Facts) -> Assessment:
+    server, state = f.server, f.state
+    evidence = (
+        ev("retention.messages_days", f.settings.retention.messages_days),
+        ev("last purge", state.last_purge),
+        ev("server archive expiry", server.mam_expiry),
+        ev("server upload expiry", server.upload_expiry),
+    )
+    control = "archive on hospital servers; retention purge; short server MAM windows"
+    if not server.source:
+        return Assessment(
+            control, PARTLY, "server expiry not checked (give --server-config)", evidence
+        )
+    if server.mam_expiry is None:
+        return Assessment(control, PARTLY, "the server keeps its own archive forever", evidence)
+    return Assessment(control, MET, "gateway and server archives expire", evidence)
+
+
+def updates(f: Facts) -> Assessment:
+    found = client_versions(f)
+    return Assessment(
+        "client version report (see I.13)", found.status, found.reason, found.evidence
+    )
+
+
+RULES: dict[str, Rule] = {
+    "II.1": e2e,
+    "II.2": integrity,
+    "II.3": metadata,
+    "II.4": open_protocols,
+    "III.1": device_protection,
+    "III.2": updates,
+    "III.3": mdm,
+    "IV.1": deployment,
+    "IV.2": closed_group,
+    "IV.3": dpia,
+    "IV.4": review,
+    "IV.5": self_hosted,
+    "IV.6": processors,
+    "IV.7": contract,
+    "IV.8": provider_deletion,
+    "IV.9": updates,
+}
