@@ -128,11 +128,18 @@ def report(
 def diff_command(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    server_config: ServerConfigOption = None,
+    test_results: ResultsOption = None,
+    tests: TestsOption = None,
+    config: ConfigOption = None,
 ) -> None:
     """What changed between the last saved report and the live system now (IV.4)."""
-    obj = ctx.obj or {}
+    given = ctx.obj or {}
     settings, sources = _sources(
-        obj.get("server"), obj.get("results"), obj.get("tests"), obj.get("config")
+        server_config or given.get("server"),
+        test_results or given.get("results"),
+        tests or given.get("tests"),
+        config or given.get("config"),
     )
 
     async def compare(store: Store) -> tuple[Saved | None, Report, int | None]:

@@ -23,8 +23,9 @@ def _strip(text: str, marker: str) -> str:
 
 
 def _lua_value(text: str, key: str) -> str | None:
-    found = re.search(rf"^\s*{key}\s*=\s*\"?([^\"\n;]+)\"?", text, re.MULTILINE)
-    return found.group(1).strip() if found else None
+    """The value of ``key = "..."``; as in Lua, the last assignment wins."""
+    found = re.findall(rf"^\s*{key}\s*=\s*\"?([^\"\n;]+)\"?", text, re.MULTILINE)
+    return found[-1].strip() if found else None
 
 
 def _prosody_modules(text: str) -> set[str]:
@@ -38,7 +39,8 @@ def read_prosody(text: str, component_jid: str) -> ServerFacts:
     """Facts from a Prosody config (Lua)."""
     code = _strip(text, "--")
     modules = _prosody_modules(code)
-    privileged = "privileged_entities" in code and component_jid in code
+    quoted = re.compile(rf"[\"']{re.escape(component_jid)}[\"']")
+    privileged = "privileged_entities" in code and quoted.search(code) is not None
     expiry = _lua_value(code, "archive_expires_after")
     upload = _lua_value(code, "http_file_share_expires_after") or _lua_value(
         code, "http_upload_expire_after"
