@@ -14,7 +14,7 @@ else (a ticket, a signed report) and compare it with ``--expect-head`` to close 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -230,3 +230,55 @@ class AuditLog:
     async def verify(self) -> ChainReport:
         async with self._store.session() as session:
             return await verify(session)
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """What :func:`rewrite` changed: which events, and the chain head before and after."""
+
+    seqs: tuple[int, ...]
+    old_head: str
+    new_head: str
+
+    def as_json(self) -> dict[str, object]:
+        return {"events": list(self.seqs), "old_head": self.old_head, "new_head": self.new_head}
+
+
+async def rewrite(session: AsyncSession, scrub: Callable[[str], str]) -> Rewrite:
+    """Apply ``scrub`` to every event's actor, subject and note, then re-chain (I.7, II.3).
+
+    For erasure: a person's or a thread's name is replaced by a pseudonym in the events
+    that name them, and every hash from the first changed event on is recomputed. The
+    head lock is held throughout, so no append interleaves. The chain verifies again;
+    the old and new heads go into the signed erasure receipt, which is what ties a head
+    recorded earlier (``--expect-head``) to the rewritten chain.
+    """
+    await _lock_head(session)
+    head = await session.get(AuditHead, HEAD_ID, populate_existing=True)
+    assert head is not None
+    head.seq -= 1  # undo the lock's increment: rewriting appends nothing
+    old_head = f"{head.seq}:{head.hash.hex()}"
+    rows = (
+        await session.scalars(
+            select(AuditEventRecord)
+            .where(AuditEventRecord.seq > head.base_seq)
+            .order_by(AuditEventRecord.seq)
+        )
+    ).all()
+    changed: list[int] = []
+    previous = head.base_hash
+    for row in rows:
+        fields = {"actor": row.actor, "subject": row.subject, "note": row.note}
+        scrubbed = {name: scrub(value) for name, value in fields.items()}
+        if scrubbed != fields:
+            row.actor, row.subject, row.note = (
+                scrubbed["actor"], scrubbed["subject"], scrubbed["note"]
+            )  # fmt: skip
+            changed.append(row.seq)
+        if changed:
+            row.hash = link(previous, canonical(row.seq, row.at, _fields(row)))
+        previous = row.hash
+    if changed:
+        head.hash = previous
+    await session.flush()
+    return Rewrite(tuple(changed), old_head, f"{head.seq}:{head.hash.hex()}")

@@ -99,6 +99,15 @@ def _canonical(seq: int, item: NewMessage) -> bytes:
     return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+def row_canonical(r: ArchivedMessage) -> bytes:
+    """The hashed bytes of a stored row (for verification and re-chaining)."""
+    item = NewMessage(
+        r.thread_id, r.stanza_id, r.at, r.sender, r.sender_resource, r.nick, r.occupant_id,
+        r.stanza,
+    )  # fmt: skip
+    return _canonical(r.seq, item)
+
+
 def _entry(row: ArchivedMessage) -> ArchiveEntry:
     return ArchiveEntry(
         row.seq, row.stanza_id, as_utc(row.at), row.sender, row.sender_resource, row.nick,
@@ -170,6 +179,14 @@ class MessageArchive:
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_batches())
         return done
+
+    async def forget_heads(self) -> None:
+        """Reload chain heads from the store before the next append.
+
+        For the "archive" change counter: an erasure re-chained a thread (I.7), so the
+        head held in memory is no longer the stored one.
+        """
+        self._heads.clear()
 
     async def drain(self) -> None:
         """Wait until every append submitted so far has its outcome (committed or refused).
@@ -261,13 +278,7 @@ class MessageArchive:
                 .order_by(ArchivedMessage.seq)
             )
             rows = list((await session.execute(query)).scalars())
-        pairs = [
-            (_canonical(r.seq, NewMessage(
-                r.thread_id, r.stanza_id, r.at, r.sender, r.sender_resource, r.nick,
-                r.occupant_id, r.stanza,
-            )), r.digest)
-            for r in rows
-        ]  # fmt: skip
+        pairs = [(row_canonical(r), r.digest) for r in rows]
         broken = first_break(pairs, start[1])
         return rows[broken].seq if broken is not None else None
 

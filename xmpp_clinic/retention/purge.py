@@ -137,6 +137,8 @@ class Purger:
         if thread is None:
             items += await self._metadata(outcome, cuts.audit, cuts.pending_devices,
                                           cuts.inactive_devices)  # fmt: skip
+        if not items:
+            return outcome  # nothing deleted: no receipt, no event (a quiet schedule)
         receipt = self._receipts.sign("purge", actor, items, rule=rule, kept=KEPT)
         async with self._store.session() as session:
             session.add(self._receipts.row(receipt))

@@ -1,0 +1,142 @@
+"""`threads delete` and `erase --person` leave no row naming them but receipt and event (I.7)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Connection, inspect, text
+
+from xmpp_clinic.archive.audit import AuditEvent, AuditLog
+from xmpp_clinic.archive.messages import ArchiveQuery, MessageArchive, NewMessage
+from xmpp_clinic.retention.erasure import Eraser
+from xmpp_clinic.retention.receipts import ReceiptBook, load_public_key, verify
+from xmpp_clinic.retention.scrub import name_pattern
+from xmpp_clinic.store import Store
+from xmpp_clinic.store.models.devices import DeviceNoticeRecord, DeviceRecord
+from xmpp_clinic.threads import ThreadService
+
+ALICE = "alice@hospital.test"
+MALICE = "malice@hospital.test"
+BOB = "bob@hospital.test"
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    store = Store(f"sqlite+aiosqlite:///{tmp_path / 'clinic.db'}")
+    await store.migrate()
+    yield store
+    await store.close()
+
+
+def eraser(store: Store, tmp_path: Path) -> Eraser:
+    return Eraser(store, ReceiptBook(store, tmp_path / "key.pem", tmp_path / "receipts"), batch=3)
+
+
+async def scan(store: Store, needle: str) -> list[tuple[str, str]]:
+    """Every (table, column) of every table in the database whose text holds ``needle``."""
+
+    def tables(conn: Connection) -> dict[str, list[str]]:
+        found = inspect(conn)
+        return {t: [c["name"] for c in found.get_columns(t)] for t in found.get_table_names()}
+
+    pattern = name_pattern(needle)  # whole JIDs: alice@ is not inside malice@
+    async with store.engine.connect() as conn:
+        layout = await conn.run_sync(tables)
+        hits: list[tuple[str, str]] = []
+        for table, columns in layout.items():
+            for column in columns:
+                rows = await conn.execute(text(f'SELECT "{column}" FROM "{table}"'))
+                for (value,) in rows:
+                    raw = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+                    if pattern.search(raw):
+                        hits.append((table, column))
+    return hits
+
+
+async def populate(store: Store) -> int:
+    service = ThreadService(store, user_domains=["hospital.test"])
+    ward = await service.create("ward", "Ward 7", [ALICE, BOB, MALICE])
+    other = await service.create("icu", f"ICU with {ALICE}", [ALICE, BOB])
+    archive = MessageArchive(store)
+    for n, (thread, sender) in enumerate(
+        [(ward.id, ALICE), (ward.id, BOB), (other.id, ALICE), (ward.id, MALICE), (ward.id, ALICE)]
+    ):
+        await archive.append(
+            NewMessage(thread, f"m{n}", datetime.now(UTC), sender, "phone", sender.split("@")[0],
+                       "occ", f"<message id='m{n}'><addresses jid='{sender}/phone'/></message>")
+        )  # fmt: skip
+    async with store.session() as session:
+        session.add(DeviceRecord(jid=ALICE, namespace="omemo", device_id=7, state="approved"))
+        session.add(DeviceNoticeRecord(jid=ALICE, text=f"device 7 of {ALICE} approved"))
+    await AuditLog(store).record(AuditEvent(f"xmpp:{ALICE}", "device.approved", "ok", ALICE))
+    return ward.id
+
+
+async def test_erased_person_is_named_only_by_receipt_and_event(
+    store: Store, tmp_path: Path
+) -> None:
+    """I.7, II.3: every table is scanned; only the receipt and person.erased name Alice."""
+    await populate(store)
+    erasure = await eraser(store, tmp_path).erase_person(ALICE, actor="cli:dpo")
+    hits = await scan(store, ALICE)
+    assert sorted(set(hits)) == [("audit_events", "subject"), ("deletion_receipts", "body")]
+    events = await AuditLog(store).events(subject=ALICE)
+    assert [e.action for e in events] == ["person.erased"]
+    assert erasure.receipt.body["items"][0]["deleted"] == {
+        "memberships": 2, "devices": 1, "notices": 1,
+    }  # fmt: skip
+
+
+async def test_erasure_keeps_every_chain_verifiable(store: Store, tmp_path: Path) -> None:
+    """II.2: audit log and both archives verify after the rewrite; heads are in the receipt."""
+    ward = await populate(store)
+    erasure = await eraser(store, tmp_path).erase_person(ALICE, actor="cli:dpo")
+    assert (await AuditLog(store).verify()).intact
+    archive = MessageArchive(store)
+    for thread in await ThreadService(store, user_domains=[]).list():
+        assert await archive.verify(thread.id) is None
+    rewritten = erasure.receipt.body["items"][1]["threads"]
+    assert {t["thread_id"] for t in rewritten} == {ward, ward + 1}
+    verify(erasure.receipt, load_public_key(tmp_path / "key.pem"))
+
+
+async def test_erasure_leaves_a_similar_jid_alone(store: Store, tmp_path: Path) -> None:
+    await populate(store)
+    await eraser(store, tmp_path).erase_person(ALICE, actor="cli:dpo")
+    assert ("thread_members", "jid") in await scan(store, MALICE)
+
+
+async def test_gateway_appends_after_erasure_chain_correctly(store: Store, tmp_path: Path) -> None:
+    """A running archive reloads its heads (forget_heads) and keeps the chain intact."""
+    ward = await populate(store)
+    archive = MessageArchive(store)
+    await archive.append(
+        NewMessage(ward, "before", datetime.now(UTC), BOB, "", "bob", "occ", "<message/>")
+    )
+    await eraser(store, tmp_path).erase_person(ALICE, actor="cli:dpo")
+    await archive.forget_heads()
+    await archive.append(
+        NewMessage(ward, "after", datetime.now(UTC), BOB, "", "bob", "occ", "<message/>")
+    )
+    assert await archive.verify(ward) is None
+
+
+async def test_deleted_thread_is_named_only_by_receipt_and_event(
+    store: Store, tmp_path: Path
+) -> None:
+    """I.7: the thread, its members and archive are gone; the audit chain still verifies."""
+    ward = await populate(store)
+    erasure = await eraser(store, tmp_path).delete_thread("ward", actor="cli:dpo", settle=0)
+    hits = await scan(store, "ward")
+    assert sorted(set(hits)) == [("audit_events", "subject"), ("deletion_receipts", "body")]
+    deleted = await AuditLog(store).events(subject="ward")
+    assert [e.action for e in deleted] == ["thread.deleted"]
+    assert (await AuditLog(store).verify()).intact
+    page = await MessageArchive(store).query(ArchiveQuery(ward))
+    assert page.entries == []
+    item = erasure.receipt.body["items"][1]
+    assert (item["first_seq"], item["last_seq"], item["count"]) == (1, 4, 4)
+    assert [t.name for t in await ThreadService(store, user_domains=[]).list()] == ["icu"]
