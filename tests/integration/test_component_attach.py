@@ -45,6 +45,7 @@ async def _disco(handle: GatewayHandle, user: str) -> dict[str, object]:
     }
 
 
+@pytest.mark.requirement("II.4")
 async def test_client_discovers_gateway_and_privacy_notice(
     gateway_factory: GatewayFactory, make_users: Callable[..., list[str]]
 ) -> None:
@@ -65,6 +66,7 @@ async def test_client_discovers_gateway_and_privacy_notice(
     }
 
 
+@pytest.mark.requirement("II.4")
 async def test_gateway_is_back_within_3s_after_server_restart(
     gateway_factory: GatewayFactory, make_users: Callable[..., list[str]]
 ) -> None:

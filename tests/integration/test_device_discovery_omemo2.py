@@ -46,6 +46,7 @@ async def listed(gw: GatewayHandle, jid: str) -> list[dict[str, object]]:
     return found
 
 
+@pytest.mark.requirement("I.4")
 async def test_omemo2_devices_are_discovered_from_pep_and_then_approved(
     make_users: MakeUsers, gateway_factory: GatewayFactory
 ) -> None:

@@ -69,6 +69,7 @@ async def connect_all(server: DevServer, *jids: str) -> list[ClientXMPP]:
     return list(await asyncio.gather(*(connect_omemo_bot(j, PASSWORD, server) for j in jids)))
 
 
+@pytest.mark.requirement("I.4", "I.5")
 async def test_plaintext_is_refused_with_policy_violation_and_reaches_nobody(
     make_users: MakeUsers, gateway_factory: GatewayFactory
 ) -> None:
@@ -114,6 +115,7 @@ async def test_plaintext_is_refused_with_policy_violation_and_reaches_nobody(
         await asyncio.gather(*(disconnect_bot(bot) for bot in bots))
 
 
+@pytest.mark.requirement("I.4", "I.5")
 async def test_pending_device_cannot_send_until_approved_by_the_cli(
     make_users: MakeUsers, gateway_factory: GatewayFactory
 ) -> None:
@@ -154,6 +156,7 @@ async def test_pending_device_cannot_send_until_approved_by_the_cli(
         await asyncio.gather(*(disconnect_bot(bot) for bot in bots))
 
 
+@pytest.mark.requirement("I.4", "I.5")
 async def test_message_reaches_bobs_approved_device_but_not_his_pending_one(
     make_users: MakeUsers, gateway_factory: GatewayFactory
 ) -> None:
@@ -195,6 +198,7 @@ async def test_message_reaches_bobs_approved_device_but_not_his_pending_one(
         await asyncio.gather(*(disconnect_bot(bot) for bot in bots))
 
 
+@pytest.mark.requirement("I.4", "I.5")
 async def test_revoke_applies_to_the_next_message_and_revoke_all_cuts_every_device(
     make_users: MakeUsers, gateway_factory: GatewayFactory
 ) -> None:
@@ -273,6 +277,7 @@ async def assert_audit_trail(gw: GatewayHandle, bob: str, phone: int, tablet: in
     assert f"BROKEN at event {revoked[0]['seq']}" in tampered.stdout
 
 
+@pytest.mark.requirement("I.4", "I.5")
 async def test_expired_device_is_refused_like_a_revoked_one(
     make_users: MakeUsers, gateway_factory: GatewayFactory
 ) -> None:

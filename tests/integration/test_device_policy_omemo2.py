@@ -79,6 +79,7 @@ def send(bot: ClientXMPP, thread: str, element: ET.Element) -> str:
     return str(message["id"])
 
 
+@pytest.mark.requirement("I.4", "I.5")
 async def test_omemo2_sender_and_recipient_devices_must_be_approved(
     make_users: MakeUsers, gateway_factory: GatewayFactory
 ) -> None:

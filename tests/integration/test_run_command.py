@@ -46,6 +46,7 @@ def _read_json_lines_until(
     raise AssertionError(f"no {event!r} log line within {timeout}s; got {lines}")
 
 
+@pytest.mark.requirement("I.12")
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 def test_run_logs_json_and_stops_cleanly(
     xmpp_server: DevServer, tmp_path: Path, stop_signal: signal.Signals
@@ -78,6 +79,7 @@ def test_run_logs_json_and_stops_cleanly(
     assert all(secret not in json.dumps(entry) for entry in lines + rest)
 
 
+@pytest.mark.requirement("I.12")
 def test_run_with_unreachable_store_exits_1_with_a_clear_line(
     xmpp_server: DevServer, tmp_path: Path
 ) -> None:

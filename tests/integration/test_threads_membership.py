@@ -74,6 +74,7 @@ async def join_condition(bot: ClientXMPP, thread: str, nick: str) -> str:
     return "joined"
 
 
+@pytest.mark.requirement("IV.2")
 async def test_non_member_cannot_join_see_read_or_send(
     make_users: Callable[..., list[str]], gateway_factory: Callable[..., Awaitable[GatewayHandle]]
 ) -> None:
@@ -97,6 +98,7 @@ async def test_non_member_cannot_join_see_read_or_send(
         await disconnect_bot(bot)
 
 
+@pytest.mark.requirement("IV.2")
 async def test_removed_member_is_kicked_and_loses_everything_at_once(
     make_users: Callable[..., list[str]], gateway_factory: Callable[..., Awaitable[GatewayHandle]]
 ) -> None:

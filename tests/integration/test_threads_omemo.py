@@ -42,6 +42,7 @@ MakeUsers = Callable[..., list[str]]
 GatewayFactory = Callable[..., Awaitable[GatewayHandle]]
 
 
+@pytest.mark.requirement("II.1")
 async def test_three_clinicians_read_each_others_omemo_messages(
     make_users: MakeUsers, gateway_factory: GatewayFactory
 ) -> None:
@@ -65,6 +66,7 @@ async def test_three_clinicians_read_each_others_omemo_messages(
         await asyncio.gather(*(disconnect_bot(bot) for bot in bots))
 
 
+@pytest.mark.requirement("II.1")
 async def test_member_offline_during_the_conversation_catches_up_by_mam(
     make_users: MakeUsers, gateway_factory: GatewayFactory
 ) -> None:
@@ -105,6 +107,7 @@ async def test_member_offline_during_the_conversation_catches_up_by_mam(
         await disconnect_bot(dave_bot)
 
 
+@pytest.mark.requirement("II.1")
 async def test_member_who_never_joined_reads_the_thread_by_mam(
     make_users: MakeUsers, gateway_factory: GatewayFactory
 ) -> None:
@@ -136,6 +139,7 @@ async def test_member_who_never_joined_reads_the_thread_by_mam(
         await disconnect_bot(reader)
 
 
+@pytest.mark.requirement("II.1")
 async def test_omemo2_element_is_relayed_unchanged(
     make_users: MakeUsers, gateway_factory: GatewayFactory
 ) -> None:

@@ -88,6 +88,7 @@ async def stored(store: Store, thread_id: int) -> list[tuple[int, str]]:
         return [(seq, sid) for seq, sid in (await session.execute(query)).all()]
 
 
+@pytest.mark.requirement("II.2")
 async def test_concurrent_appends_share_one_transaction_in_call_order(
     store: ObservedStore,
 ) -> None:
@@ -99,6 +100,7 @@ async def test_concurrent_appends_share_one_transaction_in_call_order(
     assert await archive.verify(1) is None
 
 
+@pytest.mark.requirement("II.2")
 async def test_appends_during_a_commit_go_together_into_the_next_one(
     store: ObservedStore,
 ) -> None:
@@ -116,6 +118,7 @@ async def test_appends_during_a_commit_go_together_into_the_next_one(
     assert await archive.verify(1) is None
 
 
+@pytest.mark.requirement("II.2")
 async def test_each_thread_keeps_its_own_chain_within_a_batch(store: ObservedStore) -> None:
     archive = MessageArchive(store)
     calls = [message(1, 1), message(1, 2), message(2, 1), message(2, 2), message(3, 1)]
@@ -126,6 +129,7 @@ async def test_each_thread_keeps_its_own_chain_within_a_batch(store: ObservedSto
     assert await archive.verify(2) is None
 
 
+@pytest.mark.requirement("II.2")
 async def test_a_failed_commit_fails_every_caller_in_it_and_stores_nothing(
     store: ObservedStore,
 ) -> None:
@@ -139,6 +143,7 @@ async def test_a_failed_commit_fails_every_caller_in_it_and_stores_nothing(
     assert await stored(store, 1) == [(1, "sid-1-1")]
 
 
+@pytest.mark.requirement("II.2")
 async def test_the_next_append_after_a_failure_continues_the_stored_chain(
     store: ObservedStore,
 ) -> None:
@@ -153,6 +158,7 @@ async def test_the_next_append_after_a_failure_continues_the_stored_chain(
     assert await archive.verify(1) is None
 
 
+@pytest.mark.requirement("II.2")
 async def test_appends_queued_behind_a_failing_commit_are_committed_after_it(
     store: ObservedStore,
 ) -> None:
@@ -171,6 +177,7 @@ async def test_appends_queued_behind_a_failing_commit_are_committed_after_it(
     assert await archive.verify(1) is None
 
 
+@pytest.mark.requirement("II.2")
 async def test_group_committed_entries_are_served_in_archive_order(
     store: ObservedStore,
 ) -> None:
@@ -183,6 +190,7 @@ async def test_group_committed_entries_are_served_in_archive_order(
     assert count == 5
 
 
+@pytest.mark.requirement("II.2")
 async def test_stopping_the_writer_refuses_its_callers_instead_of_leaving_them_silent(
     store: ObservedStore,
 ) -> None:
@@ -200,6 +208,7 @@ async def test_stopping_the_writer_refuses_its_callers_instead_of_leaving_them_s
         assert isinstance(future.exception(), StoreUnavailable)
 
 
+@pytest.mark.requirement("II.2")
 async def test_drain_waits_for_the_commit_in_flight_and_what_queued_behind_it(
     store: ObservedStore,
 ) -> None:
@@ -218,6 +227,7 @@ async def test_drain_waits_for_the_commit_in_flight_and_what_queued_behind_it(
     assert store.writes == [1, 1]
 
 
+@pytest.mark.requirement("II.2")
 async def test_gateway_stop_closes_the_store_only_after_archive_commits(
     store: ObservedStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -38,16 +38,19 @@ async def sql(store: Store, statement: str) -> None:
         await session.execute(text(statement))
 
 
+@pytest.mark.requirement("II.2", "IV.4")
 async def test_untouched_log_verifies(store: Store) -> None:
     report = await (await fill(store)).verify()
     assert report.intact and report.count == 5 and report.head_seq == 5
 
 
+@pytest.mark.requirement("II.2", "IV.4")
 async def test_empty_log_verifies(store: Store) -> None:
     report = await AuditLog(store).verify()
     assert report.intact and report.count == 0
 
 
+@pytest.mark.requirement("II.2", "IV.4")
 async def test_modified_event_is_found(store: Store) -> None:
     log = await fill(store)
     await sql(store, "UPDATE audit_events SET reason = 'approved' WHERE seq = 3")
@@ -56,6 +59,7 @@ async def test_modified_event_is_found(store: Store) -> None:
     assert report.broken is not None and report.broken.reason == "approved"
 
 
+@pytest.mark.requirement("II.2", "IV.4")
 async def test_modified_timestamp_is_found(store: Store) -> None:
     log = await fill(store)
     async with store.session() as session:
@@ -66,6 +70,7 @@ async def test_modified_timestamp_is_found(store: Store) -> None:
     assert (await log.verify()).broken_seq == 2
 
 
+@pytest.mark.requirement("II.2", "IV.4")
 async def test_deleted_event_is_found(store: Store) -> None:
     log = await fill(store)
     await sql(store, "DELETE FROM audit_events WHERE seq = 2")
@@ -73,6 +78,7 @@ async def test_deleted_event_is_found(store: Store) -> None:
     assert report.broken_seq == 2 and "missing" in (report.problem or "")
 
 
+@pytest.mark.requirement("II.2", "IV.4")
 async def test_deleted_newest_event_is_found(store: Store) -> None:
     log = await fill(store)
     await sql(store, "DELETE FROM audit_events WHERE seq = 5")
@@ -80,6 +86,7 @@ async def test_deleted_newest_event_is_found(store: Store) -> None:
     assert not report.intact and report.broken_seq == 5
 
 
+@pytest.mark.requirement("II.2", "IV.4")
 async def test_reordered_events_are_found(store: Store) -> None:
     log = await fill(store)
     await sql(store, "UPDATE audit_events SET seq = 100 WHERE seq = 2")
@@ -88,6 +95,7 @@ async def test_reordered_events_are_found(store: Store) -> None:
     assert (await log.verify()).broken_seq == 2
 
 
+@pytest.mark.requirement("II.2", "IV.4")
 async def test_renumbered_events_are_found(store: Store) -> None:
     log = await fill(store)
     await sql(store, "DELETE FROM audit_events WHERE seq = 2")
@@ -96,6 +104,7 @@ async def test_renumbered_events_are_found(store: Store) -> None:
     assert (await log.verify()).broken_seq == 2
 
 
+@pytest.mark.requirement("II.2", "IV.4")
 async def test_deleted_head_is_found(store: Store) -> None:
     log = await fill(store)
     await sql(store, "DELETE FROM audit_head")
@@ -103,6 +112,7 @@ async def test_deleted_head_is_found(store: Store) -> None:
     assert not report.intact and "head" in (report.problem or "")
 
 
+@pytest.mark.requirement("II.2", "IV.4")
 async def test_append_after_deleted_head_is_refused(store: Store) -> None:
     log = await fill(store)
     await sql(store, "DELETE FROM audit_head")
@@ -110,6 +120,7 @@ async def test_append_after_deleted_head_is_refused(store: Store) -> None:
         await log.record(event(9))
 
 
+@pytest.mark.requirement("II.2", "IV.4")
 async def test_events_keep_who_what_why_and_no_more(store: Store) -> None:
     log = await fill(store, 1)
     (recorded,) = await log.events()
@@ -125,12 +136,14 @@ async def test_events_keep_who_what_why_and_no_more(store: Store) -> None:
     }
 
 
+@pytest.mark.requirement("II.2", "IV.4")
 async def test_overlong_fields_are_cut_before_hashing(store: Store) -> None:
     log = AuditLog(store)
     await log.record(AuditEvent("x" * 1000, "a", "r", "s" * 1000))
     assert (await log.verify()).intact
 
 
+@pytest.mark.requirement("II.2", "IV.4")
 async def test_pruned_log_still_verifies(store: Store) -> None:
     log = await fill(store)
     async with store.session() as session:
@@ -141,12 +154,14 @@ async def test_pruned_log_still_verifies(store: Store) -> None:
     assert report.intact and report.count == 1 and report.head_seq == 6
 
 
+@pytest.mark.requirement("II.2", "IV.4")
 async def test_events_filter_by_subject(store: Store) -> None:
     log = await fill(store)
     found = await log.events(subject="bob@hospital.test/omemo/4")
     assert [e.seq for e in found] == [4]
 
 
+@pytest.mark.requirement("II.2", "IV.4")
 @pytest.mark.postgres
 async def test_audit_chain_on_postgres(pg_url: str) -> None:
     store = Store(pg_url)

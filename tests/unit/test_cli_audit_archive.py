@@ -65,6 +65,7 @@ def verify(config: Path) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+@pytest.mark.requirement("II.2")
 def test_intact_archive_verifies(config: Path) -> None:
     run_sql(config)
     code, out = verify(config)
@@ -72,6 +73,7 @@ def test_intact_archive_verifies(config: Path) -> None:
     assert "message archives intact" in out
 
 
+@pytest.mark.requirement("II.2")
 def test_edited_archived_message_is_detected(config: Path) -> None:
     run_sql(config)
     run_sql(config, "UPDATE thread_messages SET stanza = '<message id=\"x\"/>' WHERE seq = 1")
@@ -80,6 +82,7 @@ def test_edited_archived_message_is_detected(config: Path) -> None:
     assert "message archive of thread ward BROKEN at message 1" in out
 
 
+@pytest.mark.requirement("II.2")
 def test_deleted_archived_message_is_detected(config: Path) -> None:
     run_sql(config)
     run_sql(config, "DELETE FROM thread_messages WHERE seq = 1")

@@ -68,27 +68,32 @@ def listing(config: Path, *args: str) -> list[dict[str, object]]:
     return data
 
 
+@pytest.mark.requirement("I.4", "I.5", "III.3")
 def test_list_json_names_the_documented_fields(seeded: Path) -> None:
     first = listing(seeded)[0]
     assert {"jid", "namespace", "device_id", "state", "fingerprint", "valid_until"} <= set(first)
     assert first["fingerprint"] == CURVE.hex()
 
 
+@pytest.mark.requirement("I.4", "I.5", "III.3")
 def test_list_filters_by_person_and_state(seeded: Path) -> None:
     assert len(listing(seeded, "--jid", BOB, "--state", "pending")) == 3
     assert listing(seeded, "--state", "approved") == []
     assert listing(seeded, "--jid", "nobody@hospital.test") == []
 
 
+@pytest.mark.requirement("I.4", "I.5", "III.3")
 def test_list_on_a_fresh_store_says_so(config: Path) -> None:
     assert cli(config, "devices", "list") == (0, "no devices\n")
 
 
+@pytest.mark.requirement("I.4", "I.5", "III.3")
 def test_list_table_shows_the_fingerprint_as_conversations_does(seeded: Path) -> None:
     code, out = cli(seeded, "devices", "list")
     assert code == 0 and "4701d084 88451f54 5a409fb5" in out and "pending" in out
 
 
+@pytest.mark.requirement("I.4", "I.5", "III.3")
 def test_show_prints_both_client_formats(seeded: Path) -> None:
     code, out = cli(seeded, "devices", "show", BOB, "12")
     assert code == 0 and "fingerprint" in out
@@ -96,6 +101,7 @@ def test_show_prints_both_client_formats(seeded: Path) -> None:
     assert code == 0 and "4701D084 88451F54" in out and "4701d084 88451f54" in out
 
 
+@pytest.mark.requirement("I.4", "I.5", "III.3")
 def test_approve_then_list_shows_it_approved(seeded: Path) -> None:
     args = ("devices", "approve", BOB, "12", "--namespace", "omemo")
     code, out = cli(seeded, *args, "--valid-days", "30", "--asset", "MDM-42")
@@ -105,21 +111,25 @@ def test_approve_then_list_shows_it_approved(seeded: Path) -> None:
     assert device["valid_until"] is not None
 
 
+@pytest.mark.requirement("I.4", "I.5", "III.3")
 def test_ambiguous_device_id_is_bad_usage(seeded: Path) -> None:
     code, out = cli(seeded, "devices", "approve", BOB, "11")
     assert code == 2 and "namespace" in out
 
 
+@pytest.mark.requirement("I.4", "I.5", "III.3")
 def test_unknown_device_is_a_failure(seeded: Path) -> None:
     code, out = cli(seeded, "devices", "approve", BOB, "99")
     assert code == 1 and "no device 99" in out
 
 
+@pytest.mark.requirement("I.4", "I.5", "III.3")
 def test_revoke_needs_a_reason(seeded: Path) -> None:
     code, _ = cli(seeded, "devices", "revoke", BOB, "12")
     assert code == 2
 
 
+@pytest.mark.requirement("I.4", "I.5", "III.3")
 @pytest.mark.parametrize("reason", ["", "   "])
 def test_revoke_with_an_empty_reason_is_bad_usage(seeded: Path, reason: str) -> None:
     code, out = cli(
@@ -129,17 +139,20 @@ def test_revoke_with_an_empty_reason_is_bad_usage(seeded: Path, reason: str) -> 
     assert listing(seeded, "--state", "revoked") == []
 
 
+@pytest.mark.requirement("I.4", "I.5", "III.3")
 def test_lost_phone_with_an_empty_reason_is_bad_usage(seeded: Path) -> None:
     code, out = cli(seeded, "devices", "revoke-all", BOB, "--reason", "")
     assert code == 2 and "--reason" in out
     assert listing(seeded, "--state", "revoked") == []
 
 
+@pytest.mark.requirement("I.4", "I.5", "III.3")
 def test_approving_a_device_without_fingerprint_warns_it_will_wait_again(seeded: Path) -> None:
     code, out = cli(seeded, "devices", "approve", BOB, "12", "--namespace", "omemo")
     assert code == 0 and "fingerprint unknown" in out and "pending" in out
 
 
+@pytest.mark.requirement("I.4", "I.5", "III.3")
 def test_revoke_records_the_reason(seeded: Path) -> None:
     code, _ = cli(seeded, "devices", "revoke", BOB, "12", "--reason", "screen broken")
     assert code == 0
@@ -148,12 +161,14 @@ def test_revoke_records_the_reason(seeded: Path) -> None:
     assert str(device["revoked_by"]).startswith("cli:")
 
 
+@pytest.mark.requirement("I.4", "I.5", "III.3")
 def test_lost_phone_revokes_every_device_of_the_person(seeded: Path) -> None:
     code, out = cli(seeded, "devices", "revoke-all", BOB, "--reason", "lost phone")
     assert code == 0 and out.count("revoked") == 3
     assert {d["state"] for d in listing(seeded)} == {"revoked"}
 
 
+@pytest.mark.requirement("I.4", "I.5", "III.3")
 def test_bad_state_is_bad_usage(config: Path) -> None:
     assert cli(config, "devices", "list", "--state", "lost")[0] == 2
 
@@ -170,12 +185,14 @@ def test_bad_state_is_bad_usage(config: Path) -> None:
         ("list", "--jid", "not-a-jid"),
     ],
 )
+@pytest.mark.requirement("I.4", "I.5", "III.3")
 def test_an_invalid_jid_is_bad_usage_everywhere(seeded: Path, args: tuple[str, ...]) -> None:
     code, out = cli(seeded, "devices", *args)
     assert code == 2 and ("'JID'" in out or "'--jid'" in out)
     assert listing(seeded, "--state", "revoked") == []
 
 
+@pytest.mark.requirement("I.4", "I.5", "III.3")
 @pytest.mark.parametrize("device_id", ["0", "-1", "2147483648", "99999999999999999999999"])
 def test_a_device_id_out_of_range_is_bad_usage(config: Path, device_id: str) -> None:
     result = runner.invoke(app, ["devices", "show", "--config", str(config), BOB, "--", device_id])
@@ -183,6 +200,7 @@ def test_a_device_id_out_of_range_is_bad_usage(config: Path, device_id: str) -> 
     assert code == 2 and "DEVICE_ID" in out and "Traceback" not in out
 
 
+@pytest.mark.requirement("I.4", "I.5", "III.3")
 def test_namespace_takes_the_short_name_or_the_uri(seeded: Path) -> None:
     for namespace in ("omemo2", OMEMO2_NS):
         code, out = cli(seeded, "devices", "show", BOB, "11", "--namespace", namespace)
@@ -191,16 +209,19 @@ def test_namespace_takes_the_short_name_or_the_uri(seeded: Path) -> None:
     assert code == 2 and "--namespace" in out and "omemo2" in out
 
 
+@pytest.mark.requirement("I.4", "I.5", "III.3")
 def test_a_reason_over_the_limit_is_bad_usage(seeded: Path) -> None:
     code, out = cli(seeded, "devices", "revoke-all", BOB, "--reason", "x" * 501)
     assert code == 2 and "--reason" in out
 
 
+@pytest.mark.requirement("I.4", "I.5", "III.3")
 def test_missing_config_is_bad_usage(tmp_path: Path) -> None:
     code, out = cli(tmp_path / "nope.toml", "devices", "list")
     assert code == 2 and "--config" in out
 
 
+@pytest.mark.requirement("I.4", "I.5", "III.3")
 def test_audit_events_list_what_the_cli_did(seeded: Path) -> None:
     cli(seeded, "devices", "revoke", BOB, "12", "--reason", "lost")
     code, out = cli(seeded, "audit", "events", "--json")
@@ -208,11 +229,13 @@ def test_audit_events_list_what_the_cli_did(seeded: Path) -> None:
     assert code == 0 and events[-1]["action"] == "device.revoked" and events[-1]["note"] == "lost"
 
 
+@pytest.mark.requirement("I.4", "I.5", "III.3")
 def test_audit_verify_passes_on_an_untouched_log(seeded: Path) -> None:
     code, out = cli(seeded, "audit", "verify")
     assert code == 0 and "intact: 3 events" in out
 
 
+@pytest.mark.requirement("I.4", "I.5", "III.3")
 def test_audit_verify_fails_and_names_the_tampered_event(seeded: Path) -> None:
     db = load_settings(seeded).store.url.split("///", 1)[1]
     with contextlib.closing(sqlite3.connect(db)) as connection:
@@ -222,6 +245,7 @@ def test_audit_verify_fails_and_names_the_tampered_event(seeded: Path) -> None:
     assert code == 1 and "event 2" in out and "first broken entry: 2" in out
 
 
+@pytest.mark.requirement("I.4", "I.5", "III.3")
 def test_audit_verify_detects_a_rewritten_chain_from_a_recorded_head(seeded: Path) -> None:
     _, out = cli(seeded, "audit", "verify", "--json")
     head = json.loads(out)["head"]
@@ -229,6 +253,7 @@ def test_audit_verify_detects_a_rewritten_chain_from_a_recorded_head(seeded: Pat
     assert cli(seeded, "audit", "verify", "--expect-head", "2:" + "0" * 64)[0] == 1
 
 
+@pytest.mark.requirement("I.4", "I.5", "III.3")
 def test_cli_runs_as_a_subprocess(seeded: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "xmpp_clinic", "devices", "list", "--json"],

@@ -22,6 +22,7 @@ def files(folder: Path) -> set[str]:
     return {str(p.relative_to(folder)) for p in folder.rglob("*")}
 
 
+@pytest.mark.requirement("I.12")
 def test_init_writes_a_config_that_checks_and_server_snippets(tmp_path: Path) -> None:
     (tmp_path / "etc").mkdir()
     code, out, err = init(
@@ -51,6 +52,7 @@ def test_init_writes_a_config_that_checks_and_server_snippets(tmp_path: Path) ->
     assert err == ""  # nothing weakened: an admin is named, the secret is 0600
 
 
+@pytest.mark.requirement("I.12")
 def test_init_does_not_create_a_missing_config_folder(tmp_path: Path) -> None:
     code, _, err = init(f"--output={tmp_path / 'etc' / 'x.toml'}")
     assert code == 2
@@ -58,6 +60,7 @@ def test_init_does_not_create_a_missing_config_folder(tmp_path: Path) -> None:
     assert files(tmp_path) == set()
 
 
+@pytest.mark.requirement("I.12")
 def test_a_missing_snippet_folder_is_found_before_anything_is_written(tmp_path: Path) -> None:
     code, _, err = init(
         f"--output={tmp_path / 'x.toml'}", f"--ejabberd-snippet={tmp_path / 'no' / 'e.yml'}"
@@ -67,6 +70,7 @@ def test_a_missing_snippet_folder_is_found_before_anything_is_written(tmp_path: 
     assert files(tmp_path) == set()
 
 
+@pytest.mark.requirement("I.12")
 def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
     (tmp_path / "x.toml").write_text("")
     code, _, err = init(f"--output={tmp_path / 'x.toml'}")
@@ -75,6 +79,7 @@ def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
     assert files(tmp_path) == {"x.toml"}
 
 
+@pytest.mark.requirement("I.12")
 def test_init_refuses_to_overwrite_a_snippet_without_force(tmp_path: Path) -> None:
     (tmp_path / "p.lua").write_text("-- mine")
     args = (f"--output={tmp_path / 'x.toml'}", f"--prosody-snippet={tmp_path / 'p.lua'}")
@@ -85,6 +90,7 @@ def test_init_refuses_to_overwrite_a_snippet_without_force(tmp_path: Path) -> No
     assert "clinic.hospital.test" in (tmp_path / "p.lua").read_text()
 
 
+@pytest.mark.requirement("I.12")
 def test_init_keeps_an_existing_secret(tmp_path: Path) -> None:
     secret = tmp_path / "component.secret"
     secret.write_text("kept\n")
@@ -106,6 +112,7 @@ def test_init_keeps_an_existing_secret(tmp_path: Path) -> None:
         (["--store=mysql://x"], "--store"),
     ],
 )
+@pytest.mark.requirement("I.12")
 def test_init_with_bad_values_writes_nothing(tmp_path: Path, args: list[str], named: str) -> None:
     code, _, err = init(f"--output={tmp_path / 'x.toml'}", *args)
     assert code == 2
@@ -113,6 +120,7 @@ def test_init_with_bad_values_writes_nothing(tmp_path: Path, args: list[str], na
     assert files(tmp_path) == set()
 
 
+@pytest.mark.requirement("I.12")
 def test_init_with_a_bad_domain_writes_nothing(tmp_path: Path) -> None:
     result = runner.invoke(
         app, ["init", "--domain=not a domain!", f"--output={tmp_path / 'x.toml'}"]
@@ -121,6 +129,7 @@ def test_init_with_a_bad_domain_writes_nothing(tmp_path: Path) -> None:
     assert files(tmp_path) == set()
 
 
+@pytest.mark.requirement("I.12")
 def test_init_records_admins(tmp_path: Path) -> None:
     code, _, err = init(
         "--admin=it@hospital.test", "--admin=IT2@hospital.test", f"--output={tmp_path / 'x.toml'}"
@@ -130,6 +139,7 @@ def test_init_records_admins(tmp_path: Path) -> None:
     assert settings.xmpp.admins == ["it@hospital.test", "it2@hospital.test"]
 
 
+@pytest.mark.requirement("I.12")
 def test_init_without_admins_warns_that_nobody_can_use_the_commands(tmp_path: Path) -> None:
     code, _, err = init(f"--output={tmp_path / 'x.toml'}")
     assert code == 0
@@ -144,6 +154,7 @@ def uncommented(text: str) -> list[str]:
     ]
 
 
+@pytest.mark.requirement("I.12")
 def test_snippets_can_be_included_into_stock_debian_configs(tmp_path: Path) -> None:
     """Proven by hand against Debian's files (README): ejabberd refuses a module configured
     in two files, and its ejabberd.yml has mod_pubsub; a modules_enabled in a Prosody

@@ -42,6 +42,7 @@ def component_logs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger=LOGGER)
 
 
+@pytest.mark.requirement("II.4")
 def test_first_failure_says_where_and_why_at_warning(caplog: pytest.LogCaptureFixture) -> None:
     Outage("127.0.0.1", 5347, clock=Clock()).failed(REFUSED, 0.1)
     (record,) = caplog.records
@@ -50,6 +51,7 @@ def test_first_failure_says_where_and_why_at_warning(caplog: pytest.LogCaptureFi
     assert record.cause == REFUSED  # type: ignore[attr-defined]
 
 
+@pytest.mark.requirement("II.4")
 def test_failures_within_a_minute_say_nothing_more(caplog: pytest.LogCaptureFixture) -> None:
     clock = Clock()
     outage = Outage("127.0.0.1", 5347, clock=clock)
@@ -60,6 +62,7 @@ def test_failures_within_a_minute_say_nothing_more(caplog: pytest.LogCaptureFixt
     assert outage.attempts == 59
 
 
+@pytest.mark.requirement("II.4")
 def test_a_long_outage_is_recalled_about_once_a_minute(caplog: pytest.LogCaptureFixture) -> None:
     clock = Clock()
     outage = Outage("127.0.0.1", 5347, clock=clock)
@@ -71,6 +74,7 @@ def test_a_long_outage_is_recalled_about_once_a_minute(caplog: pytest.LogCapture
     assert [r.attempts for r in reminders] == [61, 121, 181]  # type: ignore[attr-defined]
 
 
+@pytest.mark.requirement("II.4")
 def test_the_end_of_an_outage_says_how_long_and_a_new_one_warns_again(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -85,6 +89,7 @@ def test_the_end_of_an_outage_says_how_long_and_a_new_one_warns_again(
     assert said(caplog) == [("WARNING", "XMPP server not reachable; retrying")] * 2
 
 
+@pytest.mark.requirement("II.4")
 def test_a_refused_secret_is_named_as_the_servers_stream_error() -> None:
     from slixmpp.stanza import StreamError
 
@@ -118,6 +123,7 @@ async def component() -> AsyncIterator[ClinicComponent]:
         await gateway.stop()
 
 
+@pytest.mark.requirement("II.4")
 async def test_server_down_is_named_once_with_host_port_and_cause(
     component: ClinicComponent, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -148,6 +154,7 @@ async def accept_component(reader: asyncio.StreamReader, writer: asyncio.StreamW
     writer.close()
 
 
+@pytest.mark.requirement("II.4")
 async def test_reattaching_after_the_server_returns_is_said_once(
     component: ClinicComponent, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -60,6 +60,7 @@ def refused(config_dir: Path, text: str) -> ConfigError:
     return err.value
 
 
+@pytest.mark.requirement("I.12")
 def test_good_config_loads_with_strict_defaults(config_dir: Path) -> None:
     settings = load_settings(config_dir / "xmpp-clinic.toml")
     assert settings.component_secret == "s3cret"
@@ -71,6 +72,7 @@ def test_good_config_loads_with_strict_defaults(config_dir: Path) -> None:
     assert settings.xmpp.secret_file == config_dir / "component.secret"
 
 
+@pytest.mark.requirement("I.12")
 def test_jids_and_domains_are_normalised_as_the_server_compares_them(config_dir: Path) -> None:
     settings = load_settings(
         write(
@@ -85,12 +87,14 @@ def test_jids_and_domains_are_normalised_as_the_server_compares_them(config_dir:
     assert settings.xmpp.admins == ["it@hospital.test"]
 
 
+@pytest.mark.requirement("I.12")
 def test_secret_is_not_in_repr(config_dir: Path) -> None:
     settings = load_settings(config_dir / "xmpp-clinic.toml")
     assert "s3cret" not in repr(settings)
     assert "s3cret" not in settings.model_dump_json()
 
 
+@pytest.mark.requirement("I.12")
 def test_inline_secret_is_not_in_repr(config_dir: Path) -> None:
     path = write(
         config_dir, GOOD.replace('secret_file = "component.secret"', 'secret = "inl1ne-s3cret"')
@@ -102,34 +106,40 @@ def test_inline_secret_is_not_in_repr(config_dir: Path) -> None:
     assert "inl1ne-s3cret" not in settings.model_dump_json()
 
 
+@pytest.mark.requirement("I.12")
 def test_typo_in_key_names_the_key_and_suggests_the_fix(config_dir: Path) -> None:
     err = refused(config_dir, GOOD.replace("server_port", "server_prot"))
     assert err.key == "xmpp.server_prot"
     assert "server_port" in err.fix
 
 
+@pytest.mark.requirement("I.12")
 def test_key_in_the_wrong_section_names_the_right_one(config_dir: Path) -> None:
     err = refused(config_dir, GOOD.replace("server_port = 5347", 'server_port = 5347\nurl = "x"'))
     assert err.key == "xmpp.url"
     assert "[store] url" in err.fix
 
 
+@pytest.mark.requirement("I.12")
 def test_unknown_section_is_refused(config_dir: Path) -> None:
     err = refused(config_dir, GOOD + "\n[telemetry]\nenabled = true\n")
     assert err.key == "telemetry"
 
 
+@pytest.mark.requirement("I.12")
 def test_bad_policy_value_names_the_key_and_the_choices(config_dir: Path) -> None:
     err = refused(config_dir, GOOD + '\n[policy]\ndevice_approval = "sometimes"\n')
     assert err.key == "policy.device_approval"
     assert "'manual'" in err.fix
 
 
+@pytest.mark.requirement("I.12")
 def test_unreadable_store_path_names_store_url(config_dir: Path) -> None:
     err = refused(config_dir, GOOD.replace("gateway.db", "/nonexistent/dir/gateway.db"))
     assert err.key == "store.url"
 
 
+@pytest.mark.requirement("I.12")
 def test_both_secret_and_secret_file_is_refused(config_dir: Path) -> None:
     err = refused(
         config_dir, GOOD.replace("server_port = 5347", 'server_port = 5347\nsecret = "x"')
@@ -195,6 +205,7 @@ BAD_VALUES = [
 ]
 
 
+@pytest.mark.requirement("I.12")
 @pytest.mark.parametrize(("old", "new", "key", "fix"), BAD_VALUES)
 def test_check_config_refuses_a_bad_value_naming_key_and_fix(
     config_dir: Path, old: str, new: str, key: str, fix: str
@@ -207,6 +218,7 @@ def test_check_config_refuses_a_bad_value_naming_key_and_fix(
     assert f"'{key}'" in line and "fix:" in line and fix in line
 
 
+@pytest.mark.requirement("I.12")
 def test_top_level_component_secret_is_unknown_and_points_to_the_xmpp_section(
     config_dir: Path,
 ) -> None:
@@ -216,6 +228,7 @@ def test_top_level_component_secret_is_unknown_and_points_to_the_xmpp_section(
     assert "[xmpp] secret" in err
 
 
+@pytest.mark.requirement("I.12")
 def test_check_config_accepts_good_config_without_warnings(config_dir: Path) -> None:
     code, out, err = check_config(config_dir / "xmpp-clinic.toml")
     assert code == 0, err
@@ -223,6 +236,7 @@ def test_check_config_accepts_good_config_without_warnings(config_dir: Path) -> 
     assert err == ""
 
 
+@pytest.mark.requirement("I.12")
 def test_check_config_exits_2_on_missing_secret_file(config_dir: Path) -> None:
     (config_dir / "component.secret").unlink()
     code, _, err = check_config(config_dir / "xmpp-clinic.toml")
@@ -230,6 +244,7 @@ def test_check_config_exits_2_on_missing_secret_file(config_dir: Path) -> None:
     assert "xmpp.secret_file" in err
 
 
+@pytest.mark.requirement("I.12")
 def test_secret_file_readable_by_others_gets_a_warning(config_dir: Path) -> None:
     (config_dir / "component.secret").chmod(0o644)
     code, _, err = check_config(config_dir / "xmpp-clinic.toml")
@@ -238,6 +253,7 @@ def test_secret_file_readable_by_others_gets_a_warning(config_dir: Path) -> None
     assert "chmod 600" in err
 
 
+@pytest.mark.requirement("I.12")
 def test_inline_secret_gets_a_warning(config_dir: Path) -> None:
     path = write(config_dir, GOOD.replace('secret_file = "component.secret"', 'secret = "x"'))
     code, _, err = check_config(path)
@@ -245,6 +261,7 @@ def test_inline_secret_gets_a_warning(config_dir: Path) -> None:
     assert "warning: xmpp.secret is set inline" in err
 
 
+@pytest.mark.requirement("I.12")
 def test_check_config_warns_about_weakened_controls(config_dir: Path) -> None:
     path = write(
         config_dir,
@@ -258,6 +275,7 @@ def test_check_config_warns_about_weakened_controls(config_dir: Path) -> None:
     assert "xmpp.admins is empty" in err
 
 
+@pytest.mark.requirement("I.12")
 def test_run_logs_the_same_warnings_at_warning_level(
     config_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -270,12 +288,14 @@ def test_run_logs_the_same_warnings_at_warning_level(
     assert "s3cret" not in caplog.text
 
 
+@pytest.mark.requirement("I.12")
 def test_config_from_environment_variable(config_dir: Path) -> None:
     code, out, err = check_config(None, env={ENV_VAR: str(config_dir / "xmpp-clinic.toml")})
     assert code == 0, err
     assert out.startswith("config OK")
 
 
+@pytest.mark.requirement("I.12")
 @pytest.mark.parametrize("content", [None, "this is = = not toml"])
 def test_errors_about_a_config_from_the_environment_name_the_variable(
     tmp_path: Path, content: str | None
@@ -288,16 +308,19 @@ def test_errors_about_a_config_from_the_environment_name_the_variable(
     assert f"'{ENV_VAR}'" in err and "--config" not in err
 
 
+@pytest.mark.requirement("I.12")
 def test_errors_about_a_config_from_the_option_name_the_option(tmp_path: Path) -> None:
     code, _, err = check_config(tmp_path / "nope.toml")
     assert code == 2 and "'--config'" in err
 
 
+@pytest.mark.requirement("I.12")
 def test_no_config_at_all_says_how_to_give_one() -> None:
     code, _, err = check_config(None, env={ENV_VAR: ""})
     assert code == 2 and "--config PATH" in err and ENV_VAR in err
 
 
+@pytest.mark.requirement("I.12")
 def test_operator_sees_exit_2_and_one_line_from_the_real_command(config_dir: Path) -> None:
     """The installed entry point, as a shell runs it: exit status and stderr."""
     (config_dir / "xmpp-clinic.toml").write_text(GOOD.replace("user_domains", "user_domain"))

@@ -64,6 +64,7 @@ def upkeep(component: FakeComponent, registry: DeviceRegistry, discovery: Any) -
     return DeviceUpkeep(component, registry, discovery, no_members)  # type: ignore[arg-type]
 
 
+@pytest.mark.requirement("I.5")
 async def test_pending_device_notice_is_sent_as_a_chat_message_from_the_gateway(
     registry: DeviceRegistry,
 ) -> None:
@@ -77,6 +78,7 @@ async def test_pending_device_notice_is_sent_as_a_chat_message_from_the_gateway(
     assert await registry.take_notices() == []  # sent once
 
 
+@pytest.mark.requirement("I.5")
 async def test_notices_wait_in_the_store_while_the_gateway_is_offline(
     registry: DeviceRegistry,
 ) -> None:
@@ -100,6 +102,7 @@ class DroppingComponent(FakeComponent):
             self.online = False
 
 
+@pytest.mark.requirement("I.5")
 async def test_notices_not_sent_before_a_disconnect_stay_queued(
     registry: DeviceRegistry,
 ) -> None:
@@ -117,6 +120,7 @@ async def test_notices_not_sent_before_a_disconnect_stay_queued(
     assert await registry.take_notices() == []
 
 
+@pytest.mark.requirement("I.5")
 async def test_notices_stay_queued_when_sending_fails(registry: DeviceRegistry) -> None:
     await registry.observe(BOB, LEGACY_NS, {7: ObservedDevice()})
 
@@ -129,6 +133,7 @@ async def test_notices_stay_queued_when_sending_fails(registry: DeviceRegistry) 
     assert len(await registry.take_notices()) == 1
 
 
+@pytest.mark.requirement("I.5")
 async def test_arrivals_of_one_person_are_coalesced(registry: DeviceRegistry) -> None:
     discovery = FakeDiscovery()
     keeper = upkeep(FakeComponent(), registry, discovery)

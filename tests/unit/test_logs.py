@@ -31,6 +31,7 @@ def restore_logging() -> Iterator[None]:
         logging.getLogger(name).setLevel(value)
 
 
+@pytest.mark.requirement("I.12", "II.3")
 @pytest.mark.parametrize("level", ["DEBUG", "INFO"])
 async def test_archiving_a_message_logs_no_content(
     tmp_path: Path, capfd: pytest.CaptureFixture[str], restore_logging: None, level: str

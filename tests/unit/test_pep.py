@@ -45,62 +45,74 @@ OMEMO2_BUNDLE = """<bundle xmlns="urn:xmpp:omemo:2">
   <prekeys><pk id="1">AA==</pk></prekeys></bundle>"""
 
 
+@pytest.mark.requirement("I.4")
 def test_legacy_device_list_is_read() -> None:
     assert parse_device_list(LEGACY, ET.fromstring(LEGACY_LIST)) == {1111: None, 2222: None}
 
 
+@pytest.mark.requirement("I.4")
 def test_omemo2_device_list_keeps_labels() -> None:
     devices = parse_device_list(OMEMO2, ET.fromstring(OMEMO2_LIST))
     assert devices == {3333: "Kaidan on ward phone"}
 
 
+@pytest.mark.requirement("I.4")
 def test_missing_device_list_means_no_devices() -> None:
     assert parse_device_list(LEGACY, None) == {}
 
 
+@pytest.mark.requirement("I.4")
 def test_device_list_with_bad_id_is_refused() -> None:
     bad = '<list xmlns="eu.siacs.conversations.axolotl"><device id="12a"/></list>'
     with pytest.raises(PepError):
         parse_device_list(LEGACY, ET.fromstring(bad))
 
 
+@pytest.mark.requirement("I.4")
 def test_device_list_of_the_wrong_version_is_refused() -> None:
     with pytest.raises(PepError):
         parse_device_list(OMEMO2, ET.fromstring(LEGACY_LIST))
 
 
+@pytest.mark.requirement("I.4")
 def test_huge_device_list_is_refused() -> None:
     devices = "".join(f'<device id="{n}"/>' for n in range(1, 200))
     with pytest.raises(PepError):
         parse_device_list(LEGACY, ET.fromstring(f'<list xmlns="{LEGACY_NS}">{devices}</list>'))
 
 
+@pytest.mark.requirement("I.4")
 def test_legacy_bundle_gives_the_curve25519_identity_key() -> None:
     key = parse_bundle_identity(LEGACY, ET.fromstring(LEGACY_BUNDLE))
     assert key.hex() == FP
 
 
+@pytest.mark.requirement("I.4")
 def test_omemo2_bundle_gives_the_ed25519_identity_key() -> None:
     key = parse_bundle_identity(OMEMO2, ET.fromstring(OMEMO2_BUNDLE))
     assert len(key) == 32 and key.hex() != FP
 
 
+@pytest.mark.requirement("I.4")
 def test_bundle_without_identity_key_is_refused() -> None:
     with pytest.raises(PepError):
         parse_bundle_identity(OMEMO2, ET.fromstring(f'<bundle xmlns="{OMEMO2_NS}"/>'))
 
 
+@pytest.mark.requirement("I.4")
 def test_bundle_with_garbage_identity_key_is_refused() -> None:
     bad = f'<bundle xmlns="{LEGACY_NS}"><identityKey>!!notbase64</identityKey></bundle>'
     with pytest.raises(PepError):
         parse_bundle_identity(LEGACY, ET.fromstring(bad))
 
 
+@pytest.mark.requirement("I.4")
 def test_bundle_nodes_follow_each_version() -> None:
     assert LEGACY.bundle_node(7) == ("eu.siacs.conversations.axolotl.bundles:7", None)
     assert OMEMO2.bundle_node(7) == ("urn:xmpp:omemo:2:bundles", "7")
 
 
+@pytest.mark.requirement("I.4")
 def test_items_are_taken_from_a_pubsub_result() -> None:
     result = ET.fromstring(
         '<iq xmlns="jabber:component:accept" type="result"><pubsub '
@@ -145,6 +157,7 @@ def alice_pep() -> FakePep:
     )
 
 
+@pytest.mark.requirement("I.4")
 async def test_refresh_registers_new_devices_as_pending(registry: DeviceRegistry) -> None:
     result = await DeviceDiscovery(alice_pep(), registry).refresh(f"{ALICE}/phone")
     assert result.listed == {LEGACY_NS: 2, OMEMO2_NS: 1}
@@ -155,12 +168,14 @@ async def test_refresh_registers_new_devices_as_pending(registry: DeviceRegistry
     assert devices[(OMEMO2_NS, 3333)].label == "Kaidan on ward phone"
 
 
+@pytest.mark.requirement("I.4")
 async def test_device_without_readable_bundle_has_no_fingerprint(registry: DeviceRegistry) -> None:
     await DeviceDiscovery(alice_pep(), registry).refresh(ALICE)
     (device,) = [d for d in await registry.devices(ALICE) if d.device_id == 2222]
     assert device.fingerprint is None
 
 
+@pytest.mark.requirement("I.4")
 async def test_device_gone_from_pep_becomes_inactive(registry: DeviceRegistry) -> None:
     pep = alice_pep()
     discovery = DeviceDiscovery(pep, registry)
@@ -173,6 +188,7 @@ async def test_device_gone_from_pep_becomes_inactive(registry: DeviceRegistry) -
     assert active == {1111: False, 2222: True, 3333: True}
 
 
+@pytest.mark.requirement("I.4")
 async def test_unreachable_pep_changes_nothing(registry: DeviceRegistry) -> None:
     pep = alice_pep()
     discovery = DeviceDiscovery(pep, registry)
@@ -183,6 +199,7 @@ async def test_unreachable_pep_changes_nothing(registry: DeviceRegistry) -> None
     assert all(d.active for d in await registry.devices(ALICE))
 
 
+@pytest.mark.requirement("I.4")
 async def test_periodic_refresh_runs_for_every_member(registry: DeviceRegistry) -> None:
     discovery = DeviceDiscovery(alice_pep(), registry, refresh_seconds=0.01)
 
@@ -217,6 +234,7 @@ class TestComponentPep(ComponentTest):
         assert isinstance(socket, MockSocket)
         assert socket.next_sent() is not None
 
+    @pytest.mark.requirement("I.4")
     def test_device_list_is_asked_of_the_users_bare_jid(self) -> None:
         future = self.started(self.pep.items(ALICE, "eu.siacs.conversations.axolotl.devicelist"))
         self.send(
@@ -234,6 +252,7 @@ class TestComponentPep(ComponentTest):
         (payload,) = self.run_coro(future) or []
         assert parse_device_list(LEGACY, payload) == {1111: None, 2222: None}
 
+    @pytest.mark.requirement("I.4")
     def test_omemo2_bundle_is_asked_by_item_id(self) -> None:
         future = self.started(self.pep.items(ALICE, "urn:xmpp:omemo:2:bundles", "3333"))
         self.send(
@@ -251,6 +270,7 @@ class TestComponentPep(ComponentTest):
         (payload,) = self.run_coro(future) or []
         assert len(parse_bundle_identity(OMEMO2, payload)) == 32
 
+    @pytest.mark.requirement("I.4")
     def test_missing_node_means_no_devices(self) -> None:
         future = self.started(self.pep.items(ALICE, "urn:xmpp:omemo:2:devices"))
         self.sent()
@@ -261,6 +281,7 @@ class TestComponentPep(ComponentTest):
         )
         assert self.run_coro(future) is None
 
+    @pytest.mark.requirement("I.4")
     def test_refused_query_is_unavailable_not_empty(self) -> None:
         future = self.started(self.pep.items(ALICE, "urn:xmpp:omemo:2:devices"))
         self.sent()

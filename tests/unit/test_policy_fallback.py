@@ -69,12 +69,14 @@ def expected(inner: str) -> bytes:
     return ET.tostring(ET.fromstring(f"{HEAD}{inner}</message>"))
 
 
+@pytest.mark.requirement("II.1")
 @pytest.mark.parametrize("client", sorted(WORDINGS))
 def test_every_clients_fallback_wording_is_replaced_by_the_gateways(client: str) -> None:
     verdict = decide(f"<body>{WORDINGS[client]}</body>{OMEMO}")
     assert sent_on(verdict) == expected(f"{OWN_BODY}{OMEMO}")
 
 
+@pytest.mark.requirement("II.1")
 def test_profanity_message_is_relayed_not_refused() -> None:
     """Issue 9: Profanity's sender was told 'Unencrypted messages are not allowed'."""
     inner = (
@@ -91,6 +93,7 @@ def test_profanity_message_is_relayed_not_refused() -> None:
     )
 
 
+@pytest.mark.requirement("II.1")
 def test_patient_text_in_the_body_never_leaves() -> None:
     verdict = decide(f"{OMEMO}<body>Patient Hans Mueller, K+ 6.1, bed 12: please review</body>")
     relayed = sent_on(verdict).decode()
@@ -98,6 +101,7 @@ def test_patient_text_in_the_body_never_leaves() -> None:
     assert "Mueller" not in verdict.text
 
 
+@pytest.mark.requirement("II.1")
 def test_several_bodies_in_any_language_become_one() -> None:
     inner = (
         f'<body xml:lang="de">Herr Müller, Bett 12</body>{OMEMO}'
@@ -106,11 +110,13 @@ def test_several_bodies_in_any_language_become_one() -> None:
     assert sent_on(decide(inner)) == expected(f"{OWN_BODY}{OMEMO}")
 
 
+@pytest.mark.requirement("II.1")
 def test_body_with_child_elements_is_replaced() -> None:
     inner = f"{OMEMO}<body>Herr <b>Müller</b></body>"
     assert sent_on(decide(inner)) == expected(f"{OMEMO}{OWN_BODY}")
 
 
+@pytest.mark.requirement("II.1")
 def test_omemo2_message_gets_the_gateways_body_and_eme_name() -> None:
     """Kaidan: OMEMO 2, its own wording, EME and an XEP-0428 marker."""
     inner = (
@@ -125,6 +131,7 @@ def test_omemo2_message_gets_the_gateways_body_and_eme_name() -> None:
     )
 
 
+@pytest.mark.requirement("II.1")
 def test_an_eme_name_in_other_words_is_replaced_by_the_versions_own() -> None:
     inner = (
         f"{OMEMO}{OWN_BODY}"
@@ -138,6 +145,7 @@ def test_an_eme_name_in_other_words_is_replaced_by_the_versions_own() -> None:
     )
 
 
+@pytest.mark.requirement("II.1")
 def test_a_fallback_marker_with_ranges_says_the_whole_body_is_fallback() -> None:
     inner = (
         f"{OMEMO}<body>Herr Müller</body>"
@@ -149,6 +157,7 @@ def test_a_fallback_marker_with_ranges_says_the_whole_body_is_fallback() -> None
     )
 
 
+@pytest.mark.requirement("II.1")
 def test_a_message_that_already_carries_the_gateways_body_passes_unchanged() -> None:
     inner = (
         f"{OMEMO}{OWN_BODY}"
@@ -157,11 +166,13 @@ def test_a_message_that_already_carries_the_gateways_body_passes_unchanged() -> 
     assert decide(inner).action is Action.ACCEPT
 
 
+@pytest.mark.requirement("II.1")
 def test_a_message_without_body_gets_none() -> None:
     """Key transport and heartbeats stay without a body: clients would show it."""
     assert decide(f'{OMEMO}<store xmlns="urn:xmpp:hints"/>').action is Action.ACCEPT
 
 
+@pytest.mark.requirement("II.1")
 def test_everything_else_stays_in_place() -> None:
     inner = (
         '<active xmlns="http://jabber.org/protocol/chatstates"/>'
@@ -173,6 +184,7 @@ def test_everything_else_stays_in_place() -> None:
     )
 
 
+@pytest.mark.requirement("II.1")
 def test_the_received_stanza_is_not_changed() -> None:
     message = ET.fromstring(f"{HEAD}<body>Herr Müller</body>{OMEMO}</message>")
     before = ET.tostring(message)

@@ -91,27 +91,32 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
     await store.close()
 
 
+@pytest.mark.requirement("II.1", "I.4", "IV.2")
 def test_pipeline_is_a_message_policy() -> None:
     policy: MessagePolicy = pipeline(FakeRegistry())
     assert policy is not None
 
 
+@pytest.mark.requirement("II.1", "I.4", "IV.2")
 async def test_non_member_cannot_write() -> None:
     verdict = await pipeline(FakeRegistry()).evaluate(ctx(message(1, 2), sender="eve@h.test"))
     assert verdict.reason == "not-a-member"
 
 
+@pytest.mark.requirement("II.1", "I.4", "IV.2")
 async def test_member_jid_compares_without_case_or_resource() -> None:
     registry = FakeRegistry(approved(ALICE, 1), approved(BOB, 2))
     verdict = await pipeline(registry).evaluate(ctx(message(1, 2), sender="Alice@H.test/phone"))
     assert verdict.action is Action.ACCEPT
 
 
+@pytest.mark.requirement("II.1", "I.4", "IV.2")
 async def test_plaintext_is_refused() -> None:
     stanza = ET.fromstring('<message xmlns="jabber:client"><body>bed 4</body></message>')
     assert (await pipeline(FakeRegistry()).evaluate(ctx(stanza))).reason == "plaintext-refused"
 
 
+@pytest.mark.requirement("II.1", "I.4", "IV.2")
 async def test_chat_state_passes_without_the_registry() -> None:
     registry = FakeRegistry()
     stanza = ET.fromstring(
@@ -132,6 +137,7 @@ async def test_chat_state_passes_without_the_registry() -> None:
         "",
     ],
 )
+@pytest.mark.requirement("II.1", "I.4", "IV.2")
 async def test_malformed_header_is_refused_not_crashing(header: str) -> None:
     stanza = ET.fromstring(
         f'<message xmlns="jabber:client"><encrypted xmlns="{LEGACY_NS}">{header}</encrypted>'
@@ -140,6 +146,7 @@ async def test_malformed_header_is_refused_not_crashing(header: str) -> None:
     assert (await pipeline(FakeRegistry()).evaluate(ctx(stanza))).reason == "malformed-omemo"
 
 
+@pytest.mark.requirement("II.1", "I.4", "IV.2")
 async def test_registry_that_cannot_load_refuses() -> None:
     registry = FakeRegistry(approved(ALICE, 1), approved(BOB, 2))
     registry.down = True
@@ -147,6 +154,7 @@ async def test_registry_that_cannot_load_refuses() -> None:
     assert verdict.reason == "registry-unavailable"
 
 
+@pytest.mark.requirement("II.1", "I.4", "IV.2")
 async def test_failed_reload_refuses_until_the_registry_is_back() -> None:
     registry = FakeRegistry(approved(ALICE, 1), approved(BOB, 2))
     policy = pipeline(registry)
@@ -158,6 +166,7 @@ async def test_failed_reload_refuses_until_the_registry_is_back() -> None:
     assert (await policy.evaluate(ctx(message(1, 2)))).action is Action.ACCEPT
 
 
+@pytest.mark.requirement("II.1", "I.4", "IV.2")
 async def test_snapshot_is_cached_between_messages() -> None:
     registry = FakeRegistry(approved(ALICE, 1), approved(BOB, 2))
     policy = pipeline(registry)
@@ -166,6 +175,7 @@ async def test_snapshot_is_cached_between_messages() -> None:
     assert registry.loads == 1
 
 
+@pytest.mark.requirement("II.1", "I.4", "IV.2")
 async def test_unexpected_error_refuses_the_message() -> None:
     class Broken:
         async def snapshot(self) -> RegistrySnapshot:
@@ -175,6 +185,7 @@ async def test_unexpected_error_refuses_the_message() -> None:
     assert verdict.reason == "policy-error"
 
 
+@pytest.mark.requirement("II.1", "I.4", "IV.2")
 async def test_unknown_sender_device_is_discovered_then_decided() -> None:
     registry = FakeRegistry(approved(BOB, 2))
     asked: list[str] = []
@@ -187,6 +198,7 @@ async def test_unknown_sender_device_is_discovered_then_decided() -> None:
     assert verdict.action is Action.ACCEPT and asked == [ALICE]
 
 
+@pytest.mark.requirement("II.1", "I.4", "IV.2")
 async def test_discovery_is_asked_at_most_once_a_minute() -> None:
     asked: list[str] = []
 
@@ -200,6 +212,7 @@ async def test_discovery_is_asked_at_most_once_a_minute() -> None:
     assert asked == [ALICE]
 
 
+@pytest.mark.requirement("II.1", "I.4", "IV.2")
 async def test_failing_discovery_refuses_the_message() -> None:
     async def discover(jid: str) -> None:
         raise TimeoutError
@@ -208,6 +221,7 @@ async def test_failing_discovery_refuses_the_message() -> None:
     assert (await policy.evaluate(ctx(message(1, 2)))).reason == "sender-device-not-approved"
 
 
+@pytest.mark.requirement("II.1", "I.4", "IV.2")
 async def test_key_for_a_device_never_seen_makes_discovery_ask_the_members() -> None:
     """A member published a device after joining: discovered, then the key is kept (I.4)."""
     registry = FakeRegistry(approved(ALICE, 1))
@@ -223,6 +237,7 @@ async def test_key_for_a_device_never_seen_makes_discovery_ask_the_members() -> 
     assert sorted(asked) == [ALICE, BOB]  # legacy keys carry no JID: every member is asked
 
 
+@pytest.mark.requirement("II.1", "I.4", "IV.2")
 async def test_key_for_an_unknown_device_asks_each_member_at_most_once_a_minute() -> None:
     asked: list[str] = []
 
@@ -236,6 +251,7 @@ async def test_key_for_an_unknown_device_asks_each_member_at_most_once_a_minute(
     assert sorted(asked) == [ALICE, BOB]
 
 
+@pytest.mark.requirement("II.1", "I.4", "IV.2")
 async def test_key_for_a_known_pending_device_asks_nobody() -> None:
     pending = Device(DeviceKey(BOB, LEGACY_NS, 3), DeviceState.PENDING, None, None, True)
     asked: list[str] = []
@@ -250,6 +266,7 @@ async def test_key_for_a_known_pending_device_asks_nobody() -> None:
     assert asked == []
 
 
+@pytest.mark.requirement("II.1", "I.4", "IV.2")
 async def test_sender_is_told_once_who_may_not_read() -> None:
     policy = pipeline(FakeRegistry(approved(ALICE, 1), approved(ALICE, 3), approved(BOB, 2)))
     first = await policy.evaluate(ctx(message(1, 3)))  # only for alice's other device
@@ -259,6 +276,7 @@ async def test_sender_is_told_once_who_may_not_read() -> None:
     assert again.notices == ()
 
 
+@pytest.mark.requirement("II.1", "I.4", "IV.2")
 async def test_accepted_sender_devices_are_reported_for_last_seen() -> None:
     policy = pipeline(FakeRegistry(approved(ALICE, 1), approved(BOB, 2)))
     await policy.evaluate(ctx(message(1, 2)))
@@ -266,6 +284,7 @@ async def test_accepted_sender_devices_are_reported_for_last_seen() -> None:
     assert policy.drain_seen() == set()
 
 
+@pytest.mark.requirement("II.1", "I.4", "IV.2")
 async def test_refusals_and_stripped_keys_are_audited_without_content() -> None:
     audit = FakeAudit()
     policy = pipeline(FakeRegistry(approved(ALICE, 1), approved(BOB, 2)), audit=audit)
@@ -279,6 +298,7 @@ async def test_refusals_and_stripped_keys_are_audited_without_content() -> None:
     assert all(e.subject == THREAD and key(2) not in e.note for e in audit.events)
 
 
+@pytest.mark.requirement("II.1", "I.4", "IV.2")
 async def test_stripped_message_is_refused_when_it_cannot_be_audited() -> None:
     policy = pipeline(FakeRegistry(approved(ALICE, 1), approved(BOB, 2)), audit=FakeAudit(True))
     assert (await policy.evaluate(ctx(message(1, 2, 9)))).reason == "store-unavailable"
@@ -295,6 +315,7 @@ async def _registry_pipeline(store: Store) -> tuple[DeviceRegistry, Pipeline, Ch
     return registry, policy, watcher
 
 
+@pytest.mark.requirement("II.1", "I.4", "IV.2")
 async def test_pending_device_can_send_once_approved_without_restart(store: Store) -> None:
     registry, policy, watcher = await _registry_pipeline(store)
     await watcher.refresh()
@@ -304,6 +325,7 @@ async def test_pending_device_can_send_once_approved_without_restart(store: Stor
     assert (await policy.evaluate(ctx(message(1, 2)))).action is Action.ACCEPT
 
 
+@pytest.mark.requirement("II.1", "I.4", "IV.2")
 async def test_revocation_applies_to_the_very_next_message(store: Store) -> None:
     registry, policy, watcher = await _registry_pipeline(store)
     await registry.approve(ALICE, 1, actor="cli:it")
@@ -317,6 +339,7 @@ async def test_revocation_applies_to_the_very_next_message(store: Store) -> None
     assert events[-1].action == "message.rejected" and events[-1].actor == ALICE
 
 
+@pytest.mark.requirement("II.1", "I.4", "IV.2")
 async def test_revocation_during_a_load_in_flight_is_not_lost() -> None:
     """A snapshot read before a revocation must not be cached after it (I.5)."""
     registry = FakeRegistry(approved(ALICE, 1), approved(BOB, 2))
@@ -343,6 +366,7 @@ async def test_revocation_during_a_load_in_flight_is_not_lost() -> None:
     assert verdict.reason == "sender-device-not-approved"
 
 
+@pytest.mark.requirement("II.1", "I.4", "IV.2")
 async def test_every_check_answers_with_a_reason_code(store: Store) -> None:
     registry = DeviceRegistry(store, PolicySettings())
     policy = Pipeline(PolicySettings(), registry)
@@ -369,6 +393,7 @@ PROFANITY = (
 OWN_BODY = f'<body xml:lang="en">{FALLBACK_TEXT}</body>'
 
 
+@pytest.mark.requirement("II.1", "I.4", "IV.2")
 async def test_fallback_body_is_replaced_before_it_is_relayed() -> None:
     policy = pipeline(FakeRegistry(approved(ALICE, 1), approved(BOB, 2)))
     verdict = await policy.evaluate(ctx(message(1, 2, body=PROFANITY)))
@@ -377,6 +402,7 @@ async def test_fallback_body_is_replaced_before_it_is_relayed() -> None:
     assert ET.tostring(verdict.stanza) == ET.tostring(message(1, 2, body=OWN_BODY))
 
 
+@pytest.mark.requirement("II.1", "I.4", "IV.2")
 async def test_relayed_message_has_both_the_gateways_body_and_only_approved_keys() -> None:
     """Profanity to a thread with Bob's pending laptop: both changes reach the archive."""
     pending = Device(DeviceKey(BOB, LEGACY_NS, 3), DeviceState.PENDING, None, None, True)
@@ -387,6 +413,7 @@ async def test_relayed_message_has_both_the_gateways_body_and_only_approved_keys
     assert ET.tostring(verdict.stanza) == ET.tostring(message(1, 2, body=OWN_BODY))
 
 
+@pytest.mark.requirement("II.1", "I.4", "IV.2")
 async def test_replacing_the_fallback_body_is_not_an_audit_event() -> None:
     """Every client sends a fallback: replacing it is the normal path, not an incident."""
     audit = FakeAudit()
@@ -395,12 +422,14 @@ async def test_replacing_the_fallback_body_is_not_an_audit_event() -> None:
     assert audit.events == []
 
 
+@pytest.mark.requirement("II.1", "I.4", "IV.2")
 async def test_replacing_the_fallback_body_does_not_need_the_audit_log() -> None:
     policy = pipeline(FakeRegistry(approved(ALICE, 1), approved(BOB, 2)), audit=FakeAudit(True))
     verdict = await policy.evaluate(ctx(message(1, 2, body=PROFANITY)))
     assert verdict.action is Action.MODIFY
 
 
+@pytest.mark.requirement("II.1", "I.4", "IV.2")
 async def test_deeply_nested_message_is_refused_before_anything_copies_it() -> None:
     """Issue 8, finding 7: 100 000 levels are refused with a reason, not a RecursionError."""
     deep = ET.Element("{jabber:component:accept}message")

@@ -45,11 +45,13 @@ def refused_as_invalid(verdict: Verdict, *names: str) -> bool:
 # --- the message id ------------------------------------------------------------------
 
 
+@pytest.mark.requirement("II.1")
 def test_free_text_in_the_message_id_is_refused() -> None:
     verdict = decide("", f'id="{PATIENT}"')
     assert refused_as_invalid(verdict, "'id'", "the message")
 
 
+@pytest.mark.requirement("II.1")
 def test_an_overlong_message_id_is_refused() -> None:
     assert decide("", 'id="' + "a1-" * 50 + '"').reason == "invalid-value"
 
@@ -67,14 +69,17 @@ def test_an_overlong_message_id_is_refused() -> None:
         "m1",
     ],
 )
+@pytest.mark.requirement("II.1")
 def test_real_clients_message_ids_pass(message_id: str) -> None:
     assert not decide("", f'id="{message_id}"').rejected
 
 
+@pytest.mark.requirement("II.1")
 def test_a_message_without_id_passes() -> None:
     assert not decide("", "").rejected
 
 
+@pytest.mark.requirement("II.1")
 def test_free_text_as_the_message_language_is_refused() -> None:
     verdict = decide("", 'xml:lang="Hans Mueller"')
     assert refused_as_invalid(verdict, "'xml:lang'")
@@ -83,10 +88,12 @@ def test_free_text_as_the_message_language_is_refused() -> None:
 @pytest.mark.parametrize(
     "tag", ["en", "de", "de-DE", "en-GB", "zh-Hant-TW", "sr-Latn", "x-klingon"]
 )
+@pytest.mark.requirement("II.1")
 def test_language_tags_pass(tag: str) -> None:
     assert not decide("", f'xml:lang="{tag}"').rejected
 
 
+@pytest.mark.requirement("II.1")
 @pytest.mark.parametrize("tag", ["Patient", "PHIMARKERABCDEF12x", "de_DE", "e", "en-" + "a" * 40])
 def test_words_shaped_like_no_language_tag_are_refused(tag: str) -> None:
     assert decide("", f'xml:lang="{tag}"').reason == "invalid-value"
@@ -106,35 +113,42 @@ def test_words_shaped_like_no_language_tag_are_refused(tag: str) -> None:
         ('<stanza-id xmlns="urn:xmpp:sid:0" id="{}" by="w@clinic.h.test"/>', "stanza-id"),
     ],
 )
+@pytest.mark.requirement("II.1")
 def test_free_text_in_an_id_is_refused_naming_the_element(element: str, name: str) -> None:
     verdict = decide(element.format(PATIENT))
     assert refused_as_invalid(verdict, f"<{name}>", "'id'")
 
 
+@pytest.mark.requirement("II.1")
 def test_an_id_of_300_characters_is_refused() -> None:
     assert decide(f'<origin-id xmlns="urn:xmpp:sid:0" id="{"x" * 300}"/>').reason == (
         "invalid-value"
     )
 
 
+@pytest.mark.requirement("II.1")
 def test_free_text_in_the_thread_is_refused() -> None:
     verdict = decide(f"<thread>{PATIENT}</thread>")
     assert refused_as_invalid(verdict, "<thread>")
 
 
+@pytest.mark.requirement("II.1")
 def test_free_text_in_the_threads_parent_is_refused() -> None:
     verdict = decide(f'<thread parent="{PATIENT}">t1</thread>')
     assert refused_as_invalid(verdict, "'parent'", "<thread>")
 
 
+@pytest.mark.requirement("II.1")
 def test_an_id_shaped_thread_passes() -> None:
     assert not decide('<thread parent="e4f1-00">e4f1-22ab</thread>').rejected
 
 
+@pytest.mark.requirement("II.1")
 def test_a_thread_of_300_characters_is_refused() -> None:
     assert decide(f"<thread>{'x' * 300}</thread>").reason == "invalid-value"
 
 
+@pytest.mark.requirement("II.1")
 def test_a_thread_with_child_elements_is_refused() -> None:
     assert decide("<thread><b>Müller</b></thread>").reason == "plaintext-refused"
 
@@ -142,17 +156,20 @@ def test_a_thread_with_child_elements_is_refused() -> None:
 # --- EME, delay, stanza-id, fallback markers ----------------------------------------
 
 
+@pytest.mark.requirement("II.1")
 def test_an_eme_namespace_that_is_no_omemo_version_is_refused() -> None:
     verdict = decide('<encryption xmlns="urn:xmpp:eme:0" namespace="PHIMARKER:K+6.1"/>')
     assert refused_as_invalid(verdict, "'namespace'", "<encryption>")
 
 
+@pytest.mark.requirement("II.1")
 def test_an_eme_naming_another_encryption_beside_omemo_is_refused() -> None:
     assert decide('<encryption xmlns="urn:xmpp:eme:0" namespace="urn:xmpp:otr:0"/>').reason == (
         "invalid-value"
     )
 
 
+@pytest.mark.requirement("II.1")
 def test_an_eme_name_of_500_characters_is_refused() -> None:
     inner = (
         '<encryption xmlns="urn:xmpp:eme:0" namespace="eu.siacs.conversations.axolotl" '
@@ -161,26 +178,31 @@ def test_an_eme_name_of_500_characters_is_refused() -> None:
     assert decide(inner).reason == "invalid-value"
 
 
+@pytest.mark.requirement("II.1")
 def test_free_text_as_a_delay_stamp_is_refused() -> None:
     verdict = decide(f'<delay xmlns="urn:xmpp:delay" stamp="{PATIENT}"/>')
     assert refused_as_invalid(verdict, "'stamp'")
 
 
+@pytest.mark.requirement("II.1")
 @pytest.mark.parametrize("stamp", ["2025-03-01T08:00:00Z", "2025-03-01T08:00:00.123+01:00"])
 def test_xep_0082_delay_stamps_pass(stamp: str) -> None:
     assert not decide(f'<delay xmlns="urn:xmpp:delay" stamp="{stamp}" from="h.test"/>').rejected
 
 
+@pytest.mark.requirement("II.1")
 def test_free_text_as_a_stanza_id_by_is_refused() -> None:
     verdict = decide(f'<stanza-id xmlns="urn:xmpp:sid:0" id="s1" by="{PATIENT}"/>')
     assert refused_as_invalid(verdict, "'by'")
 
 
+@pytest.mark.requirement("II.1")
 def test_a_fallback_marker_for_something_else_than_omemo_is_refused() -> None:
     inner = '<fallback xmlns="urn:xmpp:fallback:0" for="Hans Mueller"/>'
     assert refused_as_invalid(decide(inner), "'for'", "<fallback>")
 
 
+@pytest.mark.requirement("II.1")
 def test_free_text_as_a_fallback_offset_is_refused() -> None:
     inner = (
         '<fallback xmlns="urn:xmpp:fallback:0" for="eu.siacs.conversations.axolotl">'
@@ -189,6 +211,7 @@ def test_free_text_as_a_fallback_offset_is_refused() -> None:
     assert decide(inner).reason == "invalid-value"
 
 
+@pytest.mark.requirement("II.1")
 def test_free_text_as_an_eme_name_without_omemo_is_refused() -> None:
     """Without OMEMO nothing replaces the name, so only OMEMO's own names pass."""
     message = ET.fromstring(

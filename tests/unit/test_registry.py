@@ -61,6 +61,7 @@ def listing(*ids: int, key: bytes | None = None) -> dict[int, ObservedDevice]:
     return {device_id: ObservedDevice(identity_key=key) for device_id in ids}
 
 
+@pytest.mark.requirement("I.4", "I.5")
 async def test_new_device_waits_for_it_in_manual_mode(store: Store, clock: Clock) -> None:
     registry = make(store, clock)
     await registry.observe(ALICE, LEGACY_NS, listing(11, key=CURVE))
@@ -70,6 +71,7 @@ async def test_new_device_waits_for_it_in_manual_mode(store: Store, clock: Clock
     assert device.active
 
 
+@pytest.mark.requirement("I.4", "I.5")
 async def test_person_is_told_their_new_device_is_pending(store: Store, clock: Clock) -> None:
     registry = make(store, clock)
     await registry.observe(ALICE, LEGACY_NS, listing(11, key=CURVE))
@@ -85,6 +87,7 @@ async def drain(registry: DeviceRegistry) -> list[Notice]:
     return taken
 
 
+@pytest.mark.requirement("I.4", "I.5")
 async def test_notices_are_handed_out_once_acknowledged(store: Store, clock: Clock) -> None:
     registry = make(store, clock)
     await registry.observe(ALICE, LEGACY_NS, listing(11))
@@ -92,6 +95,7 @@ async def test_notices_are_handed_out_once_acknowledged(store: Store, clock: Clo
     assert await registry.take_notices() == []
 
 
+@pytest.mark.requirement("I.4", "I.5")
 async def test_notices_stay_queued_until_acknowledged(store: Store, clock: Clock) -> None:
     registry = make(store, clock)
     await registry.observe(ALICE, LEGACY_NS, listing(11, 12))
@@ -102,6 +106,7 @@ async def test_notices_stay_queued_until_acknowledged(store: Store, clock: Clock
     assert await registry.take_notices() == [second]
 
 
+@pytest.mark.requirement("I.4", "I.5")
 async def test_first_device_is_approved_automatically(store: Store, clock: Clock) -> None:
     registry = make(store, clock, device_approval="first-device")
     await registry.observe(ALICE, LEGACY_NS, listing(11))
@@ -111,6 +116,7 @@ async def test_first_device_is_approved_automatically(store: Store, clock: Clock
     assert device.valid_until == clock.now + timedelta(days=180)
 
 
+@pytest.mark.requirement("I.4", "I.5")
 async def test_second_device_waits_in_first_device_mode(store: Store, clock: Clock) -> None:
     registry = make(store, clock, device_approval="first-device")
     await registry.observe(ALICE, LEGACY_NS, listing(11))
@@ -119,12 +125,14 @@ async def test_second_device_waits_in_first_device_mode(store: Store, clock: Clo
     assert states == {11: DeviceState.APPROVED, 12: DeviceState.PENDING}
 
 
+@pytest.mark.requirement("I.4", "I.5")
 async def test_two_devices_at_first_contact_both_wait(store: Store, clock: Clock) -> None:
     registry = make(store, clock, device_approval="first-device")
     await registry.observe(ALICE, LEGACY_NS, listing(11, 12))
     assert {d.state for d in await registry.devices(ALICE)} == {DeviceState.PENDING}
 
 
+@pytest.mark.requirement("I.4", "I.5")
 async def test_all_mode_approves_up_to_the_limit(store: Store, clock: Clock) -> None:
     registry = make(store, clock, device_approval="all", max_devices_per_person=2)
     await registry.observe(ALICE, LEGACY_NS, listing(11, 12, 13))
@@ -132,6 +140,7 @@ async def test_all_mode_approves_up_to_the_limit(store: Store, clock: Clock) -> 
     assert states == [DeviceState.APPROVED, DeviceState.APPROVED, DeviceState.PENDING]
 
 
+@pytest.mark.requirement("I.4", "I.5")
 async def test_device_gone_from_pep_is_inactive_not_deleted(store: Store, clock: Clock) -> None:
     registry = make(store, clock)
     await registry.observe(ALICE, LEGACY_NS, listing(11, 12))
@@ -140,6 +149,7 @@ async def test_device_gone_from_pep_is_inactive_not_deleted(store: Store, clock:
     assert active == {11: False, 12: True}
 
 
+@pytest.mark.requirement("I.4", "I.5")
 async def test_device_back_in_pep_is_active_again(store: Store, clock: Clock) -> None:
     registry = make(store, clock)
     await registry.observe(ALICE, LEGACY_NS, listing(11))
@@ -149,6 +159,7 @@ async def test_device_back_in_pep_is_active_again(store: Store, clock: Clock) ->
     assert device.active
 
 
+@pytest.mark.requirement("I.4", "I.5")
 async def test_other_namespace_list_leaves_devices_alone(store: Store, clock: Clock) -> None:
     registry = make(store, clock)
     await registry.observe(ALICE, LEGACY_NS, listing(11))
@@ -156,6 +167,7 @@ async def test_other_namespace_list_leaves_devices_alone(store: Store, clock: Cl
     assert all(d.active for d in await registry.devices(ALICE))
 
 
+@pytest.mark.requirement("I.4", "I.5")
 async def test_changed_identity_key_needs_approval_again(store: Store, clock: Clock) -> None:
     registry = make(store, clock)
     await registry.observe(ALICE, LEGACY_NS, listing(11, key=CURVE))
@@ -166,6 +178,7 @@ async def test_changed_identity_key_needs_approval_again(store: Store, clock: Cl
     assert device.fingerprint == OTHER_CURVE.hex()
 
 
+@pytest.mark.requirement("I.4", "I.5")
 async def test_approval_records_who_until_when_and_asset(store: Store, clock: Clock) -> None:
     registry = make(store, clock)
     await registry.observe(ALICE, LEGACY_NS, listing(11))
@@ -176,6 +189,7 @@ async def test_approval_records_who_until_when_and_asset(store: Store, clock: Cl
     assert device.asset_id == "MDM-7"
 
 
+@pytest.mark.requirement("I.4", "I.5")
 async def test_approval_beyond_the_limit_is_refused(store: Store, clock: Clock) -> None:
     registry = make(store, clock, max_devices_per_person=1)
     await registry.observe(ALICE, LEGACY_NS, listing(11, 12))
@@ -184,6 +198,7 @@ async def test_approval_beyond_the_limit_is_refused(store: Store, clock: Clock) 
         await registry.approve(ALICE, 12, actor="cli:it")
 
 
+@pytest.mark.requirement("I.4", "I.5")
 async def test_reapproval_renews_an_approved_device(store: Store, clock: Clock) -> None:
     registry = make(store, clock, max_devices_per_person=1)
     await registry.observe(ALICE, LEGACY_NS, listing(11))
@@ -193,11 +208,13 @@ async def test_reapproval_renews_an_approved_device(store: Store, clock: Clock) 
     assert device.valid_until == clock.now + timedelta(days=10)
 
 
+@pytest.mark.requirement("I.4", "I.5")
 async def test_unknown_device_cannot_be_approved(store: Store, clock: Clock) -> None:
     with pytest.raises(UnknownDevice):
         await make(store, clock).approve(ALICE, 99, actor="cli:it")
 
 
+@pytest.mark.requirement("I.4", "I.5")
 async def test_same_id_in_both_versions_needs_the_namespace(store: Store, clock: Clock) -> None:
     registry = make(store, clock)
     await registry.observe(ALICE, LEGACY_NS, listing(11))
@@ -208,6 +225,7 @@ async def test_same_id_in_both_versions_needs_the_namespace(store: Store, clock:
     assert device.namespace == OMEMO2_NS
 
 
+@pytest.mark.requirement("I.4", "I.5")
 async def test_revoke_records_who_and_why(store: Store, clock: Clock) -> None:
     registry = make(store, clock)
     await registry.observe(ALICE, LEGACY_NS, listing(11))
@@ -217,6 +235,7 @@ async def test_revoke_records_who_and_why(store: Store, clock: Clock) -> None:
     assert (device.revoked_by, device.revoked_at, device.reason) == ("cli:it", clock.now, "stolen")
 
 
+@pytest.mark.requirement("I.4", "I.5")
 async def test_revoke_all_cuts_every_device_of_a_person(store: Store, clock: Clock) -> None:
     registry = make(store, clock)
     await registry.observe(ALICE, LEGACY_NS, listing(11, 12))
@@ -227,6 +246,7 @@ async def test_revoke_all_cuts_every_device_of_a_person(store: Store, clock: Clo
     assert {d.state for d in await registry.devices(ALICE)} == {DeviceState.REVOKED}
 
 
+@pytest.mark.requirement("I.4", "I.5")
 async def test_revoked_device_stays_revoked_when_it_reappears(store: Store, clock: Clock) -> None:
     registry = make(store, clock, device_approval="all")
     await registry.observe(ALICE, LEGACY_NS, listing(11))
@@ -237,6 +257,7 @@ async def test_revoked_device_stays_revoked_when_it_reappears(store: Store, cloc
     assert device.state is DeviceState.REVOKED
 
 
+@pytest.mark.requirement("I.4", "I.5")
 async def test_periodic_task_marks_ended_approvals_expired(store: Store, clock: Clock) -> None:
     registry = make(store, clock)
     await registry.observe(ALICE, LEGACY_NS, listing(11))
@@ -251,6 +272,7 @@ async def test_periodic_task_marks_ended_approvals_expired(store: Store, clock: 
     assert "expired" in notice.text
 
 
+@pytest.mark.requirement("I.4", "I.5")
 async def test_person_is_warned_once_before_expiry(store: Store, clock: Clock) -> None:
     registry = make(store, clock)
     await registry.observe(ALICE, LEGACY_NS, listing(11))
@@ -263,6 +285,7 @@ async def test_person_is_warned_once_before_expiry(store: Store, clock: Clock) -
     assert notice == Notice(ALICE, notice.text) and "2025-03-21" in notice.text
 
 
+@pytest.mark.requirement("I.4", "I.5")
 async def test_device_approved_before_its_key_was_known_waits_again_when_it_arrives(
     store: Store, clock: Clock
 ) -> None:
@@ -280,6 +303,7 @@ async def test_device_approved_before_its_key_was_known_waits_again_when_it_arri
     assert (events[-1].action, events[-1].reason) == ("device.pending", "key-unknown-at-approval")
 
 
+@pytest.mark.requirement("I.4", "I.5")
 async def test_device_approved_with_its_key_stays_approved_on_rediscovery(
     store: Store, clock: Clock
 ) -> None:
@@ -291,6 +315,7 @@ async def test_device_approved_with_its_key_stays_approved_on_rediscovery(
     assert device.state is DeviceState.APPROVED
 
 
+@pytest.mark.requirement("I.4", "I.5")
 async def test_first_key_of_a_device_in_all_mode_is_only_recorded(
     store: Store, clock: Clock
 ) -> None:
@@ -301,6 +326,7 @@ async def test_first_key_of_a_device_in_all_mode_is_only_recorded(
     assert device.state is DeviceState.APPROVED and device.fingerprint == FP
 
 
+@pytest.mark.requirement("I.4", "I.5")
 @pytest.mark.parametrize("days", [0, -1, 3651])
 async def test_approval_validity_out_of_range_is_refused(
     store: Store, clock: Clock, days: int
@@ -313,6 +339,7 @@ async def test_approval_validity_out_of_range_is_refused(
     assert device.state is DeviceState.PENDING
 
 
+@pytest.mark.requirement("I.4", "I.5")
 async def test_approval_for_ten_years_is_allowed(store: Store, clock: Clock) -> None:
     registry = make(store, clock)
     await registry.observe(ALICE, LEGACY_NS, listing(11, key=CURVE))
@@ -320,6 +347,7 @@ async def test_approval_for_ten_years_is_allowed(store: Store, clock: Clock) -> 
     assert device.valid_until == clock.now + timedelta(days=3650)
 
 
+@pytest.mark.requirement("I.4", "I.5")
 @pytest.mark.parametrize("reason", ["", "  "])
 async def test_revocation_without_a_reason_is_refused(
     store: Store, clock: Clock, reason: str
@@ -334,6 +362,7 @@ async def test_revocation_without_a_reason_is_refused(
     assert device.state is DeviceState.PENDING
 
 
+@pytest.mark.requirement("I.4", "I.5")
 async def test_each_change_moves_the_devices_counter(store: Store, clock: Clock) -> None:
     registry = make(store, clock)
     watcher = ChangeWatcher(store)
@@ -348,6 +377,7 @@ async def test_each_change_moves_the_devices_counter(store: Store, clock: Clock)
     assert "devices" not in await watcher.refresh()  # nothing changed
 
 
+@pytest.mark.requirement("I.4", "I.5")
 async def test_each_change_is_an_audit_event_in_an_intact_chain(store: Store, clock: Clock) -> None:
     registry = make(store, clock)
     await registry.observe(ALICE, LEGACY_NS, listing(11, key=CURVE))
@@ -364,12 +394,14 @@ async def test_each_change_is_an_audit_event_in_an_intact_chain(store: Store, cl
     assert (await log.verify()).intact
 
 
+@pytest.mark.requirement("I.4", "I.5")
 async def test_huge_device_list_is_capped(store: Store, clock: Clock) -> None:
     registry = make(store, clock)
     await registry.observe(ALICE, LEGACY_NS, listing(*range(1, 500)))
     assert len(await registry.devices(ALICE)) == 100
 
 
+@pytest.mark.requirement("I.4", "I.5")
 async def test_last_seen_is_recorded_without_a_state_change(store: Store, clock: Clock) -> None:
     registry = make(store, clock)
     await registry.observe(ALICE, LEGACY_NS, listing(11))
@@ -379,6 +411,7 @@ async def test_last_seen_is_recorded_without_a_state_change(store: Store, clock:
     assert device.last_seen == clock.now and device.state is DeviceState.PENDING
 
 
+@pytest.mark.requirement("I.4", "I.5")
 async def test_last_seen_is_one_update_per_batch_not_per_device(
     store: Store, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -406,6 +439,7 @@ async def test_last_seen_is_one_update_per_batch_not_per_device(
     assert [d.last_seen for d in await registry.devices("bob@hospital.test")] == [None]
 
 
+@pytest.mark.requirement("I.4", "I.5")
 async def test_operator_jids_are_normalised_and_malformed_ones_refused(
     store: Store, clock: Clock
 ) -> None:
@@ -419,6 +453,7 @@ async def test_operator_jids_are_normalised_and_malformed_ones_refused(
             await registry.approve(bad, 11, actor="cli:it")
 
 
+@pytest.mark.requirement("I.4", "I.5")
 async def test_snapshot_knows_usable_devices(store: Store, clock: Clock) -> None:
     registry = make(store, clock)
     await registry.observe(ALICE, LEGACY_NS, listing(11, 12))
@@ -429,6 +464,7 @@ async def test_snapshot_knows_usable_devices(store: Store, clock: Clock) -> None
     assert snapshot.usable_owners(LEGACY_NS, 11, clock.now) == {ALICE}
 
 
+@pytest.mark.requirement("I.4", "I.5")
 @pytest.mark.postgres
 async def test_registry_workflow_on_postgres(pg_url: str, clock: Clock) -> None:
     store = Store(pg_url)

@@ -30,6 +30,7 @@ def cli(config: Path, *args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
+@pytest.mark.requirement("IV.2")
 def test_create_list_and_members(config: Path) -> None:
     code, out, _ = cli(
         config, "create", "ward3", "--title", "Ward 3",
@@ -50,6 +51,7 @@ def test_create_list_and_members(config: Path) -> None:
     }
 
 
+@pytest.mark.requirement("IV.2")
 def test_add_and_remove_member(config: Path) -> None:
     cli(config, "create", "ward3", "--title", "W", "--member", "alice@hospital.test")
     code, out, _ = cli(
@@ -62,6 +64,7 @@ def test_add_and_remove_member(config: Path) -> None:
     assert "dave@hospital.test\tadmin" in out and "alice" not in out
 
 
+@pytest.mark.requirement("IV.2")
 def test_direct_thread_needs_two_members(config: Path) -> None:
     code, _, err = cli(config, "create", "dm1", "--title", "D", "--member", "a@h.test", "--direct")
     assert code == 2 and "exactly two" in err
@@ -72,6 +75,7 @@ def test_direct_thread_needs_two_members(config: Path) -> None:
     assert code == 0
 
 
+@pytest.mark.requirement("IV.2")
 def test_failures_exit_1_and_bad_usage_exits_2(config: Path) -> None:
     code, _, err = cli(config, "members", "nosuch")
     assert code == 1 and "no thread named" in err
@@ -81,6 +85,7 @@ def test_failures_exit_1_and_bad_usage_exits_2(config: Path) -> None:
     assert code == 1
 
 
+@pytest.mark.requirement("IV.2")
 def test_people_of_other_domains_cannot_be_added(config: Path) -> None:
     code, _, err = cli(config, "create", "ward3", "--title", "W", "--member", "eve@elsewhere.test")
     assert code == 1 and "hospital.test" in err
@@ -91,12 +96,14 @@ def test_people_of_other_domains_cannot_be_added(config: Path) -> None:
     assert "elsewhere" not in out
 
 
+@pytest.mark.requirement("IV.2")
 def test_without_user_domains_nobody_can_be_added(config: Path) -> None:
     write_config(config.parent)
     code, _, err = cli(config, "create", "ward3", "--title", "W", "--member", "alice@hospital.test")
     assert code == 1 and "set xmpp.user_domains" in err
 
 
+@pytest.mark.requirement("IV.2")
 def test_member_counts_read_as_english(config: Path) -> None:
     code, out, _ = cli(config, "create", "ward3", "--title", "W", "--member", "alice@hospital.test")
     assert code == 0 and out == "created thread ward3 with 1 member\n"
@@ -114,6 +121,7 @@ def test_member_counts_read_as_english(config: Path) -> None:
         ("x" * (MAX_TITLE_CHARS + 1), f"at most {MAX_TITLE_CHARS}"),
     ],
 )
+@pytest.mark.requirement("IV.2")
 def test_a_title_that_would_break_the_listing_is_bad_usage(
     config: Path, title: str, problem: str
 ) -> None:
@@ -122,6 +130,7 @@ def test_a_title_that_would_break_the_listing_is_bad_usage(
     assert cli(config, "list")[1] == ""
 
 
+@pytest.mark.requirement("IV.2")
 def test_a_title_at_the_limit_with_an_emoji_is_fine(config: Path) -> None:
     title = "Station 3 \U0001f9d1\u200d\u2695\ufe0f" + "x" * (MAX_TITLE_CHARS - 14)
     code, _, err = cli(config, "create", "ward3", "--title", title, "--member", "a@hospital.test")
@@ -140,12 +149,14 @@ def test_a_title_at_the_limit_with_an_emoji_is_fine(config: Path) -> None:
         ("add-member", "ward3", "a@hospital.test", "--affiliation", "boss"),
     ],
 )
+@pytest.mark.requirement("IV.2")
 def test_an_invalid_jid_or_choice_is_bad_usage(config: Path, args: tuple[str, ...]) -> None:
     code, _, err = cli(config, *args)
     assert code == 2
     assert "Invalid value for" in err
 
 
+@pytest.mark.requirement("IV.2")
 def test_audit_events_show_thread_and_membership_changes(config: Path) -> None:
     cli(config, "create", "ward3", "--title", "Ward 3", "--member", "alice@hospital.test")
     cli(config, "add-member", "ward3", "bob@hospital.test")
@@ -166,6 +177,7 @@ def test_audit_events_show_thread_and_membership_changes(config: Path) -> None:
     assert "ward3" in lines[-1] and "alice@hospital.test" in lines[-1]
 
 
+@pytest.mark.requirement("IV.2")
 def test_a_change_made_through_sudo_is_recorded_as_the_person_who_asked(config: Path) -> None:
     create = ["threads", "create", "w", "--title", "W", "--member", "a@hospital.test"]
     result = CliRunner().invoke(

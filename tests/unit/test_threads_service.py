@@ -40,6 +40,7 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
     await store.close()
 
 
+@pytest.mark.requirement("IV.2")
 async def test_create_thread_records_members_and_owner(store: Store) -> None:
     service = ThreadService(store, user_domains=DOMAINS)
     thread = await service.create(
@@ -57,6 +58,7 @@ async def test_create_thread_records_members_and_owner(store: Store) -> None:
     assert (await service.get("ward-3")).title == "Ward 3"
 
 
+@pytest.mark.requirement("IV.2")
 async def test_duplicate_thread_is_refused(store: Store) -> None:
     service = ThreadService(store, user_domains=DOMAINS)
     await service.create("ward", "W", ["a@h.test"])
@@ -64,6 +66,7 @@ async def test_duplicate_thread_is_refused(store: Store) -> None:
         await service.create("ward", "W", ["b@h.test"])
 
 
+@pytest.mark.requirement("IV.2")
 async def test_two_creates_of_one_name_at_once_say_the_name_is_taken(store: Store) -> None:
     """The store's unique name decides a race; the loser hears why, not 'store down'."""
     service = ThreadService(store, user_domains=DOMAINS)
@@ -75,6 +78,7 @@ async def test_two_creates_of_one_name_at_once_say_the_name_is_taken(store: Stor
     assert len(await service.list()) == 1
 
 
+@pytest.mark.requirement("IV.2")
 @pytest.mark.parametrize("title", ["Ward 3\nBed 12", "tab\there", "x" * (MAX_TITLE_CHARS + 1)])
 async def test_titles_are_one_bounded_line(store: Store, title: str) -> None:
     """A line break in a title breaks every list that shows it (threads list, disco)."""
@@ -89,6 +93,7 @@ async def test_titles_are_one_bounded_line(store: Store, title: str) -> None:
     assert (await service.get("ward")).title == "ward"  # blank: the name stands in
 
 
+@pytest.mark.requirement("IV.2")
 async def test_member_jids_are_normalised_once(store: Store) -> None:
     service = ThreadService(store, user_domains=DOMAINS)
     thread = await service.create("ward", "W", [" Alice@H.Test "])
@@ -97,18 +102,21 @@ async def test_member_jids_are_normalised_once(store: Store) -> None:
         await service.add_member("ward", "a" * 1024 + "@h.test")
 
 
+@pytest.mark.requirement("IV.2")
 @pytest.mark.parametrize("name", ["", "-x", "a b", "x@y", "a" * 65, "ünï"])
 async def test_invalid_names_are_refused(store: Store, name: str) -> None:
     with pytest.raises(InvalidThread):
         await ThreadService(store, user_domains=DOMAINS).create(name, "T", ["a@h.test"])
 
 
+@pytest.mark.requirement("IV.2")
 @pytest.mark.parametrize("jid", ["alice", "alice@h.test/phone", "@h.test", "a@b@c"])
 async def test_invalid_member_jids_are_refused(store: Store, jid: str) -> None:
     with pytest.raises(InvalidThread):
         await ThreadService(store, user_domains=DOMAINS).create("ward", "T", [jid])
 
 
+@pytest.mark.requirement("IV.2")
 async def test_add_change_and_remove_member(store: Store) -> None:
     service = ThreadService(store, user_domains=DOMAINS)
     await service.create("ward", "W", ["a@h.test"])
@@ -126,6 +134,7 @@ async def test_add_change_and_remove_member(store: Store) -> None:
         await service.add_member("ward", "b@h.test", "visitor")
 
 
+@pytest.mark.requirement("IV.2")
 async def test_direct_thread_is_stable_and_has_two_members(store: Store) -> None:
     service = ThreadService(store, user_domains=DOMAINS)
     first = await service.open_direct("a@h.test", "b@h.test")
@@ -138,6 +147,7 @@ async def test_direct_thread_is_stable_and_has_two_members(store: Store) -> None
         await service.create("dm", "T", ["a@h.test"], kind="direct")
 
 
+@pytest.mark.requirement("IV.2")
 async def test_every_change_bumps_the_threads_counter(store: Store) -> None:
     watcher = ChangeWatcher(store)
     service = ThreadService(store, user_domains=DOMAINS)
@@ -151,6 +161,7 @@ async def test_every_change_bumps_the_threads_counter(store: Store) -> None:
     assert "threads" in await watcher.refresh()
 
 
+@pytest.mark.requirement("IV.2")
 async def test_book_diff_names_every_membership_change(store: Store) -> None:
     service = ThreadService(store, user_domains=DOMAINS)
     await service.create("ward", "W", ["a@h.test", "b@h.test"])
@@ -169,6 +180,7 @@ async def test_book_diff_names_every_membership_change(store: Store) -> None:
     assert after.threads_of("a@h.test") == []
 
 
+@pytest.mark.requirement("IV.2")
 async def test_every_membership_change_is_audited_without_content(store: Store) -> None:
     """Create, add, promote, remove and rename each leave one event (IV.2, IV.4)."""
     service = ThreadService(store, user_domains=DOMAINS)
@@ -194,6 +206,7 @@ async def test_every_membership_change_is_audited_without_content(store: Store) 
     assert (await AuditLog(store).verify()).intact
 
 
+@pytest.mark.requirement("IV.2")
 async def test_adding_one_person_twice_at_once_is_never_a_store_outage(store: Store) -> None:
     service = ThreadService(store, user_domains=DOMAINS)
     await service.create("ward", "W", ["a@h.test"])
@@ -206,6 +219,7 @@ async def test_adding_one_person_twice_at_once_is_never_a_store_outage(store: St
     assert [e.action for e in added] == ["thread.member-added"]
 
 
+@pytest.mark.requirement("IV.2")
 async def test_a_refused_change_leaves_no_event(store: Store) -> None:
     service = ThreadService(store, user_domains=DOMAINS)
     await service.create("ward", "W", ["a@h.test"])
@@ -217,6 +231,7 @@ async def test_a_refused_change_leaves_no_event(store: Store) -> None:
     assert len(await AuditLog(store).events()) == before
 
 
+@pytest.mark.requirement("IV.2")
 async def test_migration_matches_models(store: Store) -> None:
     def diff(conn: Connection) -> list[object]:
         ctx = MigrationContext.configure(conn)

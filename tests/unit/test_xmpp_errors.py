@@ -35,6 +35,7 @@ from xmpp_clinic.xmpp.errors import (
         (UnknownId("nope"), ("item-not-found", "cancel")),
     ],
 )
+@pytest.mark.requirement("II.4")
 def test_each_domain_error_has_its_stanza_error(
     raised: Exception, expected: tuple[str, str]
 ) -> None:
@@ -42,28 +43,33 @@ def test_each_domain_error_has_its_stanza_error(
     assert found is not None and (found.condition, found.type) == expected
 
 
+@pytest.mark.requirement("II.4")
 def test_an_unavailable_store_says_try_again_without_its_internals() -> None:
     found = stanza_error(StoreUnavailable("store error (OperationalError)"))
     assert found == StanzaError("internal-server-error", "wait", STORE_DOWN)
     assert "OperationalError" not in found.text and "Try again" in found.text
 
 
+@pytest.mark.requirement("II.4")
 def test_rule_refusals_carry_their_own_sentence() -> None:
     found = stanza_error(OutsideUserDomains("only people of hospital.test can be members"))
     assert found is not None and found.text == "only people of hospital.test can be members"
 
 
+@pytest.mark.requirement("II.4")
 def test_non_members_and_unknown_threads_learn_nothing() -> None:
     assert stanza_error(NotAMember("ward@clinic.hospital.test")) == StanzaError(
         "item-not-found", "cancel"
     )
 
 
+@pytest.mark.requirement("II.4")
 def test_a_bug_is_not_a_domain_error() -> None:
     assert stanza_error(KeyError("x")) is None
     assert error_note(KeyError("x")) is None
 
 
+@pytest.mark.requirement("II.4")
 async def test_a_wrapped_handler_raises_the_stanza_error() -> None:
     @maps_domain_errors
     async def handler() -> None:
@@ -75,6 +81,7 @@ async def test_a_wrapped_handler_raises_the_stanza_error() -> None:
     assert raised.value.text == STORE_DOWN
 
 
+@pytest.mark.requirement("II.4")
 async def test_a_wrapped_handler_lets_bugs_through() -> None:
     @maps_domain_errors
     async def handler() -> None:
