@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from unittest import mock
 
 from tests.unit.threads_stanza_base import (
@@ -16,6 +17,7 @@ from tests.unit.threads_stanza_base import (
     oid,
 )
 from xmpp_clinic.store import StoreUnavailable
+from xmpp_clinic.xmpp.routing import ToThread
 
 MUC = "http://jabber.org/protocol/muc"
 MUC_USER = "http://jabber.org/protocol/muc#user"
@@ -237,3 +239,10 @@ class TestJoin(ThreadStanzaTest):
             f'<iq type="get" id="p2" from="{BOB}/pc" to="{WARD}/Bob"><ping xmlns="urn:xmpp:ping"/></iq>'
         )
         self.expect_error(f"{BOB}/pc", f"{WARD}/Bob", "not-acceptable", "p2")
+
+    def test_a_malformed_address_is_not_a_thread(self) -> None:
+        matcher = ToThread("presence", COMPONENT)
+        bad = ET.fromstring(f'<presence xmlns="jabber:component:accept" to="a@b@{COMPONENT}/x"/>')
+        assert matcher.match(bad) is False
+        good = ET.fromstring(f'<presence xmlns="jabber:component:accept" to="{WARD}/x"/>')
+        assert matcher.match(good) is True

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from slixmpp import JID, ComponentXMPP
+from slixmpp.jid import InvalidJID
 from slixmpp.xmlstream import StanzaBase
 from slixmpp.xmlstream.handler import CoroutineCallback
 from slixmpp.xmlstream.matcher.base import MatcherBase
@@ -38,7 +39,10 @@ class ToThread(MatcherBase):
         kind, domain = self._criteria
         if stanza_xml.tag.rsplit("}", 1)[-1] != kind:
             return False
-        to = JID(stanza_xml.get("to", ""))
+        try:
+            to = JID(stanza_xml.get("to", ""))
+        except InvalidJID:  # not a thread's address; never an exception in the stream
+            return False
         return bool(to.user) and to.domain == domain
 
 
