@@ -1,0 +1,224 @@
+"""The directory as the source of membership, on a real Prosody and a real ejabberd (IV.2).
+
+CSV imports and LDAP syncs (a real ``slapd`` on loopback, changed with ``ldapmodify``
+between two syncs) run through the CLI while the gateway runs; a person moved to another
+ward is kicked from the first ward's thread (status 321) within the gateway's one-second
+change poll and can join and read the second's; a person deleted from the directory is
+out of every thread, their devices are revoked, and their client can no longer join,
+send or read history. A truncated export is refused and changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import tomllib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tomli_w
+from slixmpp import JID, ClientXMPP, Presence
+
+from tests.helpers.bots import connect_bot, disconnect_bot
+from tests.helpers.omemo import join_thread
+from tests.integration.conftest import PASSWORD, GatewayHandle, write_config
+from tests.integration.ldap_fixture import Slapd, ldap_section, person_ldif, start_slapd
+from tests.integration.test_threads_membership import (
+    PLUGINS,
+    join_condition,
+    mam_condition,
+    send_condition,
+)
+from xmpp_clinic.app import Gateway
+from xmpp_clinic.config import load_settings
+from xmpp_clinic.dev.servers import DevServer
+from xmpp_clinic.omemo import LEGACY_NS
+from xmpp_clinic.registry.model import DeviceState, ObservedDevice
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+
+
+HEADER = "jid,name,staff_id,role,groups\n"
+# The gateway applies CLI changes on its next message or its one-second poll.
+LIVE_SECONDS = 2.0
+
+
+def row(jid: str, staff_id: str, ward: str) -> str:
+    return f"{jid},{jid.split('@')[0].title()},{staff_id},nurse,{ward}\n"
+
+
+Start = Callable[..., Awaitable[GatewayHandle]]
+
+
+@pytest.fixture
+def slapd(tmp_path: Path) -> Iterator[Slapd]:
+    server = start_slapd(tmp_path / "slapd")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def directory_gateway(xmpp_server: DevServer, tmp_path: Path) -> AsyncIterator[Start]:
+    """Gateways with a ``[directory]`` section (the shared factory's ``directory``
+    parameter is the gateway's folder, so the section is added to the file here)."""
+    started: list[Gateway] = []
+
+    async def start(directory: dict[str, Any]) -> GatewayHandle:
+        folder = tmp_path / f"dgw{len(started)}"
+        folder.mkdir()
+        path = write_config(xmpp_server, folder, policy={"device_approval": "all"})
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data["directory"] = directory
+        path.write_text(tomli_w.dumps(data), encoding="utf-8")
+        settings = load_settings(path)
+        gateway = Gateway(settings)
+        started.append(gateway)
+        await gateway.start()
+        await gateway.component.wait_online(timeout=15)
+        return GatewayHandle(gateway, settings, path, xmpp_server)
+
+    yield start
+    for gateway in reversed(started):
+        await gateway.stop()
+
+
+def kicks(bot: ClientXMPP, thread: str) -> asyncio.Queue[Presence]:
+    queue: asyncio.Queue[Presence] = asyncio.Queue()
+    bot.add_event_handler(
+        f"muc::{JID(thread)}::presence",
+        lambda p: queue.put_nowait(p) if p["type"] == "unavailable" else None,
+    )
+    return queue
+
+
+async def moved_live(gw: GatewayHandle, bob: str, apply: Callable[[], object]) -> None:
+    """Bob, in ward A's thread, is moved to ward B by ``apply``: kicked from A, joins B."""
+    thread_a, thread_b = f"care-a@{gw.jid}", f"care-b@{gw.jid}"
+    bot = await connect_bot(bob, PASSWORD, gw.server, plugins=PLUGINS)
+    try:
+        kicked = kicks(bot, thread_a)
+        await join_thread(bot, thread_a, "Bob")
+        assert await join_condition(bot, thread_b, "Bob") == "registration-required"
+        await asyncio.to_thread(apply)
+        applied = time.monotonic()
+        presence = await asyncio.wait_for(kicked.get(), 10)
+        took = time.monotonic() - applied
+        assert {110, 321} <= set(presence["muc"]["status_codes"])
+        assert took < LIVE_SECONDS, f"kicked {took:.2f} s after the import"
+        await join_thread(bot, thread_b, "Bob")
+        assert await mam_condition(bot, thread_b) == "ok"
+        assert await mam_condition(bot, thread_a) == "item-not-found"
+    finally:
+        await disconnect_bot(bot)
+
+
+async def test_csv_of_two_wards_binds_threads_and_moves_a_person_live(
+    make_users: Callable[..., list[str]],
+    directory_gateway: Start,
+    tmp_path: Path,
+) -> None:
+    gw = await directory_gateway({"max_removal_share": 0.5})
+    alice, bob, carol = make_users("alice", "bob", "carol")
+    export = tmp_path / "staff.csv"
+    export.write_text(
+        HEADER
+        + row(alice, "1", "ward-a")
+        + row(bob, "2", "ward-a")
+        + row(carol, "3", "ward-b")
+        + "mallory@elsewhere.test,Mallory,4,nurse,ward-a\n",
+        encoding="utf-8",
+    )
+    dry = gw.cli("directory", "import", str(export), "--dry-run")
+    assert "+ person 2" in dry.stdout and "would change" in dry.stdout
+    assert "skipped line 5: mallory@elsewhere.test is not in xmpp.user_domains" in dry.stderr
+    first = gw.cli("directory", "import", str(export))
+    assert "persons: 3 added" in first.stdout
+    gw.cli("threads", "create", "care-a", "--title", "Ward A", "--group", "ward-a")
+    gw.cli("threads", "create", "care-b", "--title", "Ward B", "--group", "ward-b")
+    members = gw.cli("threads", "members", "care-a").stdout
+    assert {line.split("\t")[0] for line in members.splitlines()} == {alice, bob}
+    assert "persons: 0 added, 0 changed" in gw.cli("directory", "import", str(export)).stdout
+
+    moved = export.read_text(encoding="utf-8").replace(
+        row(bob, "2", "ward-a"), row(bob, "2", "ward-b")
+    )
+
+    def second_import() -> None:
+        export.write_text(moved, encoding="utf-8")
+        out = gw.cli("directory", "import", str(export)).stdout
+        assert f"- thread care-a member {bob}" in out and f"+ thread care-b member {bob}" in out
+
+    await moved_live(gw, bob, second_import)
+
+
+async def test_a_truncated_export_is_refused_and_nothing_changes(
+    make_users: Callable[..., list[str]],
+    directory_gateway: Start,
+    tmp_path: Path,
+) -> None:
+    gw = await directory_gateway({"max_removal_share": 0.1})
+    (alice,) = make_users("alice")
+    domain = alice.split("@")[1]
+    rows = [row(alice, "0", "ward-a")] + [
+        row(f"p{i}@{domain}", str(i), "ward-a") for i in range(1, 200)
+    ]
+    export = tmp_path / "staff.csv"
+    export.write_text(HEADER + "".join(rows), encoding="utf-8")
+    gw.cli("directory", "import", str(export))
+    gw.cli("threads", "create", "care-a", "--title", "Ward A", "--group", "ward-a")
+    export.write_text(HEADER + "".join(rows[:3]), encoding="utf-8")
+    refused = gw.cli("directory", "import", str(export), check=False)
+    assert refused.returncode == 1
+    assert "refused, nothing changed" in refused.stderr and "197 of 200" in refused.stderr
+    assert len(gw.cli("threads", "members", "care-a").stdout.splitlines()) == 200
+
+
+async def test_ldap_sync_moves_and_offboards_people(
+    make_users: Callable[..., list[str]],
+    directory_gateway: Start,
+    slapd: Slapd,
+) -> None:
+    alice, bob, carol = make_users("alice", "bob", "carol")
+    slapd.add(
+        person_ldif("alice", "Alice A", alice, "1", "nurse", "ward-a")
+        + person_ldif("bob", "Bob B", bob, "2", "nurse", "ward-a")
+        + person_ldif("carol", "Carol C", carol, "3", "physician", "ward-a", "ward-b")
+    )
+    gw = await directory_gateway(ldap_section(slapd))
+    assert "persons: 3 added" in gw.cli("directory", "sync").stdout
+    gw.cli("threads", "create", "care-a", "--title", "Ward A", "--group", "ward-a")
+    gw.cli("threads", "create", "care-b", "--title", "Ward B", "--group", "ward-b")
+
+    def move_bob() -> None:
+        slapd.modify(
+            "dn: uid=bob,ou=people,dc=hospital,dc=test\nchangetype: modify\n"
+            "replace: departmentNumber\ndepartmentNumber: ward-b\n"
+        )
+        gw.cli("directory", "sync")
+
+    await moved_live(gw, bob, move_bob)
+
+    # Offboarding: carol is deleted from LDAP; one sync takes her out of everything.
+    await gw.gateway.registry.observe(carol, LEGACY_NS, {4711: ObservedDevice(None)})
+    bot = await connect_bot(carol, PASSWORD, gw.server, plugins=PLUGINS)
+    try:
+        thread_a = f"care-a@{gw.jid}"
+        kicked = kicks(bot, thread_a)
+        await join_thread(bot, thread_a, "Carol")
+        slapd.modify("dn: uid=carol,ou=people,dc=hospital,dc=test\nchangetype: delete\n")
+        out = (await asyncio.to_thread(gw.cli, "directory", "sync")).stdout
+        assert "left the directory: 1; devices revoked: 1" in out
+        presence = await asyncio.wait_for(kicked.get(), 10)
+        assert 321 in set(presence["muc"]["status_codes"])
+        for thread in (thread_a, f"care-b@{gw.jid}"):
+            assert await join_condition(bot, thread, "Carol") == "registration-required"
+            assert await mam_condition(bot, thread) == "item-not-found"
+            assert await send_condition(bot, thread) == "not-acceptable"
+    finally:
+        await disconnect_bot(bot)
+    devices = await gw.gateway.registry.devices(carol)
+    assert [d.state for d in devices] == [DeviceState.REVOKED]
