@@ -6,17 +6,20 @@ table row per requirement; long values wrap so the page never scrolls sideways.
 
 from __future__ import annotations
 
+from collections import Counter
 from html import escape
 
 from xmpp_clinic.report.model import Finding, Report, Status
 
 STYLE = """
-body{font-family:system-ui,sans-serif;margin:1.5rem;max-width:100%;color:#1b1b1b}
+body{font-family:system-ui,sans-serif;margin:1.5rem;max-width:100%;color:#1b1b1b;
+overflow-wrap:anywhere}
 h1{font-size:1.4rem}
 table{border-collapse:collapse;width:100%;table-layout:fixed}
 th,td{border:1px solid #ccc;padding:.4rem;vertical-align:top;text-align:left;
 overflow-wrap:anywhere;word-break:break-word}
-th.id,td.id{width:4.5rem}th.st,td.st{width:7.5rem}
+th.id,td.id{width:4.5rem}th.st,td.st{width:8.5rem;word-break:normal;overflow-wrap:normal}
+summary{cursor:pointer}
 ul{margin:.2rem 0;padding-left:1.1rem}
 code{white-space:pre-wrap;overflow-wrap:anywhere}
 .met{background:#e6f4ea}.partly{background:#fff4d6}
@@ -37,9 +40,18 @@ def _items(entries: list[str]) -> str:
     return "<ul>" + "".join(f"<li>{e}</li>" for e in entries) + "</ul>" if entries else ""
 
 
+def _tests(item: Finding) -> str:
+    """A count by outcome, the list folded away (a native <details>, no script)."""
+    if not item.tests:
+        return "<small>none marked</small>"
+    counts = Counter(t.outcome.value for t in item.tests)
+    summary = f"{len(item.tests)} tests: " + ", ".join(f"{n} {o}" for o, n in counts.items())
+    tests = [f"<code>{escape(t.test)}</code>: {escape(t.outcome.value)}" for t in item.tests]
+    return f"<details><summary>{escape(summary)}</summary>{_items(tests)}</details>"
+
+
 def _row(item: Finding) -> str:
     evidence = [f"{escape(e.label)}: <code>{escape(e.value)}</code>" for e in item.evidence]
-    tests = [f"<code>{escape(t.test)}</code>: {escape(t.outcome.value)}" for t in item.tests]
     owner = f"<p><strong>Who:</strong> {escape(item.owner)}</p>" if item.owner else ""
     return (
         f'<tr id="{escape(item.id)}" data-id="{escape(item.id)}" class="{CLASS[item.status]}">'
@@ -48,7 +60,7 @@ def _row(item: Finding) -> str:
         f"<td>{escape(item.requirement)}<br><small>Control: {escape(item.control)}</small></td>"
         f'<td class="st"><strong>{escape(item.status.value)}</strong></td>'
         f"<td>{escape(item.reason)}{owner}{_items(evidence)}</td>"
-        f"<td>{_items(tests) or '<small>none marked</small>'}</td>"
+        f"<td>{_tests(item)}</td>"
         "</tr>"
     )
 
