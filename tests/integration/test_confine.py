@@ -1,0 +1,257 @@
+"""Server confinement on a real Prosody and a real ejabberd (IV.2, II.1).
+
+Both servers are started with ``mod_clinic_confine`` built and loaded as the ``init``
+snippets tell an operator (the lines between ``clinic-confine-begin`` and
+``clinic-confine-end`` in plugins/ and ejabberd/ templates, uncommented; only the
+module folder is this test's own). A user's direct stanzas to a colleague bounce with
+``not-allowed`` and a text naming the gateway; reads OMEMO clients need from a
+colleague's PEP, and everything to the user's own server and to the gateway, pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from slixmpp import JID, ClientXMPP, Iq, Message
+from slixmpp.exceptions import IqError
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
+from slixmpp.xmlstream.stanzabase import StanzaBase
+
+from tests.helpers.bots import connect_bot, disconnect_bot
+from tests.helpers.omemo import join_thread
+from tests.integration.conftest import PASSWORD, GatewayHandle, write_config
+from tests.integration.device_policy_helpers import ANY_MESSAGE
+from xmpp_clinic.app import Gateway
+from xmpp_clinic.config import load_settings
+from xmpp_clinic.dev.servers import DevServer, EjabberdServer, ProsodyServer
+from xmpp_clinic.dev.servers.ejabberd_config import YamlValue
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+REPO = Path(__file__).resolve().parents[2]
+LUA_MODULE = REPO / "plugins" / "mod_clinic_confine.lua"
+ERL_MODULE = REPO / "ejabberd" / "mod_clinic_confine.erl"
+EJABBERD_EBIN = Path("/usr/lib/x86_64-linux-gnu/ejabberd-23.01/ebin")
+SNIPPET_DIR = "/usr/local/lib/xmpp-clinic"  # where the snippets tell operators to put it
+PLUGINS = ("xep_0030", "xep_0045", "xep_0060", "xep_0199")
+DEVICELIST = "eu.siacs.conversations.axolotl.devicelist"
+
+
+def snippet(template: Path, component_jid: str, comment: str) -> str:
+    """The confinement lines of a server template, uncommented and filled in."""
+    text = template.read_text(encoding="utf-8")
+    block = text.split("clinic-confine-begin\n", 1)[1].split(f"{comment} clinic-confine-end", 1)[0]
+    lines = [line.removeprefix(comment + " ") for line in block.splitlines()]
+    return "\n".join(lines).replace("${component_jid}", component_jid) + "\n"
+
+
+@dataclass
+class ConfinedProsody(ProsodyServer):
+    """Prosody with mod_clinic_confine loaded globally, as the snippet says."""
+
+    def _prepare(self) -> None:
+        modules = self.home / "modules"
+        modules.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(LUA_MODULE, modules / LUA_MODULE.name)
+        super()._prepare()
+
+    def _modules(self) -> list[str]:
+        return [*super()._modules(), "clinic_confine"]
+
+    def _global_section(self) -> str:
+        lines = snippet(
+            REPO / "plugins" / "prosody-component.cfg.lua.tmpl", self.component_jid, "--"
+        )
+        return super()._global_section() + lines.replace(
+            f"{SNIPPET_DIR}/prosody", str(self.home / "modules")
+        )
+
+
+@dataclass
+class ConfinedEjabberd(EjabberdServer):
+    """ejabberd with mod_clinic_confine built by erlc onto its -pa path, as the snippet says."""
+
+    def _prepare(self) -> None:
+        super()._prepare()
+        subprocess.run(
+            ["erlc", "-o", str(self.ebin_dir), "-pa", str(EJABBERD_EBIN), str(ERL_MODULE)],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+
+    def config(self) -> dict[str, YamlValue]:
+        config = super().config()
+        lines = snippet(REPO / "ejabberd" / "ejabberd-component.yml.tmpl", self.component_jid, "#")
+        modules: Any = config["modules"]
+        modules.update(_yaml_module(lines))
+        return config
+
+
+def _yaml_module(lines: str) -> dict[str, YamlValue]:
+    """``name:\n  {gateway: X, allowed: [A, B]}`` as data (no YAML parser in the venv)."""
+    found = re.search(r"^\s*(\w+):\s*\{gateway: ([^,]+), allowed: \[([^\]]*)\]\}", lines, re.M)
+    assert found is not None, f"unexpected snippet: {lines!r}"
+    allowed: list[YamlValue] = [h.strip() for h in found[3].split(",") if h.strip()]
+    return {found[1]: {"gateway": found[2].strip(), "allowed": allowed}}
+
+
+@pytest.fixture(scope="module", params=("prosody", "ejabberd"))
+def confined_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DevServer]:
+    run_dir = tmp_path_factory.mktemp(f"confined-{request.param}")
+    cls = ConfinedProsody if request.param == "prosody" else ConfinedEjabberd
+    server: DevServer = cls(run_dir=run_dir)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+_ids = iter(range(1, 10_000))
+
+
+@pytest.fixture
+def pair(confined_server: DevServer) -> tuple[str, str]:
+    n = next(_ids)
+    alice, bob = confined_server.register_many({f"alice{n}": PASSWORD, f"bob{n}": PASSWORD})
+    return alice, bob
+
+
+async def bots(server: DevServer, *jids: str) -> list[ClientXMPP]:
+    return [await connect_bot(j, PASSWORD, server, plugins=PLUGINS) for j in jids]
+
+
+async def iq_condition(bot: ClientXMPP, iq: Iq) -> tuple[str, str]:
+    """(condition, text) of the answer; ("ok", "") for a result."""
+    send: Callable[..., Awaitable[Iq]] = iq.send
+    try:
+        await send(timeout=15)
+    except IqError as exc:
+        return str(exc.iq["error"]["condition"]), str(exc.iq["error"]["text"])
+    return "ok", ""
+
+
+async def message_bounce(bot: ClientXMPP, to: str, mtype: str, body: str | None) -> Message:
+    errors: asyncio.Queue[Message] = asyncio.Queue()
+    name = f"bounce-{id(errors)}"
+
+    def on_error(stanza: StanzaBase) -> None:
+        if isinstance(stanza, Message) and stanza["type"] == "error":
+            errors.put_nowait(stanza)
+
+    bot.register_handler(Callback(name, MatchXPath(ANY_MESSAGE), on_error))
+    try:
+        message = bot.make_message(mto=to, mtype=mtype, mbody=body)
+        if body is None:
+            ET.SubElement(message.xml, "{urn:xmpp:chat-markers:0}displayed", {"id": "x"})
+        message.send()
+        return await asyncio.wait_for(errors.get(), 15)
+    finally:
+        bot.remove_handler(name)
+
+
+@pytest.mark.parametrize(
+    ("mtype", "body"),
+    [("chat", "hi"), ("normal", "hi"), ("headline", "hi"), ("chat", None)],
+)
+async def test_direct_messages_to_a_colleague_bounce_naming_the_gateway(
+    confined_server: DevServer, pair: tuple[str, str], mtype: str, body: str | None
+) -> None:
+    alice, bob = pair
+    (a,) = await bots(confined_server, alice)
+    try:
+        error = await message_bounce(a, bob, mtype, body)
+        assert error["error"]["condition"] == "not-allowed"
+        assert confined_server.component_jid in error["error"]["text"]
+    finally:
+        await disconnect_bot(a)
+
+
+async def test_iq_and_subscription_to_a_colleague_bounce(
+    confined_server: DevServer, pair: tuple[str, str]
+) -> None:
+    alice, bob = pair
+    a, b = await bots(confined_server, alice, bob)
+    try:
+        version = a.make_iq_get(queryxmlns="jabber:iq:version", ito=f"{bob}/{b.boundjid.resource}")
+        condition, text = await iq_condition(a, version)
+        assert condition == "not-allowed" and confined_server.component_jid in text
+        roster_push = a.make_iq_get(queryxmlns="jabber:iq:version", ito=bob)
+        assert (await iq_condition(a, roster_push))[0] == "not-allowed"
+        errors: asyncio.Queue[StanzaBase] = asyncio.Queue()
+        a.add_event_handler("presence_error", errors.put_nowait)
+        a.send_presence(pto=bob, ptype="subscribe")
+        presence = await asyncio.wait_for(errors.get(), 15)
+        assert presence["error"]["condition"] == "not-allowed"
+    finally:
+        await disconnect_bot(a)
+        await disconnect_bot(b)
+
+
+async def test_omemo_reads_of_a_colleague_and_own_server_pass(
+    confined_server: DevServer, pair: tuple[str, str]
+) -> None:
+    alice, bob = pair
+    a, b = await bots(confined_server, alice, bob)
+    try:
+        item = ET.Element("{eu.siacs.conversations.axolotl}list")
+        ET.SubElement(item, "{eu.siacs.conversations.axolotl}device", {"id": "4711"})
+        options = b.plugin["xep_0004"].make_form(ftype="submit")
+        options.add_field(
+            var="FORM_TYPE",
+            ftype="hidden",
+            value="http://jabber.org/protocol/pubsub#publish-options",
+        )
+        options.add_field(var="pubsub#access_model", value="open")
+        # As OMEMO clients do: an open device list (ejabberd's config forces it anyway).
+        await b.plugin["xep_0060"].publish(
+            JID(bob), DEVICELIST, id="current", payload=item, options=options
+        )
+        got = await a.plugin["xep_0060"].get_items(JID(bob), DEVICELIST, timeout=15)
+        assert "4711" in str(got)
+        # disco#info on a colleague's account reaches their server, which answers as it
+        # would anyone without a subscription (Prosody: service-unavailable): not a bounce.
+        disco = a.make_iq_get(queryxmlns="http://jabber.org/protocol/disco#info", ito=bob)
+        assert (await iq_condition(a, disco))[0] != "not-allowed"
+        own = await a.plugin["xep_0030"].get_info(jid=JID(confined_server.domain), timeout=15)
+        assert own["disco_info"]["identities"]
+        other_node = a.make_iq_get(ito=bob)
+        pubsub = ET.SubElement(other_node.xml, "{http://jabber.org/protocol/pubsub}pubsub")
+        ET.SubElement(pubsub, "{http://jabber.org/protocol/pubsub}items", {"node": "private"})
+        assert (await iq_condition(a, other_node))[0] == "not-allowed"
+    finally:
+        await disconnect_bot(a)
+        await disconnect_bot(b)
+
+
+async def test_care_threads_at_the_gateway_still_work(
+    confined_server: DevServer, pair: tuple[str, str], tmp_path: Path
+) -> None:
+    alice, _bob = pair
+    path = write_config(confined_server, tmp_path, policy={"device_approval": "all"})
+    gateway = Gateway(load_settings(path))
+    await gateway.start()
+    try:
+        await gateway.component.wait_online(timeout=15)
+        gw = GatewayHandle(gateway, gateway.settings, path, confined_server)
+        gw.cli("threads", "create", "ward1", "--title", "Ward 1", "--member", alice)
+        (a,) = await bots(confined_server, alice)
+        try:
+            await join_thread(a, f"ward1@{gw.jid}", "Alice")
+        finally:
+            await disconnect_bot(a)
+    finally:
+        await gateway.stop()
