@@ -196,8 +196,17 @@ def _broken(
 
 async def prune(session: AsyncSession, before: datetime) -> int:
     """Delete events older than ``before`` (II.3) and move the chain's base past them."""
-    query = select(AuditEventRecord).where(AuditEventRecord.at < before)
+    query = select(AuditEventRecord.seq).where(AuditEventRecord.at < before)
     last = await session.scalar(query.order_by(AuditEventRecord.seq.desc()).limit(1))
+    return 0 if last is None else await prune_through(session, last)
+
+
+async def prune_through(session: AsyncSession, seq: int) -> int:
+    """Delete events up to ``seq`` and move the chain's base past them (I.7, II.3).
+
+    Also how a restore re-applies a prune recorded in a receipt after its backup.
+    """
+    last = await session.get(AuditEventRecord, seq)
     if last is None:
         return 0
     await _lock_head(session)

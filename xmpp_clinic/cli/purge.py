@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from cryptography.hazmat.primitives import serialization
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from xmpp_clinic.cli.common import (
@@ -60,9 +61,11 @@ def _run(settings: Settings, thread: str | None, dry_run: bool, quiet: bool) -> 
         if dry_run:
             return await purger.run(actor=actor(), rule="manual", thread=thread, dry_run=True)
         total = sum(d.count for d in await purger.due(utcnow(), thread))
+        console = Console(stderr=True)
         with Progress(
             "purging", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-            transient=True, disable=quiet or total < PROGRESS_FROM,
+            console=console, transient=True,
+            disable=quiet or total < PROGRESS_FROM or not console.is_terminal,
         ) as bar:  # fmt: skip
             task = bar.add_task("purge", total=total)
             return await purger.run(

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from xmpp_clinic.archive import audit
 from xmpp_clinic.archive.purge import PurgedRange, count_due, purge_through
@@ -169,19 +170,26 @@ class Purger:
                      "cutoff": audit_cut.isoformat()}
                 )  # fmt: skip
         async with self._store.session() as session:
-            stale = or_(
-                and_(DeviceRecord.state == "pending",
-                     func.coalesce(DeviceRecord.last_seen, DeviceRecord.first_seen) < pending),
-                and_(DeviceRecord.state != "pending",
-                     func.coalesce(DeviceRecord.last_seen, DeviceRecord.state_changed_at)
-                     < inactive),
-            )  # fmt: skip
-            removed = await session.execute(delete(DeviceRecord).where(stale))
-            outcome.devices = int(removed.rowcount)  # type: ignore[attr-defined]
+            outcome.devices = await forget_devices(session, pending, inactive)
             if outcome.devices:
-                await bump(session, "devices")
                 items.append(
                     {"what": "devices", "count": outcome.devices,
                      "pending_cutoff": pending.isoformat(), "inactive_cutoff": inactive.isoformat()}
                 )  # fmt: skip
         return items
+
+
+async def forget_devices(session: AsyncSession, pending: datetime, inactive: datetime) -> int:
+    """Delete devices pending since before ``pending`` or unused since before ``inactive``
+    (IV.8); a running gateway reloads the registry ("devices" counter)."""
+    stale = or_(
+        and_(DeviceRecord.state == "pending",
+             func.coalesce(DeviceRecord.last_seen, DeviceRecord.first_seen) < pending),
+        and_(DeviceRecord.state != "pending",
+             func.coalesce(DeviceRecord.last_seen, DeviceRecord.state_changed_at) < inactive),
+    )  # fmt: skip
+    removed = await session.execute(delete(DeviceRecord).where(stale))
+    count = int(removed.rowcount)  # type: ignore[attr-defined]
+    if count:
+        await bump(session, "devices")
+    return count

@@ -151,7 +151,7 @@ def verify(receipt: SignedReceipt, public: Ed25519PublicKey) -> None:
 class ReceiptBook:
     """Signs receipts and keeps them in the store and in the receipts folder (I.7)."""
 
-    def __init__(self, store: Store, key_file: Path, directory: Path) -> None:
+    def __init__(self, store: Store, key_file: Path, directory: Path | None) -> None:
         self._store = store
         self._key_file = key_file
         self._directory = directory
@@ -176,7 +176,10 @@ class ReceiptBook:
             body=canonical(receipt.body).decode(), signature=receipt.signature,
         )  # fmt: skip
 
-    def write_file(self, receipt: SignedReceipt) -> Path:
+    def write_file(self, receipt: SignedReceipt) -> Path | None:
+        """Keep ``receipt`` apart from the store too; no folder (a restore): store only."""
+        if self._directory is None:
+            return None
         self._directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         stamp = receipt.at.strftime("%Y%m%dT%H%M%S")
         path = self._directory / f"{stamp}-{receipt.kind}-{receipt.id}.json"
