@@ -201,3 +201,38 @@ class TestForgedStanzaId(ThreadStanzaTest):
         self.recv_settled(OMEMO_MESSAGE.replace("<store", forged + "<store"))
         self.send(relayed(f"{ALICE}/phone"))  # only the thread's own stanza-id
         self.send(relayed(f"{BOB}/pc"))
+
+
+def nested(depth: int) -> str:
+    return "<x xmlns='urn:example:deep'>" * depth + "</x>" * depth
+
+
+class TestDeepNesting(ThreadStanzaTest):
+    """Issue 8 finding 7: depth and size are bounded before any copy (I.12)."""
+
+    def test_deeply_nested_messages_get_policy_violation_and_the_stream_stays_up(self) -> None:
+        self.join(f"{ALICE}/phone", "Alice")
+        self.join(f"{BOB}/pc", "Bob")
+        for n, depth in enumerate((500, 100_000)):
+            self.recv_settled(
+                f'<message from="{ALICE}/phone" to="{WARD}" type="groupchat" id="deep{n}">{nested(depth)}</message>'
+            )
+            error = self.expect_error(f"{ALICE}/phone", WARD, "policy-violation", f"deep{n}")
+            code = error.find(
+                "{jabber:component:accept}error/{urn:xmpp-clinic:policy:0}stanza-too-large"
+            )
+            assert code is not None
+            self.send(None)  # Bob got nothing
+        # The link is still up and the relay still works.
+        self.recv_settled(OMEMO_MESSAGE)
+        self.send(relayed(f"{ALICE}/phone"))
+        self.send(relayed(f"{BOB}/pc"))
+        page = self.run_coro(self.archive.query(ArchiveQuery(thread_id=1)))
+        assert [e.stanza_id for e in page.entries] == ["sid-1"]
+
+    def test_a_deep_error_stanza_is_dropped_without_an_answer(self) -> None:
+        self.join(f"{ALICE}/phone", "Alice")
+        self.recv_settled(
+            f'<message from="{ALICE}/phone" to="{WARD}" type="error" id="e">{nested(500)}</message>'
+        )
+        self.send(None)

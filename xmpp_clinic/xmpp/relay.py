@@ -27,6 +27,7 @@ from slixmpp import Message
 from xmpp_clinic import namespaces as ns
 from xmpp_clinic.archive.messages import MessageArchive, NewMessage
 from xmpp_clinic.clock import utcnow
+from xmpp_clinic.policy import check_shape
 from xmpp_clinic.policy.verdict import (
     Action,
     MessageContext,
@@ -99,6 +100,13 @@ class Relay:
         )
 
     async def _on_message(self, msg: Message) -> None:
+        # First, before anything copies or walks it: a stanza nested too deep or too
+        # large gets its refusal, never a recursion error in the stream (I.12).
+        shape = check_shape(msg.xml)
+        if shape.rejected:
+            if msg["type"] != "error":  # never answer an error with an error (RFC 6120)
+                self._refuse(msg, shape.reason, shape.refusal)
+            return
         to, sender = msg["to"], msg["from"]
         thread = self.host.book.get(to.user)
         if msg["type"] == "error":
