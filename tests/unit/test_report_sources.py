@@ -100,3 +100,26 @@ def test_plugin_records_requirements_in_junit_and_refuses_unknown_ids(tmp_path: 
     (tmp_path / "tests" / "test_p.py").write_text(PLUGIN_TEST.replace("II.1", "II.99"))
     run = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, check=False)
     assert run.returncode != 0 and "'II.99' is not in the catalogue" in run.stdout + run.stderr
+
+
+@pytest.mark.requirement("IV.4")
+async def test_the_gateway_schedule_saves_chained_reports(tmp_path: Path) -> None:
+    from tests.unit.harness import make_settings, migrated_store
+    from xmpp_clinic.report.history import ReportHistory
+    from xmpp_clinic.report.scheduler import ReportScheduler
+
+    store = await migrated_store(tmp_path / "clinic.db")
+    try:
+        settings = make_settings(tmp_path, report={"save_every_hours": 24})
+        scheduler = ReportScheduler(settings, store)
+        assert scheduler.every_seconds == 24 * 3600
+        assert await scheduler.save_now() == 1
+        assert await scheduler.save_now() == 2
+        history = ReportHistory(store)
+        assert await history.count() == 2 and await history.verify() is None
+        latest = await history.latest()
+        assert latest is not None and latest.report.finding("IV.4").status.value == "met"
+        scheduler.start()
+        await scheduler.stop()
+    finally:
+        await store.close()
