@@ -261,3 +261,28 @@ class TestMamMembershipWindow(MamTest):
         self.run_coro(self.archive.append(item))
         assert "s0" not in self.ids(self.query())
         assert self.run_coro(self.archive.verify(1)) is None
+
+    def test_an_id_from_before_membership_answers_like_an_unknown_id(self) -> None:
+        # Issue 8 finding 11: no existence oracle for messages from before one joined.
+        before = datetime(2000, 1, 1, tzinfo=UTC)
+        item = NewMessage(1, "s0", before, BOB, "pc", "bob", oid(BOB), archived(0, BOB))
+        self.run_coro(self.archive.append(item))
+        answers: list[str] = []
+        for n, (paging_id, rsm) in enumerate(
+            (paging_id, rsm)
+            for paging_id in ("s0", "never-existed")
+            for rsm in (
+                f'<set xmlns="{RSM}"><after>{paging_id}</after></set>',
+                f'<set xmlns="{RSM}"><before>{paging_id}</before></set>',
+                f'<x xmlns="jabber:x:data" type="submit"><field var="FORM_TYPE" type="hidden"><value>{MAM}</value></field><field var="after-id"><value>{paging_id}</value></field></x>',
+                f'<x xmlns="jabber:x:data" type="submit"><field var="FORM_TYPE" type="hidden"><value>{MAM}</value></field><field var="before-id"><value>{paging_id}</value></field></x>',
+            )
+        ):
+            self.recv_settled(
+                f'<iq type="set" id="o{n}" from="{ALICE}/pc" to="{WARD}"><query xmlns="{MAM}">{rsm}</query></iq>'
+            )
+            sent = self.expect_error(f"{ALICE}/pc", WARD, "item-not-found", f"o{n}")
+            sent.set("id", "")
+            answers.append(ET.tostring(sent).decode())
+            self.send(None)  # no result messages before the error
+        assert len(set(answers)) == 1  # byte for byte the same answer for both kinds

@@ -328,9 +328,13 @@ class MessageArchive:
         return base
 
     async def _row(self, session: AsyncSession, q: ArchiveQuery, stanza_id: str) -> int:
+        """The row of a paging or range id the member may see; one from before their
+        membership is as unknown as an id that never existed (no existence oracle, IV.2)."""
         query = select(ArchivedMessage.id).where(
             ArchivedMessage.thread_id == q.thread_id, ArchivedMessage.stanza_id == stanza_id
         )
+        if q.not_before is not None:
+            query = query.where(ArchivedMessage.at >= q.not_before)
         row = (await session.execute(query)).first()
         if row is None:
             raise UnknownId(stanza_id)
