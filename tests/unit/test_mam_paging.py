@@ -268,16 +268,15 @@ class TestMamMembershipWindow(MamTest):
         item = NewMessage(1, "s0", before, BOB, "pc", "bob", oid(BOB), archived(0, BOB))
         self.run_coro(self.archive.append(item))
         answers: list[str] = []
-        for n, (paging_id, rsm) in enumerate(
-            (paging_id, rsm)
-            for paging_id in ("s0", "never-existed")
-            for rsm in (
-                f'<set xmlns="{RSM}"><after>{paging_id}</after></set>',
-                f'<set xmlns="{RSM}"><before>{paging_id}</before></set>',
-                f'<x xmlns="jabber:x:data" type="submit"><field var="FORM_TYPE" type="hidden"><value>{MAM}</value></field><field var="after-id"><value>{paging_id}</value></field></x>',
-                f'<x xmlns="jabber:x:data" type="submit"><field var="FORM_TYPE" type="hidden"><value>{MAM}</value></field><field var="before-id"><value>{paging_id}</value></field></x>',
-            )
-        ):
+        form = f'<x xmlns="jabber:x:data" type="submit"><field var="FORM_TYPE" type="hidden"><value>{MAM}</value></field>'
+        shapes = (
+            f'<set xmlns="{RSM}"><after>{{}}</after></set>',
+            f'<set xmlns="{RSM}"><before>{{}}</before></set>',
+            form + '<field var="after-id"><value>{}</value></field></x>',
+            form + '<field var="before-id"><value>{}</value></field></x>',
+        )
+        requests = [shape.format(pid) for pid in ("s0", "never-existed") for shape in shapes]
+        for n, rsm in enumerate(requests):
             self.recv_settled(
                 f'<iq type="set" id="o{n}" from="{ALICE}/pc" to="{WARD}"><query xmlns="{MAM}">{rsm}</query></iq>'
             )
