@@ -29,6 +29,7 @@ from xmpp_clinic.threads import (
     ThreadService,
 )
 from xmpp_clinic.xmpp import muc_stanzas as ms
+from xmpp_clinic.xmpp.addresses import AddressGuard
 from xmpp_clinic.xmpp.errors import NotAMember, maps_domain_errors
 from xmpp_clinic.xmpp.occupants import Occupant, Room, make_occupant_id
 from xmpp_clinic.xmpp.routing import ToThread, handle
@@ -85,7 +86,12 @@ class ThreadHost:
 
     # ------------------------------------------------------------------ set-up
     def attach(self) -> None:
-        """Register the presence handler; relay, MAM and the rest attach themselves."""
+        """Register the presence handler; relay, MAM and the rest attach themselves.
+
+        The address guard comes first: no stanza with an address slixmpp cannot parse
+        reaches any handler of the component (I.12).
+        """
+        AddressGuard(self.xmpp, self.domain).attach()
         handle(self.xmpp, "ThreadPresence", ToThread("presence", self.domain), self._on_presence)
 
     def on_member_arrival(self, listener: ArrivalListener) -> None:
