@@ -206,3 +206,19 @@ def test_unreadable_server_config_is_bad_usage(config: Path, tmp_path: Path) -> 
         app, ["report", "--server-config", str(tmp_path / "nope.lua"), "--config", str(config)]
     )
     assert result.exit_code == 2 and "--server-config" in result.output
+
+
+@pytest.mark.requirement("I.12", "I.11")
+def test_a_fresh_init_config_flags_what_is_weak_for_production(tmp_path: Path) -> None:
+    config = tmp_path / "clinic.toml"
+    done = runner.invoke(app, ["init", "--domain", "hospital.test", "--output", str(config)])
+    assert done.exit_code == 0, done.output
+    data = report_json(config, "--tests", str(tmp_path))
+    weak = "\n".join(data["weakened"])  # type: ignore[arg-type]
+    for expected in ("no [directory]", "confinement unknown", "backup.recipients is empty"):
+        assert expected in weak
+    assert finding(data, "I.4")["status"] == "met"
+    assert finding(data, "II.1")["status"] == "met"
+    assert finding(data, "I.12")["status"] == "partly"
+    assert finding(data, "IV.7")["status"] == "organisational"
+    assert "processing contracts" in str(finding(data, "IV.7")["owner"])

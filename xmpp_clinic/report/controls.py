@@ -77,6 +77,8 @@ def weakened(facts: Facts) -> list[str]:
         found.append(
             "mod_clinic_confine is not loaded: users can message each other around the gateway"
         )
+    if not settings.backup.recipients:
+        found.append("backup.recipients is empty: no encrypted backups are made (I.9)")
     if not getattr(settings.retention, "enabled", True):
         found.append("retention is off: nothing is purged (I.7)")
     if not state.audit.intact or state.audit.broken_archives:
