@@ -185,3 +185,29 @@ class TestCommandDetails(CommandTest):
         )
         options = [o.findtext("{jabber:x:data}value") for o in form.iter("{jabber:x:data}option")]
         assert options == ["member", "admin", "owner"]
+
+    def test_a_title_beyond_the_limit_names_the_limit(self) -> None:
+        """Issue 8.8: a 100 KB title through the ad-hoc command is refused, not stored."""
+        self.execute(CAROL, "create-thread")
+        session = self.session_of_form()
+        title = "x" * 100_000
+        self.submit(
+            CAROL,
+            "create-thread",
+            session,
+            f'<field var="name"><value>huge</value></field><field var="title"><value>{title}</value></field>',
+        )
+        assert self.drain_to_result("error") == "'title' is at most 200 characters"
+        assert "huge" not in {t.name for t in self.run_coro(self.host.service.list())}
+
+    def test_too_many_members_at_once_are_refused(self) -> None:
+        self.execute(CAROL, "create-thread")
+        session = self.session_of_form()
+        members = "".join(f"<value>m{n}@hospital.test</value>" for n in range(1001))
+        self.submit(
+            CAROL,
+            "create-thread",
+            session,
+            f'<field var="name"><value>big</value></field><field var="title"><value>Big</value></field><field var="members">{members}</field>',
+        )
+        assert self.drain_to_result("error") == "'members' takes at most 1000 values"

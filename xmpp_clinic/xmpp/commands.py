@@ -10,11 +10,15 @@ colleague.
 from __future__ import annotations
 
 from xmpp_clinic.jids import check_domain, domain_of
+from xmpp_clinic.limits import MAX_TITLE_CHARS
 from xmpp_clinic.threads import ThreadError
 from xmpp_clinic.xmpp.adhoc import Command, CommandSet, Field, Request
 from xmpp_clinic.xmpp.threads import ThreadHost
 
 AFFILIATION_OPTIONS = (("member", "member"), ("admin", "admin"), ("owner", "owner"))
+# Thread names are a-z, 0-9, . _ - and at most 64 characters (threads.model.check_name).
+MAX_THREAD_NAME_CHARS = 64
+THREAD = Field("thread", "Thread name", max_chars=MAX_THREAD_NAME_CHARS)
 
 
 class ThreadCommand(Command):
@@ -28,8 +32,8 @@ class CreateThread(ThreadCommand):
     node = "create-thread"
     name = "Create a care thread"
     fields = (
-        Field("name", "Thread name (a-z, 0-9, . _ -)"),
-        Field("title", "Title"),
+        Field("name", "Thread name (a-z, 0-9, . _ -)", max_chars=MAX_THREAD_NAME_CHARS),
+        Field("title", "Title", max_chars=MAX_TITLE_CHARS),
         Field("members", "Members (one JID per line)", "jid-multi"),
         Field("owner", "Owner (optional)", "jid-single"),
     )
@@ -50,7 +54,7 @@ class AddMember(ThreadCommand):
     node = "add-member"
     name = "Add a member to a thread"
     fields = (
-        Field("thread", "Thread name"),
+        THREAD,
         Field("jid", "Member", "jid-single"),
         Field("affiliation", "Affiliation", "list-single", options=AFFILIATION_OPTIONS),
     )
@@ -68,7 +72,7 @@ class AddMember(ThreadCommand):
 class RemoveMember(ThreadCommand):
     node = "remove-member"
     name = "Remove a member from a thread"
-    fields = (Field("thread", "Thread name"), Field("jid", "Member", "jid-single"))
+    fields = (THREAD, Field("jid", "Member", "jid-single"))
 
     async def run(self, request: Request) -> list[str]:
         await self.host.service.remove_member(

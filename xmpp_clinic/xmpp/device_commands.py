@@ -12,8 +12,15 @@ from __future__ import annotations
 from typing import Any
 
 from xmpp_clinic.clock import iso
-from xmpp_clinic.limits import MAX_VALID_DAYS, MIN_VALID_DAYS
-from xmpp_clinic.omemo import BY_SHORT, BY_URI, MAX_DEVICE_ID, MIN_DEVICE_ID, VERSIONS
+from xmpp_clinic.limits import MAX_REASON_CHARS, MAX_VALID_DAYS, MIN_VALID_DAYS
+from xmpp_clinic.omemo import (
+    BY_SHORT,
+    BY_URI,
+    MAX_DEVICE_ID,
+    MIN_DEVICE_ID,
+    VERSIONS,
+    device_id_or_none,
+)
 from xmpp_clinic.registry.model import Device, DeviceState
 from xmpp_clinic.registry.service import DeviceRegistry
 from xmpp_clinic.xmpp.adhoc import Command, CommandSet, Field, Request
@@ -29,7 +36,11 @@ DEVICE = Field("device_id", "Device id", required=True)
 NAMESPACE = Field(
     "namespace", "OMEMO version (only if ambiguous)", "list-single", options=NAMESPACE_OPTIONS
 )
-REASON = Field("reason", "Reason (kept in the audit log)", required=True)
+REASON = Field(
+    "reason", "Reason (kept in the audit log)", required=True, max_chars=MAX_REASON_CHARS
+)
+# The registry stores an MDM asset id in 128 characters (store.models.devices).
+MAX_ASSET_CHARS = 128
 
 
 class DeviceCommand(Command):
@@ -40,10 +51,11 @@ class DeviceCommand(Command):
 
 
 def _device_id(request: Request) -> int:
-    raw = request.required("device_id")
-    if not raw.isascii() or not raw.isdigit() or not MIN_DEVICE_ID <= int(raw) <= MAX_DEVICE_ID:
+    """The OMEMO device id (1 .. 2^31-1, as clients write it: omemo.device_id_or_none)."""
+    device_id = device_id_or_none(request.required("device_id"))
+    if device_id is None:
         raise FormError(f"device id must be a number from {MIN_DEVICE_ID} to {MAX_DEVICE_ID}")
-    return int(raw)
+    return device_id
 
 
 def _valid_days(request: Request) -> int | None:
@@ -106,7 +118,7 @@ class ApproveDevice(DeviceCommand):
         DEVICE,
         NAMESPACE,
         Field("valid_days", "Valid for days"),
-        Field("asset", "MDM asset id"),
+        Field("asset", "MDM asset id", max_chars=MAX_ASSET_CHARS),
     )
 
     async def run(self, request: Request) -> list[str]:

@@ -51,3 +51,13 @@ def all_values(form: Form | None) -> dict[str, str]:
     if form is None:
         return {}
     return {var: text(form, var) for var in form.get_fields() if var and values(form, var)}
+
+
+def check_bounds(form: Form | None, var: str, max_chars: int, max_values: int) -> None:
+    """A :class:`FormError` naming ``var`` and the limit when a value is too long, or
+    when there are more than ``max_values`` values (I.12: every text is bounded)."""
+    found = values(form, var)
+    if len(found) > max_values:
+        raise FormError(f"'{var}' takes at most {max_values} values")
+    if any(len(value) > max_chars for value in found):
+        raise FormError(f"'{var}' is at most {max_chars} characters")
