@@ -222,3 +222,30 @@ def test_a_fresh_init_config_flags_what_is_weak_for_production(tmp_path: Path) -
     assert finding(data, "I.12")["status"] == "partly"
     assert finding(data, "IV.7")["status"] == "organisational"
     assert "processing contracts" in str(finding(data, "IV.7")["owner"])
+
+
+@pytest.mark.requirement("I.13", "III.2", "IV.9")
+def test_an_outdated_session_in_the_store_turns_the_update_items_partly(config: Path) -> None:
+    import asyncio
+
+    from xmpp_clinic.report.clients import ClientSoftware, check_client
+    from xmpp_clinic.report.sessions import ClientSessions
+    from xmpp_clinic.settings.report import ClientsSettings
+
+    async def record() -> None:
+        store = Store(f"sqlite+aiosqlite:///{config.parent / 'clinic.db'}")
+        try:
+            old = ClientSoftware("Conversations", "2.10.0", "Android 14")
+            sessions = ClientSessions(store)
+            await sessions.record(f"{BOB}/phone", old, check_client(old, ClientsSettings()))
+        finally:
+            await store.close()
+
+    assert finding(report_json(config), "I.13")["status"] == "met"
+    asyncio.run(record())
+    data = report_json(config)
+    for requirement in ("I.13", "III.2", "IV.9"):
+        item = finding(data, requirement)
+        assert item["status"] == "partly" and "1 outdated session" in str(item["reason"])
+    evidence = {e["label"]: e["value"] for e in finding(data, "I.13")["evidence"]}  # type: ignore[attr-defined]
+    assert evidence["outdated sessions"] == f"{BOB}/phone: client Conversations 2.10.0 < 2.16"
