@@ -6,6 +6,7 @@ from __future__ import annotations
 import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -57,7 +58,8 @@ class SessionTest(ComponentTest):
         self.registry = DeviceRegistry(self.store, settings.policy)
         self.run_coro(self.registry.observe(BOB, LEGACY_NS, {12: ObservedDevice()}))
         self.clock = Clock()
-        self.xmpp.plugin["xep_0050"].set_backend(CommandSessions(clock=self.clock))
+        adhoc: Any = self.xmpp.plugin["xep_0050"]
+        adhoc.set_backend(CommandSessions(clock=self.clock))
         self.commands = attach(self.xmpp, self.registry)
         self.sessions = self.commands.sessions
         self.settle()
@@ -156,13 +158,13 @@ class TestSessionsAreCapped(SessionTest):
         refused = [r for r in replies if r.get("type") == "error"]
         assert (len(forms), len(refused)) == (SESSIONS_PER_PERSON, 3000 - SESSIONS_PER_PERSON)
         assert len(self.sessions) == SESSIONS_PER_PERSON
-        error = [c for c in refused[0] if c.tag.endswith("}error")][0]
+        error = next(c for c in refused[0] if c.tag.endswith("}error"))
         assert error.get("type") == "wait"
         assert error.find(f"{{{STANZAS}}}resource-constraint") is not None
         assert "5 command sessions open" in (error.findtext(f"{{{STANZAS}}}text") or "")
 
     def test_the_refusal_on_the_wire(self) -> None:
-        for number in range(SESSIONS_PER_PERSON):
+        for _ in range(SESSIONS_PER_PERSON):
             self.start_session()
         self.recv(execute("devices-approve", "over"))
         self.send(
