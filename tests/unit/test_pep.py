@@ -69,6 +69,21 @@ def test_device_list_with_bad_id_is_refused() -> None:
 
 
 @pytest.mark.requirement("I.4")
+@pytest.mark.parametrize("raw", ["0", "2147483648", "99999999999999999999999", "-1", "+7", " 7"])
+def test_device_ids_outside_31_bits_are_refused(raw: str) -> None:
+    """Issue 8.9: the OMEMO device id range (1 .. 2^31-1) holds for PEP lists too."""
+    bad = f'<list xmlns="eu.siacs.conversations.axolotl"><device id="{raw}"/></list>'
+    with pytest.raises(PepError, match="from 1 to 2147483647"):
+        parse_device_list(LEGACY, ET.fromstring(bad))
+
+
+@pytest.mark.requirement("I.4")
+def test_the_largest_device_id_is_accepted() -> None:
+    top = '<list xmlns="eu.siacs.conversations.axolotl"><device id="2147483647"/></list>'
+    assert parse_device_list(LEGACY, ET.fromstring(top)) == {2147483647: None}
+
+
+@pytest.mark.requirement("I.4")
 def test_device_list_of_the_wrong_version_is_refused() -> None:
     with pytest.raises(PepError):
         parse_device_list(OMEMO2, ET.fromstring(LEGACY_LIST))

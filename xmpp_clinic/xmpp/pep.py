@@ -23,7 +23,13 @@ from typing import Any, Protocol
 
 from xmpp_clinic import namespaces as ns
 from xmpp_clinic.jids import fast_bare
-from xmpp_clinic.omemo import MAX_DEVICE_ID, MIN_DEVICE_ID, VERSIONS, Namespace
+from xmpp_clinic.omemo import (
+    MAX_DEVICE_ID,
+    MIN_DEVICE_ID,
+    VERSIONS,
+    Namespace,
+    device_id_or_none,
+)
 from xmpp_clinic.registry.fingerprint import BadIdentityKey, identity_key_from_bundle
 from xmpp_clinic.registry.model import Device, ObservedDevice
 from xmpp_clinic.registry.observation import MAX_LISTED_DEVICES
@@ -48,13 +54,11 @@ def parse_device_list(version: Namespace, payload: ET.Element | None) -> dict[in
         raise PepError(f"not an OMEMO device list: {payload.tag}")
     devices: dict[int, str | None] = {}
     for element in payload.iterfind(f"{{{version.uri}}}device"):
-        raw = element.get("id", "")
-        if not raw.isascii() or not raw.isdigit():
-            raise PepError("a device id is not a number")
-        if not MIN_DEVICE_ID <= int(raw) <= MAX_DEVICE_ID:
-            raise PepError(f"a device id is not between {MIN_DEVICE_ID} and {MAX_DEVICE_ID}")
+        device_id = device_id_or_none(element.get("id"))
+        if device_id is None:
+            raise PepError(f"a device id is not a number from {MIN_DEVICE_ID} to {MAX_DEVICE_ID}")
         label = element.get("label")
-        devices[int(raw)] = label[:200] if label else None
+        devices[device_id] = label[:200] if label else None
         if len(devices) > MAX_LISTED_DEVICES:
             raise PepError(f"more than {MAX_LISTED_DEVICES} devices listed")
     return devices
