@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 
 from sqlalchemy import text
 
-from tests.unit.threads_stanza_base import ALICE, BOB, WARD, ThreadStanzaTest, oid
+from tests.unit.threads_stanza_base import ALICE, BOB, WARD, EncryptedOnly, ThreadStanzaTest, oid
 from xmpp_clinic.archive.messages import ArchiveQuery
 from xmpp_clinic.policy.fallback import FALLBACK_LANG, FALLBACK_TEXT
 from xmpp_clinic.policy.verdict import Action, MessageContext, Verdict
@@ -33,7 +33,7 @@ GATEWAY_BODY = f'<body xml:lang="{FALLBACK_LANG}">{FALLBACK_TEXT}</body>'
 SENDERS_BODY = "<body>This message is OMEMO encrypted.</body>"
 
 
-def relayed(to: str, stanza_id: str = "sid-1", body: str = GATEWAY_BODY) -> str:
+def relayed(to: str, stanza_id: str = "sid-1", body: str = GATEWAY_BODY, seq: int = 1) -> str:
     return f"""
       <message from="{WARD}/Alice" type="groupchat" id="m1" to="{to}">
         {body}
@@ -42,6 +42,7 @@ def relayed(to: str, stanza_id: str = "sid-1", body: str = GATEWAY_BODY) -> str:
         <origin-id xmlns="urn:xmpp:sid:0" id="o1"/>
         <stanza-id xmlns="urn:xmpp:sid:0" id="{stanza_id}" by="{WARD}"/>
         <occupant-id xmlns="urn:xmpp:occupant-id:0" id="{oid(ALICE)}"/>
+        <seq xmlns="urn:xmpp-clinic:seq:0" n="{seq}"/>
       </message>"""
 
 
@@ -236,3 +237,117 @@ class TestDeepNesting(ThreadStanzaTest):
             f'<message from="{ALICE}/phone" to="{WARD}" type="error" id="e">{nested(500)}</message>'
         )
         self.send(None)
+
+
+SEQ = "{urn:xmpp-clinic:seq:0}seq"
+
+
+class TestSequenceNumbers(ThreadStanzaTest):
+    """Issue 11: every relayed message carries the archive's per-thread sequence (II.2)."""
+
+    def test_each_copy_carries_the_archive_seq_and_a_client_seq_is_dropped(self) -> None:
+        self.join(f"{ALICE}/phone", "Alice")
+        self.join(f"{BOB}/pc", "Bob")
+        forged = '<seq xmlns="urn:xmpp-clinic:seq:0" n="999"/>'
+        for n in (1, 2, 3):
+            self.recv(
+                OMEMO_MESSAGE.replace('id="m1"', f'id="m{n}"').replace("<store", forged + "<store")
+            )
+        self.settle()
+        sent = [self.next_sent() for _ in range(6)]
+        for stanza in sent:
+            assert [s.get("n") for s in stanza.iter(SEQ)] == [stanza.get("id", "")[1:]]
+        page = self.run_coro(self.archive.query(ArchiveQuery(thread_id=1)))
+        assert [e.seq for e in page.entries] == [1, 2, 3]
+        assert all("seq" not in e.stanza for e in page.entries)  # the archive has it as a column
+
+
+class DevicesOf:
+    """A device registry stand-in: who reads with which legacy device ids."""
+
+    def __init__(self, devices: dict[str, set[int]]) -> None:
+        self.devices = devices
+
+    async def snapshot(self) -> DevicesOf:
+        return self
+
+    def usable_ids(self, jid: str, namespace: str, now: object) -> frozenset[int]:
+        return frozenset(self.devices.get(jid, ())) if namespace == AXOLOTL else frozenset()
+
+
+def keys(*rids: int) -> str:
+    return "".join(f'<key rid="{rid}">{KEY}</key>' for rid in rids)
+
+
+class TestTrimmedFanOut(ThreadStanzaTest):
+    """Issue 13: each member's copy carries only that member's keys; the archive all (II.3)."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        from xmpp_clinic.xmpp.relay import Relay
+
+        self.xmpp.remove_handler("ThreadMessage")
+        devices = DevicesOf({ALICE: {111, 112}, BOB: {222, 223}})
+        Relay(
+            self.host, self.archive, EncryptedOnly(), new_id=lambda: "sid-1", devices=devices
+        ).attach()
+        self.join(f"{ALICE}/phone", "Alice")
+        self.join(f"{BOB}/pc", "Bob")
+        self.join(f"{BOB}/tablet", "Bob")
+
+    def test_members_get_their_own_keys_and_the_sender_its_other_devices(self) -> None:
+        message = OMEMO_MESSAGE.replace(
+            f'<key rid="222" prekey="true">{KEY}</key>', keys(222, 112, 223, 999)
+        )
+        self.recv_settled(message)
+        got = {}
+        for _ in range(3):
+            stanza = self.next_sent()
+            got[stanza.get("to")] = [k.get("rid") for k in stanza.iter(f"{{{AXOLOTL}}}key")]
+            header = stanza.find(f"{{{AXOLOTL}}}encrypted/{{{AXOLOTL}}}header")
+            assert header is not None and header.get("sid") == "111"
+            assert header.findtext(f"{{{AXOLOTL}}}iv") == IV
+            assert [s.get("n") for s in stanza.iter(SEQ)] == ["1"]
+        assert got == {
+            f"{ALICE}/phone": ["112"],
+            f"{BOB}/pc": ["222", "223"],
+            f"{BOB}/tablet": ["222", "223"],
+        }
+        self.send(None)
+        page = self.run_coro(self.archive.query(ArchiveQuery(thread_id=1)))
+        stored = ET.fromstring(f'<r xmlns="jabber:component:accept">{page.entries[0].stanza}</r>')
+        assert [k.get("rid") for k in stored.iter(f"{{{AXOLOTL}}}key")] == [
+            "222",
+            "112",
+            "223",
+            "999",
+        ]
+
+    def test_the_exact_copy_bob_receives(self) -> None:
+        self.recv_settled(
+            OMEMO_MESSAGE.replace(f'<key rid="222" prekey="true">{KEY}</key>', keys(112, 222))
+        )
+        self.next_sent()  # the reflection
+        self.send(
+            relayed(f"{BOB}/pc").replace(f'<key rid="222" prekey="true">{KEY}</key>', keys(222))
+        )
+
+
+class RegistryDown(DevicesOf):
+    async def snapshot(self) -> DevicesOf:
+        raise RuntimeError("registry down")
+
+
+class TestTrimmingFailsClosed(ThreadStanzaTest):
+    def test_no_device_snapshot_no_archive_no_delivery(self) -> None:
+        from xmpp_clinic.xmpp.relay import Relay
+
+        self.xmpp.remove_handler("ThreadMessage")
+        Relay(self.host, self.archive, EncryptedOnly(), devices=RegistryDown({})).attach()
+        self.join(f"{ALICE}/phone", "Alice")
+        self.join(f"{BOB}/pc", "Bob")
+        self.recv_settled(OMEMO_MESSAGE)
+        self.expect_error(f"{ALICE}/phone", WARD, "internal-server-error", "m1")
+        self.send(None)
+        page = self.run_coro(self.archive.query(ArchiveQuery(thread_id=1)))
+        assert page.entries == []

@@ -135,6 +135,11 @@ class Pipeline:
                     return snapshot
             return self._snapshot
 
+    async def snapshot(self) -> RegistrySnapshot:
+        """The snapshot decisions are made from, for trimming each member's copy to its
+        own keys (xmpp_clinic.trimming, II.3): the same cache, the same reloads."""
+        return await self._load()
+
     def drain_seen(self) -> set[DeviceKey]:
         """Sender devices accepted since the last call (for DeviceRegistry.mark_seen)."""
         seen, self._seen = self._seen, set()

@@ -27,6 +27,7 @@ from slixmpp import Message
 from xmpp_clinic import namespaces as ns
 from xmpp_clinic.archive.messages import MessageArchive, NewMessage
 from xmpp_clinic.clock import utcnow
+from xmpp_clinic.jids import fast_bare
 from xmpp_clinic.policy import check_shape
 from xmpp_clinic.policy.verdict import (
     Action,
@@ -39,6 +40,7 @@ from xmpp_clinic.policy.verdict import (
 )
 from xmpp_clinic.store import StoreUnavailable
 from xmpp_clinic.threads import ThreadInfo
+from xmpp_clinic.trimming import DeviceSource, split
 from xmpp_clinic.xmpp import muc_stanzas as ms
 from xmpp_clinic.xmpp.occupants import Occupant
 from xmpp_clinic.xmpp.routing import ToThread, handle
@@ -52,14 +54,25 @@ log = logging.getLogger(__name__)
 STORE_TIMEOUT = 15.0
 
 
+SEQ = f"{{{ns.CLINIC_SEQ}}}seq"
+
+
+def with_seq(serialised: str, seq: int) -> str:
+    """``serialised`` (a ``<message>`` with children) with the thread's sequence number
+    ``<seq xmlns='urn:xmpp-clinic:seq:0' n='N'/>`` as its last child (II.2, issue 11)."""
+    body, _, end = serialised.rpartition("</")
+    return f'{body}<seq xmlns="{ns.CLINIC_SEQ}" n="{seq}" /></{end}'
+
+
 def _strip(child: ET.Element) -> bool:
     """Elements a sender may not supply (II.2): the room's own stanza-id, occupant-id,
     muc#user, and a delay, which would make clients show a forged time."""
     # Every sender-supplied stanza-id goes, whatever its "by" says: clients compare JIDs
     # normalised, so a "by" spelled differently would still pass as the room's id.
+    # A sequence number is the archive's (II.2): one from a client would fake a gap.
     return child.tag in (
         f"{{{ns.SID}}}stanza-id", f"{{{ns.OCCUPANT_ID}}}occupant-id",
-        f"{{{ns.MUC_USER}}}x", f"{{{ns.DELAY}}}delay",
+        f"{{{ns.MUC_USER}}}x", f"{{{ns.DELAY}}}delay", SEQ,
     )  # fmt: skip
 
 
@@ -85,10 +98,12 @@ class Relay:
         policy: MessagePolicy,
         *,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        devices: DeviceSource | None = None,
     ) -> None:
         self.host = host
         self.archive = archive
         self.policy = policy
+        self.devices = devices  # whose keys each member's copy keeps (trimming.py)
         self._new_id = new_id  # stanza-ids; tests pass a counter
         # The latest message of each thread with one still in flight: the next waits for
         # it at each step, so archive order = delivery order = arrival order (II.2).
@@ -204,9 +219,10 @@ class Relay:
         return thread, occupant
 
     async def _decide(self, thread: ThreadInfo, sender: str, msg: Message) -> Verdict | None:
-        ctx = MessageContext(
-            self.host.thread_jid(thread.name), sender, thread.member_jids, copy.deepcopy(msg.xml)
-        )
+        stanza = copy.deepcopy(msg.xml)
+        for forged in stanza.findall(SEQ):  # the archive's to give (II.2): dropped, not refused
+            stanza.remove(forged)
+        ctx = MessageContext(self.host.thread_jid(thread.name), sender, thread.member_jids, stanza)
         try:
             return await asyncio.wait_for(self.policy.evaluate(ctx), 2 * STORE_TIMEOUT)
         except Exception:
@@ -223,7 +239,11 @@ class Relay:
         previous: _Turn | None,
         turn: _Turn,
     ) -> bool:
-        """Archive, then fan out (DESIGN.md); False when the archive refused the message."""
+        """Archive, then fan out (DESIGN.md); False when the archive refused the message.
+
+        The archive keeps the whole stanza; each member's copy carries only that
+        member's keys (trimming.py, issue 13) and the archive's sequence number.
+        """
         thread_jid = self.host.thread_jid(thread.name)
         stanza_id = self._new_id()
         attrs = {"from": f"{thread_jid}/{occupant.nick}", "type": "groupchat"}
@@ -234,6 +254,9 @@ class Relay:
         root.append(ms.element("stanza-id", ns.SID, id=stanza_id, by=thread_jid))
         root.append(ms.occupant_id(occupant.occupant_id))
         serialised = ms.serialise(root)
+        copies = await self._copies(msg, root, serialised)
+        if copies is None:
+            return False
         record = NewMessage(
             thread.id, stanza_id, utcnow(), occupant.bare, occupant.jid.partition("/")[2],
             occupant.nick, occupant.occupant_id, serialised,
@@ -243,7 +266,7 @@ class Relay:
         try:
             # A commit that finishes after the timeout leaves the message archived but
             # undelivered, which DESIGN.md allows; delivered but unarchived never happens.
-            await asyncio.wait_for(asyncio.shield(stored), STORE_TIMEOUT)
+            entry = await asyncio.wait_for(asyncio.shield(stored), STORE_TIMEOUT)
         except (StoreUnavailable, TimeoutError):
             log.error("archive unavailable; message refused", extra={"care_thread": thread.name})
             self._refuse(msg, ReasonCode.NOT_STORED)
@@ -251,11 +274,38 @@ class Relay:
         if previous is not None:
             await previous.delivered.wait()
         current = self.host.book.get(thread.name)
+        built: dict[str, str] = {}  # one copy per member, shared by their sessions
         for recipient in self.host.room(thread.name).sessions():
             # Only current members: a removal applied while this message committed wins.
-            if current is not None and current.member(recipient.bare) is not None:
-                self.host.xmpp.send(ms.address(serialised, recipient.jid))
+            if current is None or current.member(recipient.bare) is None:
+                continue
+            member = fast_bare(recipient.bare)
+            text = built.get(member)
+            if text is None:
+                text = built[member] = with_seq(copies(member), entry.seq)
+            self.host.xmpp.send(ms.address(text, recipient.jid))
         return True
+
+    async def _copies(
+        self, msg: Message, root: ET.Element, serialised: str
+    ) -> Callable[[str], str] | None:
+        """Member (bare JID) -> that member's serialised copy; None after refusing.
+
+        Without a device source (tests of other parts) every member gets the whole text.
+        The snapshot is the policy's own cached one, read before archiving: a message
+        whose copies cannot be built is not archived either (fail closed, I.12).
+        """
+        cut = split(root, ns.COMPONENT) if self.devices is not None else None
+        if cut is None or self.devices is None:
+            return lambda _member: serialised
+        try:
+            index = await asyncio.wait_for(self.devices.snapshot(), STORE_TIMEOUT)
+        except Exception:
+            log.warning("device registry unavailable; message refused")
+            self._refuse(msg, ReasonCode.NOT_CHECKED)
+            return None
+        now, namespace = utcnow(), cut.namespace
+        return lambda member: cut.for_member(member, index.usable_ids(member, namespace, now))
 
     def _notify(self, thread: ThreadInfo, to: str, text: str) -> None:
         """A policy notice for the sender, as a normal message from the thread (not an error)."""
