@@ -96,6 +96,7 @@ class TestMamAllHistory(MamTest):
                 <delay xmlns="urn:xmpp:delay" stamp="2030-01-01T08:01:00Z"/>
                 <message xmlns="jabber:client" from="{WARD}/ali" type="groupchat" id="m1"><body>enc</body>
                   <stanza-id xmlns="urn:xmpp:sid:0" id="s1" by="{WARD}"/>
+                  <seq xmlns="urn:xmpp-clinic:seq:0" n="1"/>
                   <x xmlns="http://jabber.org/protocol/muc#user"><item affiliation="member" role="none" jid="{ALICE}/phone"/></x>
                 </message></forwarded></result></message>""",
             use_values=False,
@@ -285,3 +286,62 @@ class TestMamMembershipWindow(MamTest):
             answers.append(ET.tostring(sent).decode())
             self.send(None)  # no result messages before the error
         assert len(set(answers)) == 1  # byte for byte the same answer for both kinds
+
+
+AXOLOTL = "eu.siacs.conversations.axolotl"
+
+
+def encrypted(n: int) -> str:
+    keys = "".join(f'<key rid="{rid}">K</key>' for rid in (11, 21, 12, 99))
+    return (
+        f'<message from="{WARD}/ali" type="groupchat" id="m{n}"><body>enc</body>'
+        f'<encrypted xmlns="{AXOLOTL}"><header sid="10">{keys}<iv>SVY=</iv></header><payload>UA==</payload></encrypted>'
+        f'<stanza-id xmlns="urn:xmpp:sid:0" id="s{n}" by="{WARD}"/></message>'
+    )
+
+
+async def with_encrypted_history(store: Store) -> None:
+    await with_ward(store)
+    archive = MessageArchive(store)
+    for n in (1, 2):
+        item = NewMessage(1, f"s{n}", T0, ALICE, "phone", "ali", oid(ALICE), encrypted(n))
+        await archive.append(item)
+
+
+class Devices:
+    async def snapshot(self) -> Devices:
+        return self
+
+    def usable_ids(self, jid: str, namespace: str, now: object) -> frozenset[int]:
+        assert namespace == AXOLOTL
+        return frozenset({ALICE: {11, 12}, BOB: {21}}.get(jid, set()))
+
+
+class TestMamTrimmed(MamTest):
+    """Issue 13: MAM results carry only the asking member's keys, all of them (II.3)."""
+
+    history = "all"
+    seed = staticmethod(with_encrypted_history)
+
+    def setUp(self) -> None:
+        super().setUp()
+        from xmpp_clinic.xmpp.mam import ThreadArchive
+
+        self.xmpp.remove_handler("ThreadMAM")
+        ThreadArchive(self.host, self.archive, devices=Devices()).attach()
+
+    def rids(self, who: str) -> list[list[str | None]]:
+        sent = self.query(who=who)
+        return [[k.get("rid") for k in s.iter(f"{{{AXOLOTL}}}key")] for s in sent[:-1]]
+
+    def test_each_member_gets_every_key_of_their_own_devices_only(self) -> None:
+        assert self.rids(ALICE) == [["11", "12"], ["11", "12"]]
+        assert self.rids(BOB) == [["21"], ["21"]]
+
+    def test_results_keep_header_fields_and_carry_the_seq(self) -> None:
+        sent = self.query(who=BOB)
+        for n, stanza in enumerate(sent[:-1], 1):
+            header = stanza.find(f".//{{{AXOLOTL}}}header")
+            assert header is not None and header.get("sid") == "10"
+            assert header.findtext(f"{{{AXOLOTL}}}iv") == "SVY="
+            assert [s.get("n") for s in stanza.iter("{urn:xmpp-clinic:seq:0}seq")] == [str(n)]

@@ -1,9 +1,13 @@
 """XEP-0313 (urn:xmpp:mam:2) on each thread: members read the thread's history (I.6, IV.2).
 
 Only current members may query; by default a member reads from the moment they became a
-member (``threads.history_for_new_members``). Results carry the stanza exactly as it was
-relayed plus the sender's real JID (the thread is non-anonymous), so an OMEMO client can
-find the sender's devices for messages whose sender has left.
+member (``threads.history_for_new_members``). A paging or range id from outside that
+window is answered like an id that never existed (no existence oracle). Results carry
+the stanza as it was relayed to the member who asks -- only that member's keys
+(trimming.py, issue 13) and the archive's sequence number ``<seq n>`` (issue 11) --
+plus the sender's real JID (the thread is non-anonymous), so an OMEMO client can find
+the sender's devices for messages whose sender has left. The join history
+(history.py) is built the same way.
 
 Requests are read through slixmpp's stanza classes (the MAM query, its XEP-0004 form and
 its XEP-0059 result set); the results themselves are built from the archived strings.
@@ -31,8 +35,10 @@ from xmpp_clinic.archive.messages import (
     ArchiveQuery,
     MessageArchive,
 )
-from xmpp_clinic.clock import as_utc
+from xmpp_clinic.clock import as_utc, utcnow
+from xmpp_clinic.store import StoreUnavailable
 from xmpp_clinic.threads import MemberInfo, ThreadInfo
+from xmpp_clinic.trimming import DeviceIndex, DeviceSource, omemo_header, trim
 from xmpp_clinic.xmpp import forms
 from xmpp_clinic.xmpp import muc_stanzas as ms
 from xmpp_clinic.xmpp.errors import FormError, maps_domain_errors
@@ -86,12 +92,42 @@ def _page(query: MAM) -> tuple[int, str | None, str | None]:
     return limit, after, before_id
 
 
+def seq_element(seq: int) -> ET.Element:
+    """``<seq xmlns='urn:xmpp-clinic:seq:0' n='N'/>``: the archive's per-thread number (II.2)."""
+    return ms.element("seq", ns.CLINIC_SEQ, n=str(seq))
+
+
+async def device_index(devices: DeviceSource | None) -> DeviceIndex | None:
+    """The current device snapshot, None without a source; StoreUnavailable if it cannot
+    be read (the member is told to try again; nothing untrimmed is sent, II.3)."""
+    if devices is None:
+        return None
+    try:
+        return await devices.snapshot()
+    except Exception as exc:
+        raise StoreUnavailable("device registry unavailable") from exc
+
+
+def member_copy(entry: ArchiveEntry, member: str, devices: DeviceIndex | None) -> ET.Element:
+    """The archived stanza as ``member`` may have it: in ``jabber:client``, only their
+    keys (when ``devices`` is given), and the archive's sequence number (II.3, II.2)."""
+    archived = ET.fromstring(ms.as_client(entry.stanza))
+    found = omemo_header(archived) if devices is not None else None
+    if devices is not None and found is not None:
+        trim(archived, member, devices.usable_ids(member, found[0], utcnow()))
+    archived.append(seq_element(entry.seq))
+    return archived
+
+
 class ThreadArchive:
     """Serves each thread's archive to its current members."""
 
-    def __init__(self, host: ThreadHost, archive: MessageArchive) -> None:
+    def __init__(
+        self, host: ThreadHost, archive: MessageArchive, *, devices: DeviceSource | None = None
+    ) -> None:
         self.host = host
         self.archive = archive
+        self.devices = devices  # whose keys each result keeps (trimming.py)
 
     def attach(self) -> None:
         handle(self.host.xmpp, "ThreadMAM", ToThreadIq(self.host.domain, ns.MAM), self._on_query)
@@ -104,8 +140,10 @@ class ThreadArchive:
             return
         query: MAM = iq["mam"]
         page = await self.archive.query(self._request(thread, member, query))
+        index = await device_index(self.devices) if page.entries else None
         for entry in page.entries:
-            self.host.send(self._result(thread, iq["from"].full, query["queryid"], entry))
+            archived = member_copy(entry, member.jid, index)
+            self.host.send(self._result(thread, iq["from"].full, query["queryid"], entry, archived))
         self._reply_fin(iq, page)
 
     def _request(self, thread: ThreadInfo, member: MemberInfo, query: MAM) -> ArchiveQuery:
@@ -136,9 +174,10 @@ class ThreadArchive:
             limit=limit,
         )
 
-    def _result(self, thread: ThreadInfo, to: str, queryid: str, entry: ArchiveEntry) -> ET.Element:
+    def _result(
+        self, thread: ThreadInfo, to: str, queryid: str, entry: ArchiveEntry, archived: ET.Element
+    ) -> ET.Element:
         """``<message><result><forwarded><delay/><message as relayed/>`` + the real JID."""
-        archived = ET.fromstring(ms.as_client(entry.stanza))
         real = f"{entry.sender}/{entry.sender_resource}" if entry.sender_resource else entry.sender
         archived.append(ms.muc_user(self.host.affiliation(thread, entry.sender), "none", real))
         result = ms.element("result", ns.MAM, queryid=queryid, id=entry.stanza_id)
