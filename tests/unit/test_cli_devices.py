@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import xeddsa
 from typer.testing import CliRunner
 
 from tests.unit.cli_store import build_template, use_template, write_config
@@ -35,11 +36,24 @@ async def bobs_devices(store: Store) -> None:
     await registry.observe(BOB, OMEMO2_NS, {11: ObservedDevice(label="Kaidan")})
 
 
+# Carol's phone runs a python-omemo client: device 21 in both OMEMO versions, one key.
+PHONE = xeddsa.seed_to_priv(bytes([21]) * 32)
+CAROL = "carol@hospital.test"
+
+
+async def carols_phone(store: Store) -> None:
+    registry = DeviceRegistry(store, PolicySettings())
+    curve, ed = xeddsa.priv_to_curve25519_pub(PHONE), xeddsa.priv_to_ed25519_pub(PHONE)
+    await registry.observe(CAROL, LEGACY_NS, {21: ObservedDevice(identity_key=curve)})
+    await registry.observe(CAROL, OMEMO2_NS, {21: ObservedDevice(identity_key=ed)})
+
+
 @pytest.fixture(scope="module")
 def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {
         "empty": build_template(tmp_path_factory.mktemp("empty")),
         "seeded": build_template(tmp_path_factory.mktemp("seeded"), bobs_devices),
+        "phone": build_template(tmp_path_factory.mktemp("phone"), carols_phone),
     }
 
 
@@ -115,6 +129,37 @@ def test_approve_then_list_shows_it_approved(seeded: Path) -> None:
 def test_ambiguous_device_id_is_bad_usage(seeded: Path) -> None:
     code, out = cli(seeded, "devices", "approve", BOB, "11")
     assert code == 2 and "namespace" in out
+
+
+@pytest.mark.requirement("I.4", "I.5", "III.3")
+def test_ambiguity_says_why_and_what_to_do(seeded: Path) -> None:
+    code, out = cli(seeded, "devices", "revoke", BOB, "11", "--reason", "lost")
+    assert code == 2
+    assert "identity key of one is not known yet" in " ".join(out.split())
+    assert listing(seeded, "--state", "revoked") == []
+
+
+@pytest.mark.requirement("I.4", "I.5", "III.3")
+def test_one_approve_covers_both_versions_of_one_phone(
+    config: Path, templates: dict[str, Path]
+) -> None:
+    use_template(templates["phone"], config)
+    code, out = cli(config, "devices", "approve", CAROL, "21")
+    assert code == 0, out
+    assert "approved carol@hospital.test/omemo/21" in out
+    assert "approved carol@hospital.test/omemo2/21" in out
+    assert {d["state"] for d in listing(config)} == {"approved"}
+    code, out = cli(config, "devices", "revoke", CAROL, "21", "--reason", "lost")
+    assert code == 0 and out.count("revoked") == 2
+    assert {d["state"] for d in listing(config)} == {"revoked"}
+
+
+@pytest.mark.requirement("I.4", "I.5", "III.3")
+def test_an_asset_id_beyond_the_store_column_is_bad_usage(seeded: Path) -> None:
+    args = ("devices", "approve", BOB, "12", "--namespace", "omemo", "--asset", "A" * 129)
+    code, out = cli(seeded, *args)
+    assert code == 2 and "128 characters" in out
+    assert listing(seeded, "--state", "approved") == []
 
 
 @pytest.mark.requirement("I.4", "I.5", "III.3")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import xeddsa
 from sqlalchemy import event
 
 from xmpp_clinic.archive.audit import AuditLog
@@ -485,3 +486,81 @@ async def test_registry_workflow_on_postgres(pg_url: str, clock: Clock) -> None:
         assert (await AuditLog(store).verify()).intact
     finally:
         await store.close()
+
+
+# One phone, two OMEMO versions (issue 9.8): python-omemo clients publish one device id
+# in both, with one identity key: Curve25519 in the legacy bundle, Ed25519 in OMEMO 2.
+PHONE_PRIV = xeddsa.seed_to_priv(bytes([7]) * 32)
+PHONE_CURVE = xeddsa.priv_to_curve25519_pub(PHONE_PRIV)
+PHONE_ED = xeddsa.priv_to_ed25519_pub(PHONE_PRIV)
+OTHER_ED = xeddsa.priv_to_ed25519_pub(xeddsa.seed_to_priv(bytes([8]) * 32))
+
+
+async def one_phone_in_both_versions(registry: DeviceRegistry, omemo2_key: bytes | None) -> None:
+    await registry.observe(ALICE, LEGACY_NS, listing(11, key=PHONE_CURVE))
+    await registry.observe(ALICE, OMEMO2_NS, listing(11, key=omemo2_key))
+    await drain(registry)
+
+
+@pytest.mark.requirement("I.4", "I.5")
+async def test_one_approval_approves_both_versions_of_one_phone(store: Store, clock: Clock) -> None:
+    registry = make(store, clock)
+    await one_phone_in_both_versions(registry, PHONE_ED)
+    approved = await registry.approve_each(ALICE, 11, actor="cli:it")
+    assert [d.namespace for d in approved] == [LEGACY_NS, OMEMO2_NS]
+    devices = await registry.devices(ALICE)
+    assert {d.state for d in devices} == {DeviceState.APPROVED}
+    assert len({d.fingerprint for d in devices}) == 1
+    events = [e for e in await AuditLog(store).events() if e.action == "device.approved"]
+    assert sorted(e.subject for e in events) == [
+        f"{ALICE}/omemo/11",
+        f"{ALICE}/omemo2/11",
+    ]  # audited once per record
+    assert len(await drain(registry)) == 1  # one phone, one notice
+
+
+@pytest.mark.requirement("I.4", "I.5")
+async def test_one_revocation_revokes_both_versions_of_one_phone(
+    store: Store, clock: Clock
+) -> None:
+    registry = make(store, clock)
+    await one_phone_in_both_versions(registry, PHONE_ED)
+    await registry.approve_each(ALICE, 11, actor="cli:it")
+    await drain(registry)
+    revoked = await registry.revoke_each(ALICE, 11, actor="cli:it", reason="lost")
+    assert [d.state for d in revoked] == [DeviceState.REVOKED] * 2
+    events = [e for e in await AuditLog(store).events() if e.action == "device.revoked"]
+    assert len(events) == 2
+    assert len(await drain(registry)) == 1
+
+
+@pytest.mark.requirement("I.4", "I.5")
+async def test_both_versions_of_one_phone_count_once_towards_the_limit(
+    store: Store, clock: Clock
+) -> None:
+    registry = make(store, clock, max_devices_per_person=1)
+    await one_phone_in_both_versions(registry, PHONE_ED)
+    approved = await registry.approve_each(ALICE, 11, actor="cli:it")
+    assert len(approved) == 2
+
+
+@pytest.mark.requirement("I.4", "I.5")
+@pytest.mark.parametrize(
+    ("omemo2_key", "why"),
+    [(OTHER_ED, "different identity keys"), (None, "identity key of one is not known")],
+)
+async def test_different_or_unknown_keys_still_ask_for_the_namespace(
+    store: Store, clock: Clock, omemo2_key: bytes | None, why: str
+) -> None:
+    registry = make(store, clock)
+    await one_phone_in_both_versions(registry, omemo2_key)
+    for decide in (
+        registry.approve_each(ALICE, 11, actor="cli:it"),
+        registry.revoke_each(ALICE, 11, actor="cli:it", reason="lost"),
+    ):
+        with pytest.raises(AmbiguousDevice, match=why) as raised:
+            await decide
+        assert "pass the namespace" in str(raised.value)
+    assert {d.state for d in await registry.devices(ALICE)} == {DeviceState.PENDING}
+    (device,) = await registry.approve_each(ALICE, 11, actor="cli:it", namespace=OMEMO2_NS)
+    assert device.namespace == OMEMO2_NS

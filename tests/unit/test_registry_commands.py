@@ -6,10 +6,11 @@ import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import xeddsa
 from slixmpp.test.mocksocket import TestSocket as MockSocket
 
 from tests.unit.harness import COMPONENT, ComponentTest, make_settings, migrated_store
-from xmpp_clinic.omemo import LEGACY_NS
+from xmpp_clinic.omemo import LEGACY_NS, OMEMO2_NS
 from xmpp_clinic.registry.model import DeviceState, ObservedDevice
 from xmpp_clinic.registry.service import DeviceRegistry
 from xmpp_clinic.xmpp.component import ClinicComponent
@@ -17,6 +18,7 @@ from xmpp_clinic.xmpp.device_commands import attach
 
 IT = "it@hospital.test/gajim"
 BOB = "bob@hospital.test"
+CAROL = "carol@hospital.test"
 CMD = "http://jabber.org/protocol/commands"
 XDATA = "jabber:x:data"
 STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
@@ -183,3 +185,27 @@ class TestDeviceCommands(ComponentTest):
         self.reply()
         device = self.run_coro(self.registry.device(BOB, 11))
         assert (device.state, device.approved_by) == (DeviceState.APPROVED, "xmpp:it@hospital.test")
+
+    def test_one_approval_covers_both_versions_of_one_phone(self) -> None:
+        """Issue 9.8: same id, same identity key in both OMEMO versions: one phone."""
+        priv = xeddsa.seed_to_priv(bytes([21]) * 32)
+        curve, ed = xeddsa.priv_to_curve25519_pub(priv), xeddsa.priv_to_ed25519_pub(priv)
+        self.run_coro(self.registry.observe(CAROL, LEGACY_NS, {21: ObservedDevice(None, curve)}))
+        self.run_coro(self.registry.observe(CAROL, OMEMO2_NS, {21: ObservedDevice(None, ed)}))
+        session = self.start_session("devices-approve")
+        self.recv(submit("devices-approve", session, {"jid": CAROL, "device_id": "21"}))
+        notes = self.notes(self.reply())
+        assert [note.split(":")[0] for note in notes] == [
+            "approved carol@hospital.test/omemo/21",
+            "approved carol@hospital.test/omemo2/21",
+        ]
+        devices = self.run_coro(self.registry.devices(CAROL))
+        assert {device.state for device in devices} == {DeviceState.APPROVED}
+
+    def test_different_keys_still_ask_for_the_version(self) -> None:
+        self.run_coro(self.registry.observe(BOB, OMEMO2_NS, {12: ObservedDevice()}))
+        session = self.start_session("devices-approve")
+        self.recv(submit("devices-approve", session, {"jid": BOB, "device_id": "12"}))
+        (note,) = self.notes(self.reply())
+        assert "both OMEMO versions" in note and "pass the namespace" in note
+        assert self.run_coro(self.registry.device(BOB, 12, LEGACY_NS)).state is DeviceState.PENDING

@@ -142,11 +142,15 @@ def approve(
     namespace: NamespaceOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Approve (or re-validate) a device after comparing its fingerprint with the phone."""
+    """Approve (or re-validate) a device after comparing its fingerprint with the phone.
+
+    A device id listed in both OMEMO versions with one identity key is one phone: both
+    records are approved. With different keys, --namespace says which one.
+    """
     settings = settings_from(config)
-    device = with_registry(
+    devices = with_registry(
         settings,
-        lambda registry: registry.approve(
+        lambda registry: registry.approve_each(
             jid,
             device_id,
             actor=actor(),
@@ -155,9 +159,10 @@ def approve(
             asset_id=asset,
         ),
     )
-    until = iso(device.valid_until)
-    typer.echo(f"approved {device.key} until {until[:10] if until else '-'}")
-    if device.fingerprint is None:
+    for device in devices:
+        until = iso(device.valid_until)
+        typer.echo(f"approved {device.key} until {until[:10] if until else '-'}")
+    if any(device.fingerprint is None for device in devices):
         typer.echo(
             "warning: fingerprint unknown (no bundle fetched): not compared; the device "
             "returns to pending when its key is first seen, approve it again then",
@@ -173,15 +178,16 @@ def revoke(
     namespace: NamespaceOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Revoke a device; it is refused from the next message on (I.5)."""
+    """Revoke a device (both OMEMO versions of one phone); refused from the next message on."""
     settings = settings_from(config)
-    device = with_registry(
+    devices = with_registry(
         settings,
-        lambda registry: registry.revoke(
+        lambda registry: registry.revoke_each(
             jid, device_id, actor=actor(), reason=reason, namespace=namespace
         ),
     )
-    typer.echo(f"revoked {device.key}")
+    for device in devices:
+        typer.echo(f"revoked {device.key}")
 
 
 @group.command("revoke-all")

@@ -16,6 +16,10 @@ from xmpp_clinic.registry.fingerprint import format_fingerprint
 SHORT_NAMES = {uri: short_name(uri) for uri in NAMESPACES}
 
 
+# An MDM asset id is stored in 128 characters (store.models.devices), one line.
+MAX_ASSET_CHARS = 128
+
+
 class DeviceState(enum.Enum):
     """Where a device stands; only ``approved`` devices may send or read (I.4)."""
 

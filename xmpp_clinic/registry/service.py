@@ -21,7 +21,14 @@ from xmpp_clinic.jids import InvalidJid, bare_jid
 from xmpp_clinic.limits import MAX_VALID_DAYS, MIN_VALID_DAYS
 from xmpp_clinic.omemo import NAMESPACES
 from xmpp_clinic.registry import notices, rules
-from xmpp_clinic.registry.model import Device, DeviceKey, DeviceState, Notice, ObservedDevice
+from xmpp_clinic.registry.model import (
+    MAX_ASSET_CHARS,
+    Device,
+    DeviceKey,
+    DeviceState,
+    Notice,
+    ObservedDevice,
+)
 from xmpp_clinic.registry.observation import GATEWAY, MAX_LISTED_DEVICES, Observation
 from xmpp_clinic.registry.records import audit, person_records, queue, set_approved, to_device
 from xmpp_clinic.registry.snapshot import RegistrySnapshot
@@ -123,19 +130,51 @@ class DeviceRegistry:
     async def _find(
         self, session: AsyncSession, jid: str, device_id: int, namespace: str | None
     ) -> DeviceRecord:
-        query = select(DeviceRecord).where(
-            DeviceRecord.jid == _bare(jid), DeviceRecord.device_id == device_id
-        )
-        if namespace is not None:
-            query = query.where(DeviceRecord.namespace == namespace)
-        found = list((await session.scalars(query)).all())
-        if not found:
-            raise UnknownDevice(f"no device {device_id} of {_bare(jid)} is known")
+        found = await self._named(session, jid, device_id, namespace)
         if len(found) > 1:
             raise AmbiguousDevice(
                 f"{_bare(jid)} has device {device_id} in both OMEMO versions; pass the namespace"
             )
         return found[0]
+
+    async def _named(
+        self, session: AsyncSession, jid: str, device_id: int, namespace: str | None
+    ) -> list[DeviceRecord]:
+        """The records ``device_id`` names: one, or both OMEMO versions of it."""
+        query = select(DeviceRecord).where(
+            DeviceRecord.jid == _bare(jid), DeviceRecord.device_id == device_id
+        )
+        if namespace is not None:
+            query = query.where(DeviceRecord.namespace == namespace)
+        found = list((await session.scalars(query.order_by(DeviceRecord.namespace))).all())
+        if not found:
+            raise UnknownDevice(f"no device {device_id} of {_bare(jid)} is known")
+        return found
+
+    async def _one_phone(
+        self, session: AsyncSession, jid: str, device_id: int, namespace: str | None
+    ) -> list[DeviceRecord]:
+        """The records one decision applies to (issue 9.8).
+
+        Without ``namespace``, a device id listed in both OMEMO versions is one phone when
+        both records carry the same identity key (the fingerprint compares the Curve25519
+        form, see registry.fingerprint): python-omemo clients publish it so. Then both
+        records are decided together; otherwise IT must say which one it compared.
+        """
+        found = await self._named(session, jid, device_id, namespace)
+        prints = {record.fingerprint for record in found}
+        if len(found) == 1 or (len(prints) == 1 and None not in prints):
+            return found
+        why = (
+            "with different identity keys"
+            if None not in prints
+            else "and the identity key of one is not known yet"
+        )
+        raise AmbiguousDevice(
+            f"{_bare(jid)} has device {device_id} in both OMEMO versions {why}, so they may "
+            "be two devices; compare each fingerprint with the phone and pass the namespace "
+            "(omemo or omemo2)"
+        )
 
     # ------------------------------------------------------------- IT decisions
     async def approve(
@@ -148,55 +187,100 @@ class DeviceRegistry:
         valid_days: int | None = None,
         asset_id: str | None = None,
     ) -> Device:
+        """:meth:`approve_each`, returning the first record approved."""
+        approved = await self.approve_each(
+            jid,
+            device_id,
+            actor=actor,
+            namespace=namespace,
+            valid_days=valid_days,
+            asset_id=asset_id,
+        )
+        return approved[0]
+
+    async def approve_each(
+        self,
+        jid: str,
+        device_id: int,
+        *,
+        actor: str,
+        namespace: str | None = None,
+        valid_days: int | None = None,
+        asset_id: str | None = None,
+    ) -> list[Device]:
         """Approve (or re-validate) a device for ``valid_days`` (I.4, I.5, III.3).
 
         ``valid_days`` defaults to ``policy.default_valid_days`` and must lie in
         ``limits.MIN_VALID_DAYS..MAX_VALID_DAYS``. A device approved while its identity
         key is unknown returns to pending when the key first arrives
         (registry.observation), so an approval always ends up bound to a key IT could
-        compare.
+        compare. Both OMEMO versions of one phone (same id, same key) are approved
+        together, each audited, and count as one device towards the limit; the person
+        gets one notice.
         """
         days = self._policy.default_valid_days if valid_days is None else valid_days
         if not MIN_VALID_DAYS <= days <= MAX_VALID_DAYS:
             raise InvalidRequest(
                 f"valid days must be between {MIN_VALID_DAYS} and {MAX_VALID_DAYS}, not {days}"
             )
+        if asset_id is not None and (len(asset_id) > MAX_ASSET_CHARS or not asset_id.isprintable()):
+            raise InvalidRequest(f"an asset id is one line of at most {MAX_ASSET_CHARS} characters")
         now = self._clock()
         async with self._store.session() as session:
-            record = await self._find(session, jid, device_id, namespace)
+            records = await self._one_phone(session, jid, device_id, namespace)
+            chosen = {record.id for record in records}
             others = [
                 to_device(row)
-                for row in await person_records(session, record.jid)
-                if row.id != record.id
+                for row in await person_records(session, records[0].jid)
+                if row.id not in chosen
             ]
             limit = self._policy.max_devices_per_person
             if sum(rules.counts_towards_limit(d, now) for d in others) >= limit:
                 raise DeviceLimitReached(
-                    f"{record.jid} already has {limit} approved devices "
+                    f"{records[0].jid} already has {limit} approved devices "
                     "(policy.max_devices_per_person); revoke one first"
                 )
-            renewal = to_device(record).usable(now)
-            set_approved(record, actor, now, rules.valid_until(now, days))
-            if asset_id is not None:
-                record.asset_id = asset_id
-            device = to_device(record)
-            note = f"valid until {device.valid_until:%Y-%m-%d}; fingerprint {device.fingerprint}"
-            reason = "renewed" if renewal else "approved"
-            await self._changed(session, actor, "device.approved", reason, device, note)
-            queue(session, notices.approved(device))
-            return device
+            approved = []
+            for record in records:
+                renewal = to_device(record).usable(now)
+                set_approved(record, actor, now, rules.valid_until(now, days))
+                if asset_id is not None:
+                    record.asset_id = asset_id
+                device = to_device(record)
+                note = (
+                    f"valid until {device.valid_until:%Y-%m-%d}; fingerprint {device.fingerprint}"
+                )
+                reason = "renewed" if renewal else "approved"
+                await audit(session, actor, "device.approved", reason, device, note)
+                approved.append(device)
+            await bump(session, "devices")
+            queue(session, notices.approved(approved[0]))
+            return approved
 
     async def revoke(
         self, jid: str, device_id: int, *, actor: str, reason: str, namespace: str | None = None
     ) -> Device:
+        """:meth:`revoke_each`, returning the first record revoked."""
+        revoked = await self.revoke_each(
+            jid, device_id, actor=actor, reason=reason, namespace=namespace
+        )
+        return revoked[0]
+
+    async def revoke_each(
+        self, jid: str, device_id: int, *, actor: str, reason: str, namespace: str | None = None
+    ) -> list[Device]:
         """Revoke a device; it is refused from the next message on (I.5, III.3).
 
-        ``reason`` is required: it goes to the audit log and the person's notice.
+        ``reason`` is required: it goes to the audit log and the person's notice. Both
+        OMEMO versions of one phone (same id, same key) are revoked together.
         """
         reason = _reason(reason)
         async with self._store.session() as session:
-            record = await self._find(session, jid, device_id, namespace)
-            return await self._revoke(session, record, actor, reason)
+            records = await self._one_phone(session, jid, device_id, namespace)
+            return [
+                await self._revoke(session, record, actor, reason, notify=record is records[0])
+                for record in records
+            ]
 
     async def revoke_all(self, jid: str, *, actor: str, reason: str) -> list[Device]:
         """Lost phone: revoke every device of a person, pending ones included (III.3)."""
@@ -208,7 +292,13 @@ class DeviceRegistry:
             return [await self._revoke(session, record, actor, reason) for record in records]
 
     async def _revoke(
-        self, session: AsyncSession, record: DeviceRecord, actor: str, reason: str
+        self,
+        session: AsyncSession,
+        record: DeviceRecord,
+        actor: str,
+        reason: str,
+        *,
+        notify: bool = True,
     ) -> Device:
         if record.state == DeviceState.REVOKED.value:
             return to_device(record)
@@ -218,7 +308,8 @@ class DeviceRegistry:
         record.revoked_by, record.revoked_at, record.reason = actor, now, reason
         device = to_device(record)
         await self._changed(session, actor, "device.revoked", "revoked", device, reason)
-        queue(session, notices.revoked(device, reason))
+        if notify:
+            queue(session, notices.revoked(device, reason))
         return device
 
     async def _changed(

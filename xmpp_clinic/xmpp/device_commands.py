@@ -21,7 +21,7 @@ from xmpp_clinic.omemo import (
     VERSIONS,
     device_id_or_none,
 )
-from xmpp_clinic.registry.model import Device, DeviceState
+from xmpp_clinic.registry.model import MAX_ASSET_CHARS, Device, DeviceState
 from xmpp_clinic.registry.service import DeviceRegistry
 from xmpp_clinic.xmpp.adhoc import Command, CommandSet, Field, Request
 from xmpp_clinic.xmpp.errors import FormError
@@ -39,8 +39,6 @@ NAMESPACE = Field(
 REASON = Field(
     "reason", "Reason (kept in the audit log)", required=True, max_chars=MAX_REASON_CHARS
 )
-# The registry stores an MDM asset id in 128 characters (store.models.devices).
-MAX_ASSET_CHARS = 128
 
 
 class DeviceCommand(Command):
@@ -122,7 +120,7 @@ class ApproveDevice(DeviceCommand):
     )
 
     async def run(self, request: Request) -> list[str]:
-        device = await self.registry.approve(
+        devices = await self.registry.approve_each(
             request.jid("jid"),
             _device_id(request),
             actor=request.actor,
@@ -130,7 +128,7 @@ class ApproveDevice(DeviceCommand):
             valid_days=_valid_days(request),
             asset_id=request.text("asset") or None,
         )
-        return [f"approved {_line(device)}"]
+        return [f"approved {_line(device)}" for device in devices]
 
 
 class RevokeDevice(DeviceCommand):
@@ -139,14 +137,14 @@ class RevokeDevice(DeviceCommand):
     fields = (PERSON, DEVICE, NAMESPACE, REASON)
 
     async def run(self, request: Request) -> list[str]:
-        device = await self.registry.revoke(
+        devices = await self.registry.revoke_each(
             request.jid("jid"),
             _device_id(request),
             actor=request.actor,
             reason=request.text("reason") or "revoked by IT",
             namespace=_namespace(request),
         )
-        return [f"revoked {device.key}"]
+        return [f"revoked {device.key}" for device in devices]
 
 
 class RevokeAllDevices(DeviceCommand):
