@@ -40,7 +40,7 @@ async def build_report(
     settings: Settings, store: Store, sources: Sources, now: datetime | None = None
 ) -> Report:
     """The report of this gateway now (I.11)."""
-    state = await gather_state(store, settings.clients)
+    state = await gather_state(store, settings.clients, settings.backup)
     server = ServerFacts()
     if sources.server_config is not None:
         server = read_server_config(sources.server_config, settings.xmpp.component_jid)

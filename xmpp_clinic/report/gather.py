@@ -17,9 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from xmpp_clinic.archive.audit import AuditLog
 from xmpp_clinic.archive.messages import MessageArchive
 from xmpp_clinic.clock import as_utc, iso
+from xmpp_clinic.report.backups import BackupFacts, backup_facts
 from xmpp_clinic.report.clients import ClientSoftware, check_client
 from xmpp_clinic.report.facts import AuditFacts, ClientFacts, DeviceFacts, StateFacts
 from xmpp_clinic.settings.report import ClientsSettings
+from xmpp_clinic.settings.retention import BackupSettings
 from xmpp_clinic.store import Store
 
 
@@ -29,13 +31,12 @@ class LatestRow:
 
     tables: tuple[str, ...]
     columns: tuple[str, ...]
+    where: str = "1 = 1"  # a fixed condition from this table, never from input
 
 
 OPTIONAL: dict[str, LatestRow] = {
-    "last_purge": LatestRow(("purge_runs", "archive_anchors"), ("finished_at", "purged_at", "at")),
-    "last_receipt": LatestRow(("deletion_receipts", "purge_receipts"), ("at", "created_at")),
-    "last_backup": LatestRow(("backups", "backup_runs"), ("created_at", "at")),
-    "last_backup_verified": LatestRow(("backups", "backup_runs"), ("verified_at",)),
+    "last_purge": LatestRow(("deletion_receipts",), ("at",), "kind = 'purge'"),
+    "last_receipt": LatestRow(("deletion_receipts",), ("at",)),
 }
 
 
@@ -55,7 +56,7 @@ async def _latest(
         for column in what.columns:
             if column in columns:
                 # Names come from OPTIONAL above, never from input.
-                query = text(f"SELECT max({column}) FROM {table}")
+                query = text(f"SELECT max({column}) FROM {table} WHERE {what.where}")
                 value = (await conn.execute(query)).scalar()
                 if isinstance(value, str):
                     value = datetime.fromisoformat(value)
@@ -105,8 +106,10 @@ async def _bridge_tokens(conn: AsyncConnection, columns: set[str]) -> tuple[str,
     return tuple(f"{name}: {scopes}" for name, scopes in rows)
 
 
-async def gather_state(store: Store, clients: ClientsSettings) -> StateFacts:
-    """Everything the report says about the store, read now."""
+async def gather_state(
+    store: Store, clients: ClientsSettings, backup: BackupSettings | None = None
+) -> StateFacts:
+    """Everything the report says about the store (and the newest backup), read now."""
     async with store.engine.connect() as conn:
         schema = await conn.run_sync(_schema)
         threads = await _count(conn, "SELECT count(*) FROM threads")
@@ -127,6 +130,7 @@ async def gather_state(store: Store, clients: ClientsSettings) -> StateFacts:
         if "saved_reports" in schema:
             saved = await _count(conn, "SELECT count(*) FROM saved_reports")
             last_saved = await _latest(conn, schema, LatestRow(("saved_reports",), ("at",)))
+    backups = await backup_facts(backup) if backup is not None else BackupFacts(None, None)
     return StateFacts(
         threads=threads,
         members=members,
@@ -136,8 +140,8 @@ async def gather_state(store: Store, clients: ClientsSettings) -> StateFacts:
         undocumented_threads=undocumented,
         last_purge=latest["last_purge"],
         last_receipt=latest["last_receipt"],
-        last_backup=latest["last_backup"],
-        last_backup_verified=latest["last_backup_verified"],
+        last_backup=backups.last_backup,
+        last_backup_verified=backups.verified,
         bridge_tokens=tokens,
         saved_reports=saved,
         last_saved_report=last_saved if saved else None,

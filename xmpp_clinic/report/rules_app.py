@@ -127,8 +127,12 @@ def backup(f: Facts) -> Assessment:
     control = "encrypted backups to hospital-held OpenPGP keys, restore, verification"
     if not settings.recipients:
         return Assessment(control, NOT_MET, "backup.recipients is empty: no backup", evidence)
-    if state.last_backup_verified in (None, "never"):
-        return Assessment(control, PARTLY, "no verified backup recorded", evidence)
+    verified = state.last_backup_verified or ""
+    if verified.startswith("FAILED"):
+        return Assessment(control, NOT_MET, "the newest backup does not verify", evidence)
+    if not verified.startswith("verified"):
+        why = "no backup found" if state.last_backup in (None, "never") else "not verified"
+        return Assessment(control, PARTLY, why, evidence)
     return Assessment(control, MET, "backups encrypted and verified", evidence)
 
 
