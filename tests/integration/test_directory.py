@@ -13,13 +13,15 @@ from __future__ import annotations
 import asyncio
 import time
 import tomllib
+import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import tomli_w
-from slixmpp import JID, ClientXMPP, Presence
+from slixmpp import JID, ClientXMPP, Iq, Presence
+from slixmpp.exceptions import IqError
 
 from tests.helpers.bots import connect_bot, disconnect_bot
 from tests.helpers.omemo import join_thread
@@ -39,6 +41,7 @@ from xmpp_clinic.omemo import LEGACY_NS
 from xmpp_clinic.registry.model import DeviceState, ObservedDevice
 from xmpp_clinic.xmpp.privilege import Privileges
 from xmpp_clinic.xmpp.roster_sync import RosterSync
+from xmpp_clinic.xmpp.search import DirectorySearch
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -330,3 +333,51 @@ async def test_roster_group_holds_threads_and_colleagues_and_follows_membership(
         await until(moved)  # out of care-a and away from bob: both entries removed
     finally:
         await disconnect_bot(bot)
+
+
+def with_search(gateway: Gateway) -> None:
+    """The wiring app.py gets (see the report): XEP-0055 search over the directory."""
+    directory = DirectoryService(gateway.store, max_removal_share=1.0)
+    DirectorySearch(gateway.component, directory.snapshot).attach()
+
+
+async def search(bot: ClientXMPP, component: str, **terms: str) -> tuple[str, list[str]]:
+    """("ok", found JIDs) or (error condition, [])."""
+    iq = bot.make_iq_set(ito=component)
+    query = ET.SubElement(iq.xml, "{jabber:iq:search}query")
+    form = ET.SubElement(query, "{jabber:x:data}x", {"type": "submit"})
+    for var, value in {"FORM_TYPE": "jabber:iq:search", **terms}.items():
+        field = ET.SubElement(form, "{jabber:x:data}field", {"var": var})
+        ET.SubElement(field, "{jabber:x:data}value").text = value
+    send: Callable[..., Awaitable[Iq]] = iq.send
+    try:
+        result = await send(timeout=15)
+    except IqError as exc:
+        return str(exc.iq["error"]["condition"]), []
+    values = result.xml.findall(".//{jabber:x:data}item/{jabber:x:data}field[@var='jid']")
+    return "ok", [v.findtext("{jabber:x:data}value") or "" for v in values]
+
+
+async def test_members_find_colleagues_outsiders_are_forbidden(
+    make_users: Callable[..., list[str]], directory_gateway: Start, tmp_path: Path
+) -> None:
+    gw = await directory_gateway({"max_removal_share": 0.5}, prepare=with_search)
+    alice, bob, carol, outsider = make_users("alice", "bob", "carol", "outsider")
+    export = tmp_path / "staff.csv"
+    export.write_text(
+        HEADER + row(alice, "1", "ward-a") + row(bob, "2", "ward-a") + row(carol, "3", "ward-b"),
+        encoding="utf-8",
+    )
+    gw.cli("directory", "import", str(export))
+    member = await connect_bot(alice, PASSWORD, gw.server, plugins=PLUGINS)
+    try:
+        bob_name = bob.split("@")[0].title()
+        assert await search(member, gw.jid, name=bob_name[:3], ward="ward-a") == ("ok", [bob])
+        assert await search(member, gw.jid, ward="ward-b") == ("ok", [carol])
+    finally:
+        await disconnect_bot(member)
+    stranger = await connect_bot(outsider, PASSWORD, gw.server, plugins=PLUGINS)
+    try:  # an account of the hospital's server, but not a person of the directory
+        assert await search(stranger, gw.jid, ward="ward-a") == ("forbidden", [])
+    finally:
+        await disconnect_bot(stranger)
