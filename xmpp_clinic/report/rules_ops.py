@@ -156,21 +156,27 @@ def contract(_f: Facts) -> Assessment:
 
 
 def provider_deletion(f: Facts) -> Assessment:
-    server, state = f.server, f.state
+    server, state, retention = f.server, f.state, f.settings.retention
     evidence = (
-        ev("retention.messages_days", f.settings.retention.messages_days),
+        ev("retention.messages_days", retention.messages_days),
+        ev("retention.server_archive", retention.server_archive),
         ev("last purge", state.last_purge),
         ev("server archive expiry", server.mam_expiry),
         ev("server upload expiry", server.upload_expiry),
     )
-    control = "archive on hospital servers; retention purge; short server MAM windows"
-    if not server.source:
+    control = "archive on hospital servers; retention purge, also of the server's MAM copies"
+    if retention.server_archive != "none":
+        reason = f"the gateway purges the server's copies ({retention.server_archive})"
+        return Assessment(control, MET, reason, evidence)
+    if server.mam_expiry is not None:
         return Assessment(
-            control, PARTLY, "server expiry not checked (give --server-config)", evidence
+            control, MET, f"the server expires its archive ({server.mam_expiry})", evidence
         )
-    if server.mam_expiry is None:
-        return Assessment(control, PARTLY, "the server keeps its own archive forever", evidence)
-    return Assessment(control, MET, "gateway and server archives expire", evidence)
+    if not server.source:
+        reason = "retention.server_archive = 'none' and server expiry not checked (--server-config)"
+        return Assessment(control, PARTLY, reason, evidence)
+    reason = "retention.server_archive = 'none' and the server keeps its archive forever"
+    return Assessment(control, PARTLY, reason, evidence)
 
 
 def updates(f: Facts) -> Assessment:
