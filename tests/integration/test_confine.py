@@ -28,9 +28,14 @@ from slixmpp.xmlstream.matcher import MatchXPath
 from slixmpp.xmlstream.stanzabase import StanzaBase
 
 from tests.helpers.bots import connect_bot, disconnect_bot
-from tests.helpers.omemo import join_thread
+from tests.helpers.omemo import (
+    OmemoInbox,
+    connect_omemo_bot,
+    join_thread,
+    send_omemo_groupchat,
+)
 from tests.integration.conftest import PASSWORD, GatewayHandle, write_config
-from tests.integration.device_policy_helpers import ANY_MESSAGE
+from tests.integration.device_policy_helpers import ANY_MESSAGE, create_thread
 from xmpp_clinic.app import Gateway
 from xmpp_clinic.config import load_settings
 from xmpp_clinic.dev.servers import DevServer, EjabberdServer, ProsodyServer
@@ -237,21 +242,33 @@ async def test_omemo_reads_of_a_colleague_and_own_server_pass(
         await disconnect_bot(b)
 
 
-async def test_care_threads_at_the_gateway_still_work(
+@pytest.mark.timeout(240)
+async def test_omemo_exchange_in_a_care_thread_still_works(
     confined_server: DevServer, pair: tuple[str, str], tmp_path: Path
 ) -> None:
-    alice, _bob = pair
+    """Stock OMEMO (slixmpp-omemo) fetches colleagues' device lists and bundles and
+    encrypts for the thread through the gateway; the confinement lets exactly that by."""
+    alice, bob = pair
     path = write_config(confined_server, tmp_path, policy={"device_approval": "all"})
     gateway = Gateway(load_settings(path))
     await gateway.start()
     try:
         await gateway.component.wait_online(timeout=15)
         gw = GatewayHandle(gateway, gateway.settings, path, confined_server)
-        gw.cli("threads", "create", "ward1", "--title", "Ward 1", "--member", alice)
-        (a,) = await bots(confined_server, alice)
+        thread = create_thread(gw, f"ward{next(_ids)}", [alice, bob])
+        a, b = await asyncio.gather(
+            connect_omemo_bot(alice, PASSWORD, confined_server),
+            connect_omemo_bot(bob, PASSWORD, confined_server),
+        )
         try:
-            await join_thread(a, f"ward1@{gw.jid}", "Alice")
+            inbox = OmemoInbox(b)
+            await join_thread(a, thread, "Alice")
+            await join_thread(b, thread, "Bob")
+            await send_omemo_groupchat(a, thread, "BP 120/80")
+            [got] = await inbox.take(1, timeout=60)
+            assert (got.sender, got.body) == (alice, "BP 120/80")
         finally:
             await disconnect_bot(a)
+            await disconnect_bot(b)
     finally:
         await gateway.stop()
