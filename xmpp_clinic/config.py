@@ -92,6 +92,8 @@ class ThreadSettings(Section):
     """Care-thread behaviour."""
 
     history_for_new_members: Literal["none", "all"] = "none"
+    # Messages sent on join when the client asks for no particular history (XEP-0045 7.2.15).
+    join_history: Annotated[int, Field(ge=0, le=500)] = 20
 
 
 class LoggingSettings(Section):

@@ -108,10 +108,14 @@ async def device_index(devices: DeviceSource | None) -> DeviceIndex | None:
         raise StoreUnavailable("device registry unavailable") from exc
 
 
-def member_copy(entry: ArchiveEntry, member: str, devices: DeviceIndex | None) -> ET.Element:
-    """The archived stanza as ``member`` may have it: in ``jabber:client``, only their
-    keys (when ``devices`` is given), and the archive's sequence number (II.3, II.2)."""
-    archived = ET.fromstring(ms.as_client(entry.stanza))
+def member_copy(
+    entry: ArchiveEntry, member: str, devices: DeviceIndex | None, *, stream: str = ns.CLIENT
+) -> ET.Element:
+    """The archived stanza as ``member`` may have it: rooted in ``stream`` (jabber:client
+    inside a MAM result), only their keys (when ``devices`` is given), and the archive's
+    sequence number (II.3, II.2)."""
+    kind, rest = entry.stanza.split(" ", 1)
+    archived = ET.fromstring(f'{kind} xmlns="{stream}" {rest}')
     found = omemo_header(archived) if devices is not None else None
     if devices is not None and found is not None:
         trim(archived, member, devices.usable_ids(member, found[0], utcnow()))
