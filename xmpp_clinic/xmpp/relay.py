@@ -1,9 +1,12 @@
 """The relay: every groupchat message passes the policy, the archive, then fan-out.
 
-DESIGN.md "the way a message travels": occupant check -> policy -> archive (durable,
-hash-chained) -> fan-out to occupants with stanza-id and occupant-id, reflected to the
-sender with its own id and origin-id. A message that cannot be checked or stored is
-refused with an error the sender sees; nobody receives it (fail closed, I.12).
+DESIGN.md "the way a message travels": shape check -> occupant check -> policy ->
+archive (durable, hash-chained) -> fan-out to occupants with stanza-id, occupant-id and
+the archive's sequence number ``<seq n>`` (issue 11), reflected to the sender with its
+own id and origin-id. Each member's copy carries only that member's keys (trimming.py,
+issue 13; II.3); the archive keeps the whole stanza. A message that cannot be checked
+or stored is refused with an error the sender sees; nobody receives it (fail closed,
+I.12).
 
 The messages of a thread are decided, archived and fanned out in the order they
 arrived, but they overlap: while one waits for its archive commit, the next is already
