@@ -42,6 +42,70 @@ directory {run}/data
 index objectClass eq
 """
 
+TLS_CONF = """\
+TLSCACertificateFile {ca}
+TLSCertificateFile {cert}
+TLSCertificateKeyFile {key}
+"""
+
+
+def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
+    """A test CA and a server certificate for 127.0.0.1 signed by it: (ca, cert, key)."""
+    ca_key, ca, key, csr, cert = (
+        folder / n for n in ("ca.key", "ca.crt", "server.key", "server.csr", "server.crt")
+    )
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=xmpp-clinic test CA",
+        "-keyout",
+        str(ca_key),
+        "-out",
+        str(ca),
+    )
+    openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        str(key),
+        "-out",
+        str(csr),
+    )
+    ext = folder / "san.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n", encoding="utf-8")
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        str(csr),
+        "-CA",
+        str(ca),
+        "-CAkey",
+        str(ca_key),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        str(ext),
+        "-out",
+        str(cert),
+    )
+    return ca, cert, key
+
 
 @dataclass
 class Slapd:
@@ -50,6 +114,8 @@ class Slapd:
     url: str
     folder: Path
     process: subprocess.Popen[bytes]
+    ldaps_url: str = ""
+    ca_file: Path | None = None
 
     def _tool(self, tool: str, ldif: str) -> None:
         subprocess.run(
@@ -93,24 +159,36 @@ def person_ldif(uid: str, name: str, mail: str, staff_id: str, role: str, *wards
     return "\n".join(lines) + "\n\n"
 
 
-def start_slapd(folder: Path) -> Slapd:
-    """slapd on a free loopback port, with the base and ``ou=people`` entries."""
+def start_slapd(folder: Path, *, tls: bool = False) -> Slapd:
+    """slapd on a free loopback port, with the base and ``ou=people`` entries.
+
+    With ``tls`` it also serves LDAPS on a second port (``ldaps_url``) and StartTLS on
+    the plain one, with a certificate from a test CA (``ca_file``).
+    """
     if not Path(SLAPD).exists() or shutil.which("ldapadd") is None:
         pytest.fail("slapd / ldap-utils are not installed: apt-get install -y slapd ldap-utils")
     (folder / "data").mkdir(parents=True)
     conf = folder / "slapd.conf"
-    conf.write_text(
-        CONF.format(run=folder, base=BASE_DN, root=ROOT_DN, password=ROOT_PASSWORD),
-        encoding="utf-8",
-    )
+    text = CONF.format(run=folder, base=BASE_DN, root=ROOT_DN, password=ROOT_PASSWORD)
+    listen = []
+    ca_file: Path | None = None
+    ldaps_url = ""
+    if tls:
+        ca_file, cert, key = make_certificates(folder)
+        text = TLS_CONF.format(ca=ca_file, cert=cert, key=key) + text
+        ldaps_url = f"ldaps://{LOOPBACK}:{free_port()}"
+        listen.append(f"{ldaps_url}/")
+    conf.write_text(text, encoding="utf-8")
     port = free_port()
     url = f"ldap://{LOOPBACK}:{port}"
     log = (folder / "slapd.log").open("wb")
     # -d 0: stay in the foreground (so the pid is ours) and log nothing but errors.
     process = subprocess.Popen(
-        [SLAPD, "-f", str(conf), "-h", f"{url}/", "-d", "0"], stdout=log, stderr=log
+        [SLAPD, "-f", str(conf), "-h", " ".join([f"{url}/", *listen]), "-d", "0"],
+        stdout=log,
+        stderr=log,
     )
-    slapd = Slapd(url, folder, process)
+    slapd = Slapd(url, folder, process, ldaps_url, ca_file)
     try:
         wait_until(lambda: port_open(LOOPBACK, port) or process.poll() is not None, 15)
         if process.poll() is not None:

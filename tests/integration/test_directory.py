@@ -36,9 +36,11 @@ from tests.integration.test_threads_membership import (
 from xmpp_clinic.app import Gateway
 from xmpp_clinic.config import load_settings
 from xmpp_clinic.dev.servers import DevServer
+from xmpp_clinic.directory.ldap import LdapUnavailable, read_ldap
 from xmpp_clinic.directory.service import DirectoryService
 from xmpp_clinic.omemo import LEGACY_NS
 from xmpp_clinic.registry.model import DeviceState, ObservedDevice
+from xmpp_clinic.settings.directory import DirectorySettings
 from xmpp_clinic.xmpp.privilege import Privileges
 from xmpp_clinic.xmpp.roster_sync import RosterSync
 from xmpp_clinic.xmpp.search import DirectorySearch
@@ -381,3 +383,27 @@ async def test_members_find_colleagues_outsiders_are_forbidden(
         assert await search(stranger, gw.jid, ward="ward-a") == ("forbidden", [])
     finally:
         await disconnect_bot(stranger)
+
+
+@pytest.mark.parametrize("mode", ["starttls", "ldaps"])
+def test_ldap_over_tls_is_verified_against_the_configured_ca(tmp_path: Path, mode: str) -> None:
+    """StartTLS and LDAPS with ``ca_file`` read the directory; without the CA that signed
+    the server's certificate the sync fails and changes nothing (no XMPP server needed)."""
+    server = start_slapd(tmp_path / "slapd", tls=True)
+    try:
+        server.add(person_ldif("alice", "Alice A", "alice@hospital.test", "1", "nurse", "ward-a"))
+        section = ldap_section(server)
+        ldap: dict[str, Any] = dict(section["ldap"])  # type: ignore[call-overload]
+        ldap |= {"start_tls": True} if mode == "starttls" else {"url": server.ldaps_url}
+        domains = frozenset({"hospital.test"})
+        trusted = DirectorySettings.model_validate(
+            {**section, "ldap": {**ldap, "ca_file": str(server.ca_file)}}, strict=False
+        )
+        assert trusted.ldap is not None
+        assert [p.key for p in read_ldap(trusted.ldap, domains).directory] == ["1"]
+        untrusted = DirectorySettings.model_validate({**section, "ldap": ldap}, strict=False)
+        assert untrusted.ldap is not None
+        with pytest.raises(LdapUnavailable, match="nothing was changed"):
+            read_ldap(untrusted.ldap, domains)
+    finally:
+        server.stop()

@@ -184,3 +184,21 @@ async def test_a_second_import_of_the_same_file_changes_nothing(
     await directory.apply(csv(TWO_WARDS), actor="test", source="csv")
     again = await directory.apply(csv(TWO_WARDS), actor="test", source="csv")
     assert again.diff.empty and again.threads == ()
+
+
+async def test_the_periodic_sync_applies_reads_and_refuses_a_truncated_one(
+    directory: DirectoryService, threads: ThreadService
+) -> None:
+    from xmpp_clinic.directory.csv_import import Parsed
+    from xmpp_clinic.directory.sync import DirectorySync
+
+    reads = [csv(TWO_WARDS), csv(HEADER + "alice@hospital.test,Alice,1,nurse,ward-a\n")]
+
+    def read() -> Parsed:
+        return Parsed(reads.pop(0), ())
+
+    sync = DirectorySync(directory, read, interval_seconds=3600, source="ldap:test")
+    first = await sync.run_once()
+    assert first is not None and len(first.diff.added) == 4
+    assert await sync.run_once() is None  # 3 of 4 would leave: refused, logged
+    assert len(await directory.snapshot()) == 4
