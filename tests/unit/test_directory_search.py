@@ -63,9 +63,7 @@ class TestSearch(ComponentTest):
         sent = self.next_sent()
         assert sent.get("type") == "result" and sent.get("to") == f"{ALICE}/phone"
         items = sent.findall(f".//{{{DATA}}}item")
-        found = [
-            {f.get("var"): f.findtext(f"{{{DATA}}}value") for f in item} for item in items
-        ]
+        found = [{f.get("var"): f.findtext(f"{{{DATA}}}value") for f in item} for item in items]
         assert found == [{"jid": BOB, "name": "Bob Berg", "role": "nurse", "wards": "ward-4b"}]
 
     @pytest.mark.requirement("I.3")
