@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint deps venv bench clean
+.PHONY: demo test lint deps venv bench report clean
 
 deps:
 	@scripts/install-deps.sh
@@ -27,6 +27,13 @@ lint: venv
 	$(BIN)/ruff check xmpp_clinic tests bench
 	$(BIN)/ruff format --check xmpp_clinic tests bench
 	$(BIN)/mypy --strict xmpp_clinic
+
+# The compliance report of a test run: every requirement ID with the tests that prove it
+# and whether they passed (I.11). Give the config in XMPP_CLINIC_CONFIG or REPORT_ARGS.
+report: deps venv
+	mkdir -p build
+	-$(BIN)/python -m pytest --junitxml=build/junit.xml $(PYTEST_ARGS)
+	$(BIN)/xmpp-clinic report --format html --test-results build/junit.xml --output build/report.html $(REPORT_ARGS)
 
 bench: deps venv
 	$(BIN)/python bench/relay.py

@@ -6,7 +6,9 @@
 # often), wait for it instead of failing: up to APT_LOCK_WAIT seconds (default 600).
 set -euo pipefail
 
-PACKAGES=(prosody prosody-modules lua-dbi-sqlite3 ejabberd erlang-p1-sqlite3 erlang-p1-oauth2 gnupg)
+# chromium renders the compliance report's HTML page in a test (I.11).
+PACKAGES=(prosody prosody-modules lua-dbi-sqlite3 ejabberd erlang-p1-sqlite3 erlang-p1-oauth2 gnupg
+  chromium)
 APT_LOCKS=(/var/lib/dpkg/lock-frontend /var/lib/dpkg/lock /var/lib/apt/lists/lock /var/cache/apt/archives/lock)
 APT_LOCK_WAIT=${APT_LOCK_WAIT:-600}
 

@@ -50,6 +50,7 @@ class ReasonCode(enum.StrEnum):
     REGISTRY_UNAVAILABLE = "registry-unavailable"
     STORE_UNAVAILABLE = "store-unavailable"
     POLICY_ERROR = "policy-error"
+    CLIENT_OUTDATED = "client-outdated"
     # the relay's own refusals, before or after the policy (IV.2, II.2, I.12)
     NOT_OCCUPANT = "not-occupant"
     NOT_GROUPCHAT = "not-groupchat"
@@ -103,6 +104,10 @@ REFUSALS: Mapping[ReasonCode, Refusal] = MappingProxyType(
             "You are not a member of this care thread; ask its owner to add you."
         ),
         ReasonCode.STANZA_TOO_LARGE: _policy("The stanza is too large or too deeply nested."),
+        ReasonCode.CLIENT_OUTDATED: _policy(
+            "Your messaging app or operating system is out of support; "
+            "update it to send to care threads."
+        ),
         ReasonCode.MALFORMED_OMEMO: _policy("The OMEMO element could not be read."),
         ReasonCode.UNSUPPORTED_ENCRYPTION: _policy(
             "Care threads accept OMEMO encryption only; enable OMEMO for this chat."
