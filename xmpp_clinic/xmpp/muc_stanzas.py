@@ -17,6 +17,7 @@ from xmpp_clinic import namespaces as ns
 SELF = "110"
 NON_ANONYMOUS = "100"
 LOGGED = "170"
+NICK_CHANGED = "303"
 REMOVED_AFFILIATION = "321"
 SHUTDOWN = "332"
 
@@ -28,13 +29,23 @@ def element(tag: str, ns: str, **attrs: str) -> ET.Element:
 
 
 def muc_user(
-    affiliation: str, role: str, jid: str | None, statuses: Iterable[str] = ()
+    affiliation: str,
+    role: str,
+    jid: str | None,
+    statuses: Iterable[str] = (),
+    *,
+    nick: str = "",
 ) -> ET.Element:
-    """``<x xmlns=muc#user><item .../><status code/>...</x>`` (real JID: non-anonymous)."""
+    """``<x xmlns=muc#user><item .../><status code/>...</x>`` (real JID: non-anonymous).
+
+    ``nick`` is the new nick of a nick change (XEP-0045 7.6, with status 303).
+    """
     x = element("x", ns.MUC_USER)
     item = ET.SubElement(x, f"{{{ns.MUC_USER}}}item", {"affiliation": affiliation, "role": role})
     if jid:
         item.set("jid", jid)
+    if nick:
+        item.set("nick", nick)
     for code in statuses:
         ET.SubElement(x, f"{{{ns.MUC_USER}}}status", {"code": code})
     return x

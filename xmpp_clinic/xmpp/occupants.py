@@ -1,15 +1,20 @@
 """Who is in a thread right now: occupants, their nicks and sessions (XEP-0045).
 
 Pure bookkeeping, no stanzas. One person may be present with several resources under
-one nick (XEP-0045 multi-session); a nick belongs to one person at a time.
+one nick (XEP-0045 multi-session); a nick belongs to one person at a time, and stays
+bound to that person after they leave (issue 8.6): nobody else may take it, or anything
+that looks like it, until its holder uses another nick.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+
+from xmpp_clinic.nicks import Nick, NickProblem, prepare
 
 
 def make_occupant_id(thread_jid: str, bare_jid: str) -> str:
@@ -30,7 +35,7 @@ class Occupant:
     bare: str
     nick: str
     occupant_id: str
-    payload: list[ET.Element] = field(default_factory=list)  # show, status, caps, ...
+    payload: list[ET.Element] = field(default_factory=list)  # show, caps (presence_filter)
 
 
 class Room:
@@ -38,6 +43,30 @@ class Room:
 
     def __init__(self) -> None:
         self._by_jid: dict[str, Occupant] = {}
+        self._bound: dict[str, Nick] = {}  # bare JID -> the nick it last used here
+
+    def bind(self, bare: str, nick: Nick) -> None:
+        """``nick`` is ``bare``'s now; their previous nick is free again."""
+        self._bound[bare] = nick
+
+    def bindings(self) -> dict[str, str]:
+        """Bare JID -> the nick bound to it (shown form)."""
+        return {bare: nick.shown for bare, nick in self._bound.items()}
+
+    def clash(self, bare: str, nick: Nick) -> tuple[str, bool] | None:
+        """(the nick ``nick`` clashes with, whether its holder is present), if any.
+
+        A clash is a nick of another person, present or bound, that is the same nick or
+        looks like it (issue 8.6).
+        """
+        present = {o.bare: o.nick for o in self._by_jid.values() if o.bare != bare}
+        for shown in present.values():
+            if nick.confusable_with(_prepared(shown)):
+                return shown, True
+        for other, bound in self._bound.items():
+            if other != bare and other not in present and nick.confusable_with(bound):
+                return bound.shown, False
+        return None
 
     def __bool__(self) -> bool:
         return bool(self._by_jid)
@@ -71,3 +100,12 @@ class Room:
         for occupant in self._by_jid.values():
             heads.setdefault(occupant.nick, occupant)
         return heads
+
+
+@functools.lru_cache(maxsize=1024)
+def _prepared(shown: str) -> Nick:
+    """The prepared form of a nick the room already holds (it passed :func:`prepare`)."""
+    try:
+        return prepare(shown)
+    except NickProblem:  # not reached for joined nicks; compared as it is if it were
+        return Nick(shown, shown, frozenset({shown}))

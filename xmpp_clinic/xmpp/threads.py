@@ -17,7 +17,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 
-from slixmpp import JID, ComponentXMPP, Presence
+from slixmpp import JID, ComponentXMPP
 
 from xmpp_clinic import namespaces as ns
 from xmpp_clinic.config import Settings
@@ -30,33 +30,22 @@ from xmpp_clinic.threads import (
 )
 from xmpp_clinic.xmpp import muc_stanzas as ms
 from xmpp_clinic.xmpp.addresses import AddressGuard
-from xmpp_clinic.xmpp.errors import NotAMember, maps_domain_errors
-from xmpp_clinic.xmpp.occupants import Occupant, Room, make_occupant_id
+from xmpp_clinic.xmpp.errors import NotAMember
+from xmpp_clinic.xmpp.joins import Joins
+from xmpp_clinic.xmpp.occupants import Occupant, Room
 from xmpp_clinic.xmpp.routing import ToThread, handle
 
 log = logging.getLogger(__name__)
 
 # Called with a member's bare JID when they join a thread or are added to one.
 ArrivalListener = Callable[[str], None]
+# Sends the history a joining occupant asked for in <x xmlns=muc> (None: nothing asked).
+HistorySender = Callable[[ThreadInfo, Occupant, ET.Element | None], Awaitable[None]]
 
 # How long a checked book is trusted for names it does not know: stanzas to unknown
 # threads read the store at most this often, whoever sends them (the poller in app.py
 # picks up CLI changes within about a second anyway).
 FRESH_SECONDS = 0.5
-
-# Join refusals (XEP-0045 7.2): condition -> error type.
-_JOIN_ERROR_TYPES = {
-    "registration-required": "auth",
-    "conflict": "cancel",
-    "jid-malformed": "modify",
-    "not-acceptable": "modify",
-}
-_MUC_PAYLOAD = {
-    f"{{{ns.MUC}}}x",
-    f"{{{ns.MUC_USER}}}x",
-    f"{{{ns.OCCUPANT_ID}}}occupant-id",
-    f"{{{ns.COMPONENT}}}error",
-}
 
 
 class ThreadHost:
@@ -83,6 +72,9 @@ class ThreadHost:
         self._clock = clock
         self._checked_at: float | None = None  # when the book was last known current
         self._unknown_check: asyncio.Future[None] | None = None
+        # Sends the join history (XEP-0045 7.2.15) after the self-presence and before
+        # the subject: the history module sets it (None: no history on join).
+        self.history_sender: HistorySender | None = None
 
     # ------------------------------------------------------------------ set-up
     def attach(self) -> None:
@@ -92,7 +84,8 @@ class ThreadHost:
         reaches any handler of the component (I.12).
         """
         AddressGuard(self.xmpp, self.domain).attach()
-        handle(self.xmpp, "ThreadPresence", ToThread("presence", self.domain), self._on_presence)
+        joins = Joins(self)
+        handle(self.xmpp, "ThreadPresence", ToThread("presence", self.domain), joins.on_presence)
 
     def on_member_arrival(self, listener: ArrivalListener) -> None:
         """Call ``listener(bare_jid)`` when a member joins a thread or is added to one.
@@ -102,7 +95,7 @@ class ThreadHost:
         """
         self._arrival_listeners.append(listener)
 
-    def _member_arrived(self, bare: str) -> None:
+    def member_arrived(self, bare: str) -> None:
         for listener in self._arrival_listeners:
             try:
                 listener(bare)
@@ -217,87 +210,34 @@ class ThreadHost:
         return root
 
     # ------------------------------------------------------------------ presence
-    @maps_domain_errors
-    async def _on_presence(self, pres: Presence) -> None:
-        ptype = pres["type"]
-        to, sender = pres["to"], pres["from"]
-        if ptype in ("subscribe", "subscribed", "unsubscribe", "unsubscribed", "probe"):
-            return
-        thread = self.book.get(to.user)
-        if ptype == "error":
-            if thread is not None:
-                self.leave_session(thread, sender.full, bounced=True)
-            return
-        if ptype == "unavailable":
-            if thread is not None:
-                self.leave_session(thread, sender.full)
-            return
-        try:
-            thread, _member = await self.member_thread(to, sender, nick=True)
-        except NotAMember:
-            # Same answer for a missing thread and a non-member: no existence oracle.
-            self._refuse_join(to, sender, "registration-required", "Members only.")
-            return
-        self._join(thread, to, sender, pres.xml)
-
-    def _refuse_join(self, to: JID, sender: JID, condition: str, text: str) -> None:
-        etype = _JOIN_ERROR_TYPES[condition]
-        self.send(
-            ms.stanza_error("presence", to.full, sender.full, condition, etype, text, muc=True)
-        )
-
-    def _join(self, thread: ThreadInfo, to: JID, sender: JID, xml: ET.Element) -> None:
-        """A member's join or presence update (XEP-0045 7.2)."""
-        nick = to.resource
-        if not nick:
-            self._refuse_join(to, sender, "jid-malformed", "A nickname is required.")
-            return
-        room = self.room(thread.name)
-        holder = room.holder(nick)
-        if holder is not None and holder != sender.bare:
-            self._refuse_join(to, sender, "conflict", "That nickname is in use.")
-            return
-        payload = [copy.deepcopy(e) for e in xml if e.tag not in _MUC_PAYLOAD]
-        current = room.get(sender.full)
-        if current is not None:
-            if current.nick != nick:
-                self._refuse_join(to, sender, "not-acceptable", "Nickname changes are disabled.")
-                return
-            current.payload = payload
-            self._broadcast_presence(thread, current)
-            return
-        occupant = Occupant(
-            sender.full,
-            sender.bare,
-            nick,
-            make_occupant_id(self.thread_jid(thread.name), sender.bare),
-            payload,
-        )
-        first_session = holder is None
-        for other_nick, other in room.nicks().items():
-            if other_nick != nick:
-                self.send(self.occupant_presence(thread, other, sender.full))
-        room.add(occupant)
-        if first_session:
-            for other in room.sessions():
-                if other.jid != sender.full:
-                    self.send(self.occupant_presence(thread, occupant, other.jid))
-        statuses = (ms.NON_ANONYMOUS, ms.LOGGED, ms.SELF)
-        self.send(self.occupant_presence(thread, occupant, sender.full, statuses))
-        self._send_subject(thread, sender.full)
-        log.info("occupant joined", extra={"care_thread": thread.name})
-        self._member_arrived(sender.bare)
-
-    def _send_subject(self, thread: ThreadInfo, to: str) -> None:
-        # Clients treat the subject as the end of the join: always send it, even empty.
+    def send_subject(self, thread: ThreadInfo, to: str) -> None:
+        """The subject, even empty: clients take it as the end of the join."""
         root = ms.stanza("message", self.thread_jid(thread.name), to, type="groupchat")
         ET.SubElement(root, f"{{{ns.COMPONENT}}}subject").text = thread.subject or None
         self.send(root)
 
-    def _broadcast_presence(self, thread: ThreadInfo, occupant: Occupant) -> None:
+    async def send_history(
+        self, thread: ThreadInfo, occupant: Occupant, muc: ET.Element | None
+    ) -> None:
+        """The join history (XEP-0045 7.2.15), by :attr:`history_sender` if one is set.
+
+        A failure there is logged and the join goes on: the subject still ends it.
+        """
+        if self.history_sender is None:
+            return
+        try:
+            await self.history_sender(thread, occupant, muc)
+        except Exception:
+            log.exception("join history failed", extra={"care_thread": thread.name})
+
+    def broadcast_presence(self, thread: ThreadInfo, occupant: Occupant) -> None:
+        """``occupant``'s presence to every session (110 to itself)."""
         for other in self.room(thread.name).sessions():
             statuses = (ms.SELF,) if other.jid == occupant.jid else ()
             self.send(self.occupant_presence(thread, occupant, other.jid, statuses))
+
+    def occupants_changed(self, thread: ThreadInfo, room: Room) -> None:
+        """Someone joined, left or changed nick in ``thread``."""
 
     def leave_session(
         self,
@@ -345,9 +285,9 @@ class ThreadHost:
             log.info("member removed; sessions closed", extra={"care_thread": thread.name})
         else:
             for occupant in present:
-                self._broadcast_presence(thread, occupant)
+                self.broadcast_presence(thread, occupant)
             if change.before is None:
-                self._member_arrived(change.jid)
+                self.member_arrived(change.jid)
         self._announce(thread, change)
 
     def _announce(self, thread: ThreadInfo, change: MembershipChange) -> None:
