@@ -14,11 +14,14 @@ from xmpp_clinic.config import Settings
 from xmpp_clinic.policy.pipeline import Pipeline
 from xmpp_clinic.policy.verdict import MessagePolicy
 from xmpp_clinic.registry.service import DeviceRegistry
+from xmpp_clinic.report.scheduler import ReportScheduler
+from xmpp_clinic.report.sessions import ClientSessions
 from xmpp_clinic.store import Store, StoreUnavailable
 from xmpp_clinic.store.changes import ChangeWatcher
 from xmpp_clinic.store.models import GatewayEvent
 from xmpp_clinic.threads import ThreadService
 from xmpp_clinic.xmpp import device_commands
+from xmpp_clinic.xmpp.client_versions import ClientVersions
 from xmpp_clinic.xmpp.commands import AdminCommands
 from xmpp_clinic.xmpp.component import ClinicComponent
 from xmpp_clinic.xmpp.device_upkeep import DeviceUpkeep
@@ -62,10 +65,16 @@ class Gateway:
         self.pipeline = Pipeline(
             settings.policy, self.registry, discovery=self.discovery.refresh, audit=self.audit_log
         )
-        self.policy: MessagePolicy = policy or self.pipeline
         self.thread_host = ThreadHost(
             self.component, settings, self.threads, refresh=self.changes.refresh
         )
+        # Outdated clients are asked for their version on join and, with
+        # clients.outdated = "refuse", refused before the pipeline (I.13, III.2).
+        self.client_versions = ClientVersions(
+            self.thread_host, ClientSessions(self.store), settings.clients
+        )
+        self.policy: MessagePolicy = self.client_versions.gate(policy or self.pipeline)
+        self.reports = ReportScheduler(settings, self.store)
         self.devices = DeviceUpkeep(
             self.component,
             self.registry,
@@ -86,6 +95,7 @@ class Gateway:
             ThreadArchive(self.thread_host, self.archive),
             SelfPing(self.thread_host),
             AdminCommands(self.thread_host),
+            self.client_versions,
         ):
             part.attach()
         device_commands.attach(self.component, self.registry)
@@ -101,6 +111,7 @@ class Gateway:
             )
         await self.store.migrate()
         await self._record("start")
+        self.reports.start()
         await self.thread_host.load()
         await self.changes.refresh()
         self._poller = asyncio.ensure_future(self._poll_changes())
@@ -113,6 +124,7 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
         await self.devices.stop()
+        await self.reports.stop()
         await self.component.stop()
         await self._drain_archive()
         with contextlib.suppress(Exception):
