@@ -114,7 +114,10 @@ def test_close_then_delete_thread(config: Path) -> None:
     code, out = cli(config, "threads", "close", "ward")
     assert code == 0 and out.startswith("closed ward")
     code, out = cli(config, "threads", "delete", "ward", "--yes", "--settle", "0")
-    assert code == 0 and out.startswith("deleted thread ward; receipt ")
+    assert code == 0
+    # no server interface configured: said, not ignored (I.7)
+    assert out.startswith(f"server none: {ALICE} NOT DONE: retention.server_archive is 'none'")
+    assert "\ndeleted thread ward; receipt " in out
     assert cli(config, "threads", "list")[1] == ""
     assert cli(config, "audit", "verify")[0] == 0
     code, out = cli(config, "threads", "delete", "ward", "--yes")

@@ -29,7 +29,7 @@ from xmpp_clinic.cli.common import (
 )
 from xmpp_clinic.clock import utcnow
 from xmpp_clinic.config import Settings
-from xmpp_clinic.retention.purge import PurgeOutcome, Purger
+from xmpp_clinic.retention.purge import PurgeOutcome
 from xmpp_clinic.retention.receipts import (
     ReceiptBook,
     ReceiptInvalid,
@@ -38,6 +38,7 @@ from xmpp_clinic.retention.receipts import (
     load_public_key,
     verify,
 )
+from xmpp_clinic.retention.scheduler import purger as configured_purger
 from xmpp_clinic.store import Store
 
 GROUP_NAME = "purge"
@@ -57,7 +58,7 @@ def receipt_book(settings: Settings, store: Store) -> ReceiptBook:
 
 def _run(settings: Settings, thread: str | None, dry_run: bool, quiet: bool) -> PurgeOutcome:
     async def go(store: Store) -> PurgeOutcome:
-        purger = Purger(store, settings.retention, receipt_book(settings, store))
+        purger = configured_purger(store, settings)
         if dry_run:
             return await purger.run(actor=actor(), rule="manual", thread=thread, dry_run=True)
         total = sum(d.count for d in await purger.due(utcnow(), thread))
@@ -108,6 +109,10 @@ def purge(
         f"purged {plural(outcome.messages, 'message')} from {plural(len(outcome.ranges), 'thread')}"
         f", {plural(outcome.audit_events, 'audit event')}, {plural(outcome.devices, 'device')}"
     )
+    for r in outcome.server:
+        done = f"done ({r.count} deleted)" if r.done and r.count is not None else "done"
+        state = done if r.done else f"NOT DONE: {r.detail}"
+        typer.echo(f"server {r.server}: {r.action} {r.user} with {r.peer}: {state}")
     if outcome.receipt is not None:
         typer.echo(f"receipt {outcome.receipt.id}")
 
@@ -122,6 +127,7 @@ def _outcome_json(outcome: PurgeOutcome, dry_run: bool) -> dict[str, Any]:
         "messages": outcome.messages,
         "audit_events": outcome.audit_events,
         "devices": outcome.devices,
+        "server": [r.as_json() for r in outcome.server],
         "receipt": outcome.receipt.document() if outcome.receipt else None,
     }
 

@@ -26,6 +26,7 @@ from xmpp_clinic.cli.purge import receipt_book
 from xmpp_clinic.cli.threads import NameArg
 from xmpp_clinic.retention.erasure import Eraser, Erasure
 from xmpp_clinic.retention.policy import InvalidPeriod, format_period, parse_period
+from xmpp_clinic.retention.server_mam import server_archive
 from xmpp_clinic.retention.threads import ThreadRetentionService
 from xmpp_clinic.store import Store
 from xmpp_clinic.threads import ThreadNotFound
@@ -102,7 +103,10 @@ def delete(
     settings = settings_from(config)
 
     def go(store: Store) -> Awaitable[Erasure]:
-        eraser = Eraser(store, receipt_book(settings, store), batch=settings.retention.purge_batch)
+        eraser = Eraser(
+            store, receipt_book(settings, store), batch=settings.retention.purge_batch,
+            server=server_archive(settings.retention), component=settings.xmpp.component_jid,
+        )  # fmt: skip
         return eraser.delete_thread(name, actor=actor(), settle=settle)
 
     try:
@@ -113,4 +117,7 @@ def delete(
     if as_json:
         print_json(receipt.document())
         return
+    for item in receipt.body["items"]:
+        if item["what"] == "server-archive" and not item["done"]:
+            typer.echo(f"server {item['server']}: {item['user']} NOT DONE: {item['detail']}")
     typer.echo(f"deleted thread {name}; receipt {receipt.id}")

@@ -23,6 +23,7 @@ from xmpp_clinic.archive.purge import purge_through
 from xmpp_clinic.archive.rewrite import rewrite_thread, threads_naming
 from xmpp_clinic.retention.receipts import ReceiptBook, SignedReceipt
 from xmpp_clinic.retention.scrub import scrub_tables, scrubber
+from xmpp_clinic.retention.server_mam import ServerArchive, ServerRequest
 from xmpp_clinic.store import Store
 from xmpp_clinic.store.changes import bump
 from xmpp_clinic.store.models.devices import DeviceNoticeRecord, DeviceRecord
@@ -61,10 +62,20 @@ class Erasure:
 class Eraser:
     """Deletes threads and erases persons, each with a signed receipt (I.7, II.3)."""
 
-    def __init__(self, store: Store, receipts: ReceiptBook, *, batch: int = 2000) -> None:
+    def __init__(
+        self,
+        store: Store,
+        receipts: ReceiptBook,
+        *,
+        batch: int = 2000,
+        server: ServerArchive | None = None,
+        component: str | None = None,
+    ) -> None:
         self._store = store
         self._receipts = receipts
         self._batch = batch
+        self._server = server  # with ``component``: members' server copies go too
+        self._component = component
 
     async def delete_thread(self, name: str, *, actor: str, settle: float = 2.0) -> Erasure:
         """Kick the members, purge the archive, delete the thread (I.7, IV.2).
@@ -78,9 +89,17 @@ class Eraser:
             if thread is None:
                 raise ThreadNotFound(f"no thread named {name!r}")
             thread_id = thread.id
-            removed = await session.execute(delete(Member).where(Member.thread_id == thread_id))
-            members = int(removed.rowcount)  # type: ignore[attr-defined]
+            jids = list(
+                await session.scalars(select(Member.jid).where(Member.thread_id == thread_id))
+            )
+            await session.execute(delete(Member).where(Member.thread_id == thread_id))
+            members = len(jids)
             await bump(session, "threads")
+        server: list[dict[str, Any]] = []
+        if self._server is not None and self._component is not None:
+            peer = f"{name}@{self._component}"
+            done = await self._server.purge([ServerRequest(j, peer) for j in jids])
+            server = [{"what": "server-archive", **r.as_json()} for r in done]
         if members and settle > 0:
             await asyncio.sleep(settle)
         async with self._store.session() as session:
@@ -106,6 +125,7 @@ class Eraser:
             ]  # fmt: skip
             if others:
                 items.append({"what": "rows-pseudonymised", "columns": others})
+            items += server
             receipt = self._receipts.sign(
                 "thread-delete", actor, items, rule="request", kept=KEPT_THREAD
             )

@@ -23,15 +23,17 @@ from xmpp_clinic.archive.purge import due_through as _due_through
 from xmpp_clinic.clock import utcnow
 from xmpp_clinic.retention.policy import ThreadPolicy, metadata_cutoffs, thread_policy
 from xmpp_clinic.retention.receipts import ReceiptBook, SignedReceipt
+from xmpp_clinic.retention.server_mam import ServerArchive, ServerPurge, ServerRequest
 from xmpp_clinic.settings.retention import RetentionSettings
 from xmpp_clinic.store import Store
 from xmpp_clinic.store.changes import bump
 from xmpp_clinic.store.models.audit import AuditEventRecord, AuditHead
 from xmpp_clinic.store.models.devices import DeviceRecord
 from xmpp_clinic.store.models.retention import ThreadRetention
-from xmpp_clinic.store.models.threads import Thread
+from xmpp_clinic.store.models.threads import Member, Thread
 
 PURGED = "retention.purged"
+MEMBER_REMOVED = "thread.member-removed"  # threads/events.py ThreadEvent.MEMBER_REMOVED
 KEPT = (
     "Nothing is kept of the deleted messages but their count, sequence range and the "
     "chain anchor; the server's own archive is purged separately (see server items)."
@@ -61,6 +63,7 @@ class PurgeOutcome:
     ranges: list[PurgedRange] = field(default_factory=list)
     audit_events: int = 0
     devices: int = 0
+    server: list[ServerPurge] = field(default_factory=list)
     receipt: SignedReceipt | None = None
 
     @property
@@ -71,10 +74,20 @@ class PurgeOutcome:
 class Purger:
     """Runs purges over the store; the only code that applies retention periods (I.7)."""
 
-    def __init__(self, store: Store, settings: RetentionSettings, receipts: ReceiptBook) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: RetentionSettings,
+        receipts: ReceiptBook,
+        *,
+        server: ServerArchive | None = None,
+        component: str | None = None,
+    ) -> None:
         self._store = store
         self._settings = settings
         self._receipts = receipts
+        self._server = server  # with ``component``: also purge the server's copies
+        self._component = component
 
     async def due(self, now: datetime, thread: str | None = None) -> list[ThreadDue]:
         """Per thread: its policy, cutoff and the range a purge would remove."""
@@ -138,8 +151,12 @@ class Purger:
         if thread is None:
             items += await self._metadata(outcome, cuts.audit, cuts.pending_devices,
                                           cuts.inactive_devices)  # fmt: skip
-        if not items:
+        server_items: list[dict[str, Any]] = []
+        if self._server is not None and self._component is not None and thread is None:
+            server_items = await self._server_purge(outcome, now)
+        if not items and not any(i["done"] or i["action"] == "remove-peer" for i in server_items):
             return outcome  # nothing deleted: no receipt, no event (a quiet schedule)
+        items += server_items
         receipt = self._receipts.sign("purge", actor, items, rule=rule, kept=KEPT)
         async with self._store.session() as session:
             session.add(self._receipts.row(receipt))
@@ -151,6 +168,43 @@ class Purger:
         self._receipts.write_file(receipt)
         outcome.receipt = receipt
         return outcome
+
+    async def _server_purge(self, outcome: PurgeOutcome, now: datetime) -> list[dict[str, Any]]:
+        """The server's MAM copies of ended memberships and expired ranges (I.7, IV.8).
+
+        Ended memberships are the ``thread.member-removed`` events since the last purge
+        event (each run that handles one writes a purge event, so none is handled twice).
+        """
+        assert self._server is not None
+        peer = f"@{self._component}"
+        async with self._store.session() as session:
+            last = await session.scalar(
+                select(func.max(AuditEventRecord.seq)).where(AuditEventRecord.action == PURGED)
+            )
+            removed = (
+                await session.execute(
+                    select(AuditEventRecord.subject, AuditEventRecord.note).where(
+                        AuditEventRecord.action == MEMBER_REMOVED,
+                        AuditEventRecord.seq > (last or 0),
+                    )
+                )
+            ).all()
+            requests = [
+                ServerRequest(jid, thread + peer)
+                for thread, jid in removed
+                if not jid.startswith("erased-") and not thread.startswith("erased-")
+            ]
+            expiring = [d for d in outcome.threads if d.cutoff is not None]
+            for due in expiring if self._server.can_expire else []:
+                members = await session.scalars(
+                    select(Member.jid).where(Member.thread_id == due.thread_id)
+                )
+                requests += [ServerRequest(j, due.name + peer, due.cutoff) for j in members]
+        outcome.server = await self._server.purge(requests)
+        if expiring and not self._server.can_expire:
+            outcome.server += await self._server.purge([ServerRequest("*", "*" + peer, now)])
+        return [{"what": "server-archive", **r.as_json()} for r in outcome.server
+                if r.action == "remove-peer" or r.count or not r.done]  # fmt: skip
 
     async def _metadata(
         self, outcome: PurgeOutcome, audit_cut: datetime, pending: datetime, inactive: datetime

@@ -12,14 +12,24 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from xmpp_clinic.config import Settings
 from xmpp_clinic.retention.purge import PurgeOutcome, Purger
 from xmpp_clinic.retention.receipts import ReceiptBook
-from xmpp_clinic.settings.retention import RetentionSettings
+from xmpp_clinic.retention.server_mam import server_archive
 from xmpp_clinic.store import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 AfterRun = Callable[[PurgeOutcome], Awaitable[None]]
+
+
+def purger(store: Store, settings: Settings) -> Purger:
+    """The purge as configured: gateway archive, metadata and the server's copies (I.7)."""
+    r = settings.retention
+    return Purger(
+        store, r, ReceiptBook(store, r.receipt_key_file, r.receipts_directory),
+        server=server_archive(r), component=settings.xmpp.component_jid,
+    )  # fmt: skip
 
 
 class PurgeScheduler:
@@ -28,14 +38,14 @@ class PurgeScheduler:
     def __init__(
         self,
         store: Store,
-        settings: RetentionSettings,
+        settings: Settings,
         *,
         interval_seconds: float | None = None,
         after_run: AfterRun | None = None,
     ) -> None:
-        receipts = ReceiptBook(store, settings.receipt_key_file, settings.receipts_directory)
-        self.purger = Purger(store, settings, receipts)
-        self._interval = interval_seconds or settings.purge_interval_minutes * 60.0
+        self.purger = purger(store, settings)
+        retention = settings.retention
+        self._interval = interval_seconds or retention.purge_interval_minutes * 60.0
         self._after_run = after_run
         self._task: asyncio.Task[None] | None = None
         self.runs = 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
@@ -47,6 +47,11 @@ class RetentionSettings(Section):
     receipt_key_file: FilePath = Path("receipt-key.pem")
     # Receipts are also written here, apart from the store: a restore re-applies them.
     receipts_directory: FilePath = Path("receipts")
+    # The server's own MAM copies (I.7, IV.8): "none" is reported on every purge run.
+    server_archive: Literal["none", "prosody", "ejabberd"] = "none"
+    ejabberd_api_url: Annotated[str, Field(pattern=r"^https?://")] | None = None
+    prosodyctl: str = "prosodyctl"
+    prosody_config: FilePath | None = None
 
 
 class BackupSettings(Section):
