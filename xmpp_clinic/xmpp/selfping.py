@@ -4,6 +4,8 @@ slixmpp's XEP-0199 plugin answers every ping with success, whatever the address;
 client's self-ping must instead fail once it is no longer an occupant, or it would never
 rejoin. So this module takes over the ping handler of the component connection: the
 component's own domain still answers, thread addresses answer by XEP-0410's rules.
+Pings from one occupant to another are passed on by xmpp/occupant_iq.py, which this
+module attaches (it sees IQs to occupants before any handler).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from slixmpp.xmlstream import StanzaBase
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import StanzaPath
 
+from xmpp_clinic.xmpp.occupant_iq import OccupantIq
 from xmpp_clinic.xmpp.threads import ThreadHost
 
 
@@ -24,6 +27,7 @@ class SelfPing:
         self.host = host
 
     def attach(self) -> None:
+        OccupantIq(self.host).attach()
         xmpp = self.host.xmpp
         xmpp.register_plugin("xep_0199")  # registers the stanza class and the disco feature
         xmpp.remove_handler("Ping")
