@@ -251,8 +251,8 @@ def with_roster_sync(gateway: Gateway) -> None:
     )
     privileges.attach()
     sync.attach()
-    gateway.changes.on_change("directory", sync.refresh)
-    gateway.changes.on_change("threads", sync.refresh)
+    gateway.changes.on_change("directory", sync.changed)
+    gateway.changes.on_change("threads", sync.changed)
     gateway.component.add_shutdown_hook(sync.stop)
     gateway.component.add_shutdown_hook(privileges.stop)
 

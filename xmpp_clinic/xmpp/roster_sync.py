@@ -92,15 +92,40 @@ class RosterSync:
         self._refusing: set[str] = set()  # servers whose roster sets fail (ejabberd 23.01)
         self._lock = asyncio.Lock()
         self._first: asyncio.Task[None] | None = None
+        self._pending: asyncio.Task[None] | None = None
+        self._again = False
 
     def attach(self) -> None:
         self._xmpp.add_event_handler("session_start", self._session_started)
 
     async def stop(self) -> None:
-        if self._first is not None:
-            self._first.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._first
+        for task in (self._first, self._pending):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def changed(self) -> None:
+        """The change listener ("directory", "threads"): schedule a refresh, return at once.
+
+        Change listeners run before the next message is decided; roster pushes are round
+        trips to the server and must not hold a message up. Changes arriving while a
+        refresh runs are folded into one more refresh.
+        """
+        if self._pending is not None and not self._pending.done():
+            self._again = True
+            return
+        self._pending = asyncio.ensure_future(self._refresh_until_quiet())
+
+    async def _refresh_until_quiet(self) -> None:
+        while True:
+            self._again = False
+            try:
+                await self.refresh()
+            except Exception:
+                log.exception("roster push after a change failed")
+            if not self._again:
+                return
 
     async def refresh(self) -> None:
         """Bring every person's roster group in line; a change listener ("directory", "threads")."""
