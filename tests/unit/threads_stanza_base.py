@@ -89,6 +89,8 @@ class ThreadStanzaTest(StanzaTest):
         self.sid_counter = itertools.count(1)
         self.now = 1000.0  # the host's clock: tests move it to make the book stale
         self.host = ThreadHost(self.xmpp, self.settings, self.service, clock=lambda: self.now)
+        assert self.host.journal is not None
+        self.host.journal.batch_seconds = 0.0  # settle() waits for the write, not a timer
         for part in (
             self.host,
             Relay(

@@ -77,6 +77,10 @@ class Room:
     def add(self, occupant: Occupant) -> None:
         self._by_jid[occupant.jid] = occupant
 
+    def clear(self) -> None:
+        """Every session gone (a shutdown); nick bindings stay."""
+        self._by_jid.clear()
+
     def remove(self, jid: str) -> Occupant | None:
         return self._by_jid.pop(jid, None)
 

@@ -21,6 +21,8 @@ from slixmpp import JID, ComponentXMPP
 
 from xmpp_clinic import namespaces as ns
 from xmpp_clinic.config import Settings
+from xmpp_clinic.nicks import NickProblem, prepare
+from xmpp_clinic.store import Store, StoreUnavailable
 from xmpp_clinic.threads import (
     MemberInfo,
     MembershipChange,
@@ -32,7 +34,8 @@ from xmpp_clinic.xmpp import muc_stanzas as ms
 from xmpp_clinic.xmpp.addresses import AddressGuard
 from xmpp_clinic.xmpp.errors import NotAMember
 from xmpp_clinic.xmpp.joins import Joins
-from xmpp_clinic.xmpp.occupants import Occupant, Room
+from xmpp_clinic.xmpp.occupant_journal import OccupantJournal, ThreadRows
+from xmpp_clinic.xmpp.occupants import Occupant, Room, make_occupant_id
 from xmpp_clinic.xmpp.routing import ToThread, handle
 
 log = logging.getLogger(__name__)
@@ -59,6 +62,7 @@ class ThreadHost:
         *,
         refresh: Callable[[], Awaitable[object]] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        store: Store | None = None,
     ) -> None:
         self.xmpp = xmpp
         self.settings = settings
@@ -75,6 +79,10 @@ class ThreadHost:
         # Sends the join history (XEP-0045 7.2.15) after the self-presence and before
         # the subject: the history module sets it (None: no history on join).
         self.history_sender: HistorySender | None = None
+        # Who is joined, written down for restarts (8.10): the threads' own store unless
+        # another is given (ThreadService keeps the store it was built with).
+        journal_store = store if store is not None else getattr(service, "_store", None)
+        self.journal = OccupantJournal(journal_store) if journal_store is not None else None
 
     # ------------------------------------------------------------------ set-up
     def attach(self) -> None:
@@ -84,6 +92,7 @@ class ThreadHost:
         reaches any handler of the component (I.12).
         """
         AddressGuard(self.xmpp, self.domain).attach()
+        self.xmpp.add_event_handler("session_start", self._on_session_start)
         joins = Joins(self)
         handle(self.xmpp, "ThreadPresence", ToThread("presence", self.domain), joins.on_presence)
 
@@ -237,7 +246,48 @@ class ThreadHost:
             self.send(self.occupant_presence(thread, occupant, other.jid, statuses))
 
     def occupants_changed(self, thread: ThreadInfo, room: Room) -> None:
-        """Someone joined, left or changed nick in ``thread``."""
+        """Someone joined, left or changed nick in ``thread``: the journal writes it."""
+        if self.journal is not None:
+            sessions = {o.jid: o.nick for o in room.sessions()}
+            self.journal.changed(thread.name, ThreadRows(sessions, room.bindings()))
+
+    # ------------------------------------------------------------------ restarts
+    async def _on_session_start(self, _event: object) -> None:
+        try:
+            await self.restore()
+        except StoreUnavailable:
+            log.warning("occupants of the last run not read; they rejoin when they next send")
+
+    async def restore(self) -> None:
+        """After a start: bindings back, and 332 to sessions that think they are joined.
+
+        Sessions still in memory (a reconnect of the component link) are not told
+        anything: for them nothing changed. Everyone else written down was joined when
+        the gateway stopped without saying so (kill -9): status 332 makes clients rejoin
+        (issue 8.10). A session that missed it still gets ``not-acceptable`` for its next
+        message or self-ping, which makes clients rejoin as well (XEP-0410).
+        """
+        if self.journal is None:
+            return
+        for name, rows in (await self.journal.load()).items():
+            thread = self.book.get(name)
+            if thread is None:
+                continue
+            room = self.room(name)
+            for bare, shown in rows.bindings.items():
+                if bare not in room.bindings():
+                    try:
+                        room.bind(bare, prepare(shown))
+                    except NickProblem:
+                        continue
+            thread_jid = self.thread_jid(name)
+            for jid, nick in rows.sessions.items():
+                if room.get(jid) is None:
+                    bare = jid.split("/", 1)[0]
+                    gone = Occupant(jid, bare, nick, make_occupant_id(thread_jid, bare))
+                    statuses = (ms.SHUTDOWN, ms.SELF)
+                    self.send(self.occupant_presence(thread, gone, jid, statuses, unavailable=True))
+            self.occupants_changed(thread, room)
 
     def leave_session(
         self,
@@ -253,6 +303,7 @@ class ThreadHost:
         occupant = room.remove(jid)
         if occupant is None:
             return
+        self.occupants_changed(thread, room)
         if not bounced:
             self.send(
                 self.occupant_presence(
@@ -319,4 +370,7 @@ class ThreadHost:
                         thread, occupant, occupant.jid, (ms.SHUTDOWN, ms.SELF), unavailable=True
                     )
                 )
-            self.rooms[name] = Room()
+            room.clear()
+            self.occupants_changed(thread, room)
+        if self.journal is not None:
+            await self.journal.flush()
