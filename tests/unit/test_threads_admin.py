@@ -144,6 +144,18 @@ class TestMemberLists(ThreadStanzaTest):
         events = self.run_coro(AuditLog(self.store).events(subject="ward"))
         assert [e.actor for e in events if e.action == "thread.title-changed"] == [f"xmpp:{CAROL}"]
 
+    def test_a_title_over_the_limit_is_refused_and_the_limit_is_said(self) -> None:
+        self.recv_settled(f"""
+          <iq type="set" id="c9" from="{CAROL}/pc" to="{WARD}"><query xmlns="{OWNER}">
+            <x xmlns="jabber:x:data" type="submit">
+              <field var="FORM_TYPE"><value>http://jabber.org/protocol/muc#roomconfig</value></field>
+              <field var="muc#roomconfig_roomname"><value>{"W" * 100_000}</value></field>
+            </x></query></iq>""")
+        sent = self.expect_error(f"{CAROL}/pc", WARD, "not-acceptable", "c9")
+        assert sent.findtext(f".//{{{STANZAS}}}text") == "A thread title has at most 200 characters."
+        thread = self.host.book.get("ward")
+        assert thread is not None and thread.title == "Ward 3"
+
     def test_owners_cannot_destroy_a_thread(self) -> None:
         self.recv_settled(
             f'<iq type="set" id="c5" from="{CAROL}/pc" to="{WARD}"><query xmlns="{OWNER}">'

@@ -23,6 +23,7 @@ from slixmpp.xmlstream import register_stanza_plugin
 
 from xmpp_clinic import namespaces as ns
 from xmpp_clinic.jids import bare_jid, fast_bare
+from xmpp_clinic.limits import MAX_TITLE_CHARS
 from xmpp_clinic.threads import ThreadInfo
 from xmpp_clinic.xmpp import forms
 from xmpp_clinic.xmpp import muc_stanzas as ms
@@ -160,6 +161,12 @@ class MemberLists:
                         "not-acceptable", f"{var} is fixed for care threads.", etype="modify"
                     )
             title = values.get("muc#roomconfig_roomname")
+            if title and len(title) > MAX_TITLE_CHARS:  # said before the store is asked (8.8)
+                raise XMPPError(
+                    "not-acceptable",
+                    f"A thread title has at most {MAX_TITLE_CHARS} characters.",
+                    etype="modify",
+                )
             if title and title != thread.title:
                 await self.host.service.set_title(thread.name, title, actor=self._actor(iq))
                 await self.host.refresh()
