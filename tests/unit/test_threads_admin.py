@@ -152,7 +152,9 @@ class TestMemberLists(ThreadStanzaTest):
               <field var="muc#roomconfig_roomname"><value>{"W" * 100_000}</value></field>
             </x></query></iq>""")
         sent = self.expect_error(f"{CAROL}/pc", WARD, "not-acceptable", "c9")
-        assert sent.findtext(f".//{{{STANZAS}}}text") == "A thread title has at most 200 characters."
+        assert (
+            sent.findtext(f".//{{{STANZAS}}}text") == "A thread title has at most 200 characters."
+        )
         thread = self.host.book.get("ward")
         assert thread is not None and thread.title == "Ward 3"
 
