@@ -1,0 +1,1 @@
+"""Hostile input through the real component stream (issue 8)."""
