@@ -83,7 +83,7 @@ class TestJoinHistory(HistoryTest):
     history = "all"
 
     def test_attach_makes_it_the_room_hosts_history_sender(self) -> None:
-        assert self.host.history_sender == self.joiner.send  # type: ignore[attr-defined]
+        assert self.host.history_sender == self.joiner.send
 
     def test_one_message_as_bob_would_have_received_it_with_delay(self) -> None:
         thread = self.host.book.get("ward")

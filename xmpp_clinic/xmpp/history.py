@@ -24,23 +24,21 @@ import asyncio
 import contextlib
 import logging
 import xml.etree.ElementTree as ET
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
 
-from slixmpp import ComponentXMPP
 from slixmpp.plugins.xep_0082 import format_datetime, parse
 
 from xmpp_clinic import namespaces as ns
 from xmpp_clinic.archive.messages import MAX_PAGE, ArchiveEntry, ArchiveQuery, MessageArchive
 from xmpp_clinic.clock import as_utc, utcnow
-from xmpp_clinic.config import Settings
 from xmpp_clinic.threads import ThreadInfo
 from xmpp_clinic.trimming import DeviceIndex, DeviceSource
 from xmpp_clinic.xmpp import muc_stanzas as ms
 from xmpp_clinic.xmpp.mam import device_index, member_copy
 from xmpp_clinic.xmpp.occupants import Occupant
+from xmpp_clinic.xmpp.threads import ThreadHost
 
 log = logging.getLogger(__name__)
 
@@ -49,20 +47,6 @@ log = logging.getLogger(__name__)
 MAX_HISTORY = 500
 # How long the join waits for the archive before going on without history.
 HISTORY_TIMEOUT = 5.0
-
-HistorySender = Callable[[ThreadInfo, Occupant, ET.Element | None], Awaitable[None]]
-
-
-class HistoryHost(Protocol):
-    """What history needs of the room host (xmpp.threads.ThreadHost)."""
-
-    xmpp: ComponentXMPP
-    settings: Settings
-    history_sender: HistorySender | None
-
-    def thread_jid(self, name: str) -> str: ...
-
-    def affiliation(self, thread: ThreadInfo, bare: str) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -110,7 +94,7 @@ class JoinHistory:
 
     def __init__(
         self,
-        host: HistoryHost,
+        host: ThreadHost,
         archive: MessageArchive,
         *,
         devices: DeviceSource | None = None,
