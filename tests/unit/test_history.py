@@ -207,3 +207,32 @@ def test_history_request_reads_every_attribute() -> None:
     )
     assert history_request(None, 20, NOW).maxstanzas == 20
     assert history_request(None, 9999, NOW).maxstanzas == 500
+
+
+class TestHistoryInTheJoin(HistoryTest):
+    """The room host sends it between the self-presence and the subject (XEP-0045 7.2)."""
+
+    history = "all"
+
+    def test_a_join_asking_two_stanzas_gets_them_after_its_presence_before_the_subject(
+        self,
+    ) -> None:
+        self.recv_settled(
+            f'<presence from="{ALICE}/phone" to="{WARD}/Alice"><x xmlns="{MUC}"><history maxstanzas="2"/></x></presence>'
+        )
+        sent = []
+        while self.xmpp.socket.send_queue.qsize():  # type: ignore[union-attr]
+            sent.append(self.next_sent())
+        mine = [s for s in sent if s.get("to") == f"{ALICE}/phone"]
+        kinds = [
+            "self" if s.find(".//{http://jabber.org/protocol/muc#user}status[@code='110']") is not None
+            else "subject" if s.find("{jabber:component:accept}subject") is not None
+            else "history" if s.find("{urn:xmpp:delay}delay") is not None
+            else "presence"
+            for s in mine
+        ]  # fmt: skip
+        assert kinds == ["presence", "self", "history", "history", "subject"]
+        assert self.ids([s for s in mine if s.find("{urn:xmpp:delay}delay") is not None]) == [
+            "s29",
+            "s30",
+        ]
