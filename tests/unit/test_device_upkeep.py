@@ -16,7 +16,9 @@ from xmpp_clinic.config import PolicySettings
 from xmpp_clinic.omemo import LEGACY_NS
 from xmpp_clinic.registry.model import ObservedDevice
 from xmpp_clinic.registry.service import DeviceRegistry
+from xmpp_clinic.xmpp import device_upkeep
 from xmpp_clinic.xmpp.device_upkeep import DeviceUpkeep
+from xmpp_clinic.xmpp.pep import RefreshResult
 
 COMPONENT = "clinic.hospital.test"
 BOB = "bob@hospital.test"
@@ -61,7 +63,8 @@ async def no_members() -> Iterable[str]:
 
 
 def upkeep(component: FakeComponent, registry: DeviceRegistry, discovery: Any) -> DeviceUpkeep:
-    return DeviceUpkeep(component, registry, discovery, no_members)  # type: ignore[arg-type]
+    # No PEP subscriptions here: test_pep_watch.py covers them on a slixmpp stream.
+    return DeviceUpkeep(component, registry, discovery, no_members, watch=False)  # type: ignore[arg-type]
 
 
 @pytest.mark.requirement("I.5")
@@ -147,4 +150,43 @@ async def test_arrivals_of_one_person_are_coalesced(registry: DeviceRegistry) ->
     for _ in range(5):
         await asyncio.sleep(0)
     assert discovery.asked == [BOB, BOB]  # one more, for what changed meanwhile
+    await keeper.stop()
+
+
+class KeylessDiscovery:
+    """A refresh that found a listed device whose bundle was not published yet."""
+
+    def __init__(self, keyless: int) -> None:
+        self.asked: list[str] = []
+        self.keyless = keyless
+
+    async def refresh(self, jid: str) -> RefreshResult:
+        self.asked.append(jid)
+        return RefreshResult(jid, keyless=self.keyless)
+
+
+@pytest.mark.requirement("I.4")
+async def test_a_device_list_event_reads_a_late_bundle_once_more(
+    registry: DeviceRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 9.7: a client may publish the list before the bundle."""
+    monkeypatch.setattr(device_upkeep, "BUNDLE_RETRY_SECONDS", 0.01)
+    discovery = KeylessDiscovery(keyless=1)
+    keeper = upkeep(FakeComponent(), registry, discovery)
+    keeper._list_changed(BOB)
+    await asyncio.sleep(0.1)
+    assert discovery.asked == [BOB, BOB]  # once more, not forever
+    keeper.member_arrived(BOB)  # a join does not wait for bundles
+    await asyncio.sleep(0.1)
+    assert discovery.asked == [BOB, BOB, BOB]
+    await keeper.stop()
+
+
+@pytest.mark.requirement("I.4")
+async def test_an_event_with_every_bundle_read_is_one_refresh(registry: DeviceRegistry) -> None:
+    discovery = KeylessDiscovery(keyless=0)
+    keeper = upkeep(FakeComponent(), registry, discovery)
+    keeper._list_changed(BOB)
+    await asyncio.sleep(0.05)
+    assert discovery.asked == [BOB]
     await keeper.stop()

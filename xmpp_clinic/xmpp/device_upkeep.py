@@ -2,6 +2,10 @@
 
 - A member who joins a thread or is added to one has their PEP device lists read at
   once (one refresh per person in flight, at most one more queued behind it).
+- The component subscribes to every member's device-list nodes (``pep_watch.py``): when
+  the server allows it, a device published later is refreshed the same way within
+  seconds. Members are (re)subscribed when they arrive, when the component comes
+  online, and after every periodic round.
 - Every ``policy.device_refresh_seconds`` every member is refreshed and expiry is applied
   (:meth:`DeviceDiscovery.run_periodic`).
 - Notices the registry queued (device pending, approved, revoked, expiring, expired) go
@@ -19,7 +23,8 @@ import asyncio
 import contextlib
 import logging
 import xml.etree.ElementTree as ET
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any
 
 from xmpp_clinic import namespaces as ns
 from xmpp_clinic.jids import fast_bare
@@ -27,7 +32,8 @@ from xmpp_clinic.registry.model import DeviceKey, Notice
 from xmpp_clinic.registry.service import DeviceRegistry
 from xmpp_clinic.xmpp import muc_stanzas as ms
 from xmpp_clinic.xmpp.component import ClinicComponent
-from xmpp_clinic.xmpp.pep import DeviceDiscovery
+from xmpp_clinic.xmpp.pep import DeviceDiscovery, RefreshResult
+from xmpp_clinic.xmpp.pep_watch import DeviceListWatch
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +41,9 @@ log = logging.getLogger(__name__)
 # last-seen times are written.
 NOTICE_SECONDS = 60.0
 NOTICE_BATCH = 100
+# A client may publish its device list before the new device's bundle: after an event,
+# a refresh that could not read a bundle is done once more this much later.
+BUNDLE_RETRY_SECONDS = 3.0
 
 
 class DeviceUpkeep:
@@ -49,6 +58,7 @@ class DeviceUpkeep:
         *,
         seen: Callable[[], set[DeviceKey]] | None = None,
         interval: float = NOTICE_SECONDS,
+        watch: bool = True,
     ) -> None:
         self._component = component
         self._registry = registry
@@ -60,12 +70,29 @@ class DeviceUpkeep:
         self._sending = asyncio.Lock()
         self._arrivals: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
+        self._retry: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
+        self._watching: asyncio.Task[None] | None = None
+        # Device-list events refresh a member as an arrival does (issue 9.7).
+        self.watch = DeviceListWatch(component, self._list_changed) if watch else None
 
     # ------------------------------------------------------------------ hooks
     def member_arrived(self, jid: str) -> None:
-        """Read ``jid``'s devices now (a ThreadHost arrival listener); never blocks."""
+        """Read ``jid``'s devices now and watch their device lists (a ThreadHost arrival
+        listener); never blocks."""
         bare = fast_bare(jid)
+        if self.watch is not None and bare not in self.watch.watched:
+            self._background(self.watch.watch(bare))
+        self._refresh_soon(bare)
+
+    def _list_changed(self, bare: str) -> None:
+        """A device-list event from ``bare``: refresh now, and once more if a bundle of a
+        listed device is not there yet."""
+        self._refresh_soon(bare, retry_keyless=True)
+
+    def _refresh_soon(self, bare: str, *, retry_keyless: bool = False) -> None:
+        if retry_keyless:
+            self._retry.add(bare)
         if bare in self._arrivals:
             self._again.add(bare)  # the list may have changed since that refresh began
             return
@@ -76,14 +103,45 @@ class DeviceUpkeep:
         self._wake.set()
 
     def online(self, _event: object = None) -> None:
-        """The component is (back) online: notices queued meanwhile can go out."""
+        """The component is (back) online: notices queued meanwhile can go out, and every
+        member's device lists are subscribed to again."""
         self._wake.set()
+        if self.watch is not None:
+            self.watch.reset()
+            self._watch_members()
+
+    def _watch_members(self) -> None:
+        """Subscribe to every member's device lists (one round at a time)."""
+        if self.watch is None or (self._watching is not None and not self._watching.done()):
+            return
+        watch = self.watch
+
+        async def round_() -> None:
+            await watch.watch_many(await self._members())
+
+        self._watching = self._background(round_())
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        async def logged() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception("subscribing to device lists failed; the periodic refresh applies")
+
+        task = asyncio.ensure_future(logged())
+        self._tasks.append(task)
+        task.add_done_callback(self._tasks_done)
+        return task
+
+    def _tasks_done(self, task: asyncio.Task[None]) -> None:
+        if task in self._tasks and task.done():
+            self._tasks.remove(task)
 
     # -------------------------------------------------------------- lifecycle
     def start(self) -> None:
-        self._tasks = [
+        self._tasks += [
             asyncio.ensure_future(
-                self._discovery.run_periodic(self._members, after_round=self.send_notices)
+                self._discovery.run_periodic(self._members, after_round=self._after_round)
             ),
             asyncio.ensure_future(self._notice_loop()),
         ]
@@ -102,10 +160,16 @@ class DeviceUpkeep:
         try:
             while True:
                 self._again.discard(bare)
+                retry = bare in self._retry
+                self._retry.discard(bare)
+                result: RefreshResult | None = None
                 try:
-                    await self._discovery.refresh(bare)
+                    result = await self._discovery.refresh(bare)
                 except Exception:
                     log.exception("device discovery on arrival failed")
+                if retry and result is not None and result.keyless:
+                    await asyncio.sleep(BUNDLE_RETRY_SECONDS)
+                    self._again.add(bare)
                 if bare not in self._again:
                     return
         finally:
@@ -123,6 +187,13 @@ class DeviceUpkeep:
                     await self._registry.mark_seen(seen)
             except Exception:
                 log.exception("sending device notices failed; trying again later")
+
+    async def _after_round(self) -> None:
+        """After a periodic refresh: send the notices it queued, renew subscriptions."""
+        try:
+            await self.send_notices()
+        finally:
+            self._watch_members()
 
     async def send_notices(self) -> int:
         """Send every queued notice while the component is online; how many were sent (I.5).

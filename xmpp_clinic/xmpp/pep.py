@@ -152,6 +152,7 @@ class RefreshResult:
     listed: dict[str, int] = field(default_factory=dict)  # namespace -> devices listed
     failed: dict[str, str] = field(default_factory=dict)  # namespace -> why
     changed: list[Device] = field(default_factory=list)
+    keyless: int = 0  # devices listed whose bundle could not be read (yet)
 
 
 class DeviceDiscovery:
@@ -189,6 +190,7 @@ class DeviceDiscovery:
                 result.failed[version.uri] = str(exc) or type(exc).__name__
                 continue
             result.listed[version.uri] = len(listing)
+            result.keyless += sum(seen.identity_key is None for seen in listing.values())
             result.changed += await self._registry.observe(bare, version.uri, listing)
         return result
 
