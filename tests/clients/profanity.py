@@ -282,10 +282,17 @@ class Profanity:
             await asyncio.sleep(POLL_SECONDS)
 
     def stanzas(
-        self, direction: str, tag: str, *, after: int = 0, where: dict[str, str] | None = None
+        self,
+        direction: str,
+        tag: str,
+        *,
+        after: int = 0,
+        where: dict[str, str] | None = None,
+        contains: str = "",
     ) -> list[str]:
         """``<tag>`` stanzas Profanity sent (``"SENT"``) or received (``"RECV"``) after byte
-        ``after`` of its log, whose attributes match the regexes in ``where``."""
+        ``after`` of its log, whose attributes match the regexes in ``where`` and whose
+        text contains ``contains``."""
         marker = f": {direction}: <{tag} "
         tests = [
             re.compile(rf"""\s{name}=["']{value}["']""") for name, value in (where or {}).items()
@@ -299,7 +306,7 @@ class Profanity:
                     continue
                 stanza = f"<{tag} {rest}"
                 start = stanza.split(">", 1)[0]
-                if all(test.search(start) for test in tests):
+                if contains in stanza and all(test.search(start) for test in tests):
                     out.append(stanza)
         return out
 
@@ -310,17 +317,19 @@ class Profanity:
         *,
         after: int,
         where: dict[str, str] | None = None,
+        contains: str = "",
         timeout: float = DEFAULT_TIMEOUT,
     ) -> str:
         """Wait for the first stanza :meth:`stanzas` would list; return its XML."""
         deadline = time.monotonic() + timeout
         while True:
-            found = self.stanzas(direction, tag, after=after, where=where)
+            found = self.stanzas(direction, tag, after=after, where=where, contains=contains)
             if found:
                 return found[0]
             if time.monotonic() > deadline:
                 raise ScreenTimeout(
-                    f"no <{tag}> {direction} with {where} in Profanity's log in {timeout:.0f} s."
+                    f"no <{tag}> {direction} with {where} {contains!r} in Profanity's log "
+                    f"in {timeout:.0f} s."
                     f"\n--- screen ---\n{(await self.screen()).rstrip()}"
                     f"\n--- log tail ---\n{self.log_tail()}"
                 )

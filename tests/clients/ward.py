@@ -39,6 +39,7 @@ from xmpp_clinic.config import load_settings
 from xmpp_clinic.dev.servers import DevServer
 from xmpp_clinic.omemo import LEGACY_NS
 from xmpp_clinic.registry.model import Device, DeviceState
+from xmpp_clinic.registry.service import DeviceRegistry
 
 THREAD = "ward"
 PAT_NICK, BOT_NICK = "Pat", "Bot"
@@ -69,13 +70,12 @@ class Outcome:
 
 @dataclass
 class Ward:
-    """The thread, its two members and the gateway, on one server."""
+    """A room with Pat (Profanity) and Bot in it: a care thread hosted by a gateway, or,
+    as a positive control, a room on the server's own MUC (``gateway`` is then None)."""
 
     server: DevServer
     root: Path
-    gateway: Gateway
-    config_path: Path
-    capture: StanzaCapture
+    thread: str  # the room's JID
     link: TcpLink
     profanity: Profanity
     account: Account
@@ -83,14 +83,13 @@ class Ward:
     inbox: OmemoInbox
     pat_device: int
     bot_device: int
+    gateway: Gateway | None = None
+    config_path: Path | None = None
+    capture: StanzaCapture = field(default_factory=StanzaCapture)
     pat_nick: str = PAT_NICK
     joined: bool = False
     bot_joined: bool = False
     notes: list[str] = field(default_factory=list)  # what the fixture had to work around
-
-    @property
-    def thread(self) -> str:
-        return f"{THREAD}@{self.gateway.settings.xmpp.component_jid}"
 
     @property
     def pat(self) -> str:
@@ -98,11 +97,12 @@ class Ward:
 
     # ------------------------------------------------------------------ set-up
     @classmethod
-    async def open(cls, server: DevServer, root: Path) -> Ward:
-        """Start everything; both devices are published, Bot's is approved, Pat's is
-        whatever the gateway made of it (pending: the first test's subject)."""
-        pat, bot_jid = server.register_many({"pat": PAT_PASSWORD, "bot": PASSWORD})
-        gateway, config_path, capture = await _start_gateway(server, root / "gateway")
+    async def with_members(cls, server: DevServer, root: Path, room: str, prefix: str = "") -> Ward:
+        """Register ``{prefix}pat`` and ``{prefix}bot``, start Profanity (keys generated and
+        published) and Bot; nobody has joined ``room`` yet."""
+        pat, bot_jid = server.register_many(
+            {f"{prefix}pat": PAT_PASSWORD, f"{prefix}bot": PASSWORD}
+        )
         link = TcpLink(server.host, server.c2s_port)
         await link.start()
         notes: list[str] = []
@@ -116,14 +116,25 @@ class Ward:
         )
         if server.kind == "prosody":
             await open_pep_node(pat, PAT_PASSWORD, server, f"{BUNDLE_NODE}:{pat_device}")
-        ward = cls(
-            server, root, gateway, config_path, capture, link, profanity, account, bot,
-            OmemoInbox(bot), pat_device, await own_device_id(bot), notes=notes,
+        return cls(
+            server, root, room, link, profanity, account, bot, OmemoInbox(bot), pat_device,
+            await own_device_id(bot), notes=notes,
         )  # fmt: skip
+
+    @classmethod
+    async def open(cls, server: DevServer, root: Path) -> Ward:
+        """A care thread: both devices are published, Bot's is approved, Pat's is whatever
+        the gateway made of it (pending: the first test's subject)."""
+        gateway, config_path, capture = await _start_gateway(server, root / "gateway")
+        ward = await cls.with_members(
+            server, root, f"{THREAD}@{gateway.settings.xmpp.component_jid}"
+        )
+        ward.gateway, ward.config_path, ward.capture = gateway, config_path, capture
+        bot = ward.bot.boundjid.bare
         await ward.cli("threads", "create", THREAD, "--title", "Ward",
-                       "--member", pat, "--member", bot_jid)  # fmt: skip
-        await wait_for_device(gateway.registry, bot_jid, ward.bot_device)
-        await ward.cli("devices", "approve", bot_jid, str(ward.bot_device), "--namespace", "omemo")
+                       "--member", ward.pat, "--member", bot)  # fmt: skip
+        await wait_for_device(gateway.registry, bot, ward.bot_device)
+        await ward.cli("devices", "approve", bot, str(ward.bot_device), "--namespace", "omemo")
         return ward
 
     async def close(self) -> None:
@@ -132,8 +143,19 @@ class Ward:
             await self.profanity.stop()
         await disconnect_bot(self.bot)
         await self.link.close()
-        await self.gateway.stop()
-        self.capture.save(self.root / "gateway-stanzas.log")
+        if self.gateway is not None:
+            await self.gateway.stop()
+            self.capture.save(self.root / "gateway-stanzas.log")
+
+    @property
+    def registry(self) -> DeviceRegistry:
+        """The gateway's device registry."""
+        return self._gateway().registry
+
+    def _gateway(self) -> Gateway:
+        if self.gateway is None:
+            raise WardError("this step needs the gateway; the room is on the server's MUC")
+        return self.gateway
 
     # ------------------------------------------------------------ operator side
     async def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -153,7 +175,7 @@ class Ward:
     async def notice(self, text: str) -> None:
         """Wait for the gateway's chat message to Pat containing ``text`` and for it to be
         shown in Profanity's chat window with the gateway."""
-        gateway = self.gateway.settings.xmpp.component_jid
+        gateway = self._gateway().settings.xmpp.component_jid
         deadline = asyncio.get_running_loop().time() + 20
         while not any(
             text in xml
@@ -167,6 +189,8 @@ class Ward:
 
     async def pat_approved(self) -> None:
         """Pat's Profanity device is approved (by the CLI, as hospital IT does)."""
+        if self.gateway is None:
+            return  # the server's MUC knows no device policy
         device = await self.pat_device_record()
         if device.state is not DeviceState.APPROVED:
             await self.cli("devices", "approve", self.pat, str(self.pat_device),
@@ -175,7 +199,7 @@ class Ward:
     async def pat_device_record(self) -> Device:
         """Pat's Profanity device as the registry has it, once discovery has found it."""
         try:
-            return await wait_for_device(self.gateway.registry, self.pat, self.pat_device)
+            return await wait_for_device(self.registry, self.pat, self.pat_device)
         except AssertionError as exc:
             raise WardError(str(exc)) from None
 
@@ -183,13 +207,24 @@ class Ward:
         """Pat has joined the thread in Profanity and OMEMO is on in its window."""
         await self.pat_approved()
         if not self.joined:
+            mark = self.profanity.log_size()
             await self.profanity.command(f"/join {self.thread} nick {self.pat_nick}")
             await self.profanity.wait_for(f"You have joined the room as {self.pat_nick}")
+            # /omemo start needs the room's features (members only, non-anonymous).
+            await self.profanity.wait_for_log(
+                f"Received disco#info response for room: {self.thread}", after=mark
+            )
             self.joined = True
         await self.room_window()
         if "[OMEMO]" not in (await self.profanity.screen()).splitlines()[0]:
             await self.profanity.command("/omemo start")
             await self.profanity.wait_for(re.compile(r"^.*\[OMEMO\]"))
+        # Typed before its session with Bot's device is built, Profanity refuses to send
+        # ("cannot be decrypted for any recipient"): wait as a person would see it ready.
+        bot = re.escape(self.bot.boundjid.bare)
+        await self.profanity.wait_for_log(
+            re.compile(rf"\[OMEMO\] (create session|session) with {bot} device {self.bot_device}\b")
+        )
 
     async def room_window(self) -> None:
         await self.profanity.window(self.thread)
