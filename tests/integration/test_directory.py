@@ -35,7 +35,8 @@ from tests.integration.test_threads_membership import (
 )
 from xmpp_clinic.app import Gateway
 from xmpp_clinic.config import load_settings
-from xmpp_clinic.dev.servers import DevServer
+from xmpp_clinic.dev.servers import DevServer, EjabberdServer
+from xmpp_clinic.directory.ejabberd_roster import COMMANDS, EjabberdRosterApi
 from xmpp_clinic.directory.ldap import LdapUnavailable, read_ldap
 from xmpp_clinic.directory.service import DirectoryService
 from xmpp_clinic.omemo import LEGACY_NS
@@ -242,12 +243,14 @@ def with_roster_sync(gateway: Gateway) -> None:
     assert settings.directory is not None
     privileges = Privileges(gateway.component, user_domains=settings.xmpp.user_domains)
     directory = DirectoryService(gateway.store, max_removal_share=1.0)
+    api_url = settings.directory.ejabberd_api_url
     sync = RosterSync(
         gateway.component,
         privileges,
         directory.snapshot,
         lambda: gateway.thread_host.book,
         group=settings.directory.roster_group,
+        api=EjabberdRosterApi(api_url) if api_url else None,
     )
     privileges.attach()
     sync.attach()
@@ -262,6 +265,40 @@ async def clinic_group(bot: ClientXMPP, group: str) -> dict[str, str]:
     await bot.get_roster(timeout=15)
     roster = bot.client_roster
     return {str(jid): roster[jid]["name"] for jid in roster if group in roster[jid]["groups"]}
+
+
+async def roster_follows_membership(gw: GatewayHandle, users: list[str], export: Path) -> None:
+    """Alice's client sees care-a and Bob in "Clinic"; moved to ward B, she sees Carol only."""
+    alice, bob, carol = users
+    export.write_text(
+        HEADER + row(alice, "1", "ward-a") + row(bob, "2", "ward-a") + row(carol, "3", "ward-b"),
+        encoding="utf-8",
+    )
+    gw.cli("directory", "import", str(export))
+    gw.cli("threads", "create", "care-a", "--title", "Ward A", "--group", "ward-a")
+    bot = await connect_bot(alice, PASSWORD, gw.server, plugins=PLUGINS)
+    try:
+        expected = {f"care-a@{gw.jid}": "Ward A", bob: bob.split("@")[0].title()}
+
+        async def sees_thread_and_colleague() -> bool:
+            return await clinic_group(bot, "Clinic") == expected
+
+        await until(sees_thread_and_colleague)
+        export.write_text(
+            HEADER
+            + row(alice, "1", "ward-b")
+            + row(bob, "2", "ward-a")
+            + row(carol, "3", "ward-b"),
+            encoding="utf-8",
+        )
+        await asyncio.to_thread(gw.cli, "directory", "import", str(export))
+
+        async def moved() -> bool:
+            return await clinic_group(bot, "Clinic") == {carol: carol.split("@")[0].title()}
+
+        await until(moved)  # out of care-a and away from bob: both entries removed
+    finally:
+        await disconnect_bot(bot)
 
 
 async def refused_once(
@@ -295,12 +332,17 @@ async def test_roster_group_holds_threads_and_colleagues_and_follows_membership(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """On ejabberd 23.01 roster sets from a component fail (its mod_roster bug, see
-    xmpp/roster_sync.py): the test states it and asserts the documented fallback, one
-    clear warning and a roster left alone."""
+    xmpp/roster_sync.py): without ``directory.ejabberd_api_url`` the test states it and
+    asserts the documented fallback, one clear warning and a roster left alone; with it,
+    see test_ejabberd_rosters_are_written_through_its_http_api."""
     gw = await directory_gateway(
         {"max_removal_share": 0.5, "roster_group": "Clinic"}, prepare=with_roster_sync
     )
-    alice, bob, carol = make_users("alice", "bob", "carol")
+    users = make_users("alice", "bob", "carol")
+    if gw.server.kind == "prosody":
+        await roster_follows_membership(gw, users, tmp_path / "staff.csv")
+        return
+    alice, bob, carol = users
     export = tmp_path / "staff.csv"
     export.write_text(
         HEADER + row(alice, "1", "ward-a") + row(bob, "2", "ward-a") + row(carol, "3", "ward-b"),
@@ -308,33 +350,45 @@ async def test_roster_group_holds_threads_and_colleagues_and_follows_membership(
     )
     gw.cli("directory", "import", str(export))
     gw.cli("threads", "create", "care-a", "--title", "Ward A", "--group", "ward-a")
-    thread = f"care-a@{gw.jid}"
     bot = await connect_bot(alice, PASSWORD, gw.server, plugins=PLUGINS)
     try:
-        if gw.server.kind == "ejabberd":
-            await refused_once(gw, bot, caplog)
-            return
-        expected = {thread: "Ward A", bob: bob.split("@")[0].title()}
-
-        async def sees_thread_and_colleague() -> bool:
-            return await clinic_group(bot, "Clinic") == expected
-
-        await until(sees_thread_and_colleague)
-        export.write_text(
-            HEADER
-            + row(alice, "1", "ward-b")
-            + row(bob, "2", "ward-a")
-            + row(carol, "3", "ward-b"),
-            encoding="utf-8",
-        )
-        await asyncio.to_thread(gw.cli, "directory", "import", str(export))
-
-        async def moved() -> bool:
-            return await clinic_group(bot, "Clinic") == {carol: carol.split("@")[0].title()}
-
-        await until(moved)  # out of care-a and away from bob: both entries removed
+        await refused_once(gw, bot, caplog)
     finally:
         await disconnect_bot(bot)
+
+
+@pytest.fixture(scope="module")
+def ejabberd_with_roster_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
+    """ejabberd whose api_permissions allow the roster commands from loopback."""
+    server = EjabberdServer(
+        run_dir=tmp_path_factory.mktemp("ejabberd-roster-api"), extra_api_commands=COMMANDS
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_ejabberd_rosters_are_written_through_its_http_api(
+    ejabberd_with_roster_api: DevServer, tmp_path: Path
+) -> None:
+    server = ejabberd_with_roster_api
+    api = f"http://{server.host}:{server.http_port}/api"
+    path = write_config(server, tmp_path, policy={"device_approval": "all"})
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    data["directory"] = {"max_removal_share": 0.5, "ejabberd_api_url": api}
+    path.write_text(tomli_w.dumps(data), encoding="utf-8")
+    gateway = Gateway(load_settings(path))
+    with_roster_sync(gateway)
+    await gateway.start()
+    try:
+        await gateway.component.wait_online(timeout=15)
+        gw = GatewayHandle(gateway, gateway.settings, path, server)
+        users = server.register_many({name: PASSWORD for name in ("alice", "bob", "carol")})
+        await roster_follows_membership(gw, users, tmp_path / "staff.csv")
+    finally:
+        await gateway.stop()
 
 
 def with_search(gateway: Gateway) -> None:

@@ -50,4 +50,7 @@ class DirectorySettings(Section):
     sync_interval_minutes: Annotated[int, Field(ge=1)] | None = None
     # The roster group (XEP-0356 roster push) holding a person's threads and colleagues.
     roster_group: Annotated[str, Field(min_length=1, max_length=64)] = "Clinic"
+    # ejabberd 23.01 fails XEP-0356 roster sets: its mod_http_api base URL (e.g.
+    # http://127.0.0.1:5280/api) lets the gateway write rosters there instead.
+    ejabberd_api_url: Annotated[str, Field(pattern=r"^https?://")] | None = None
     ldap: LdapSettings | None = None

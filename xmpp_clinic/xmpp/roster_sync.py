@@ -16,8 +16,10 @@ ejabberd 23.01 grants roster "both" and answers roster gets, but every roster se
 a component fails there with ``internal-server-error`` ("Module failed to handle the
 query": its mod_roster looks up its access rule for the component's domain, which is no
 host of it). The first such answer marks the server as refusing roster sets: it is
-reported once per connection, with the fallback (ejabberd's shared roster groups or a
-newer ejabberd), and not asked again until the gateway reconnects.
+reported once per connection and not asked again until the gateway reconnects. With
+``directory.ejabberd_api_url`` set, the gateway then writes that server's rosters through
+ejabberd's own HTTP API instead (directory/ejabberd_roster.py), which pushes the change
+to the person's clients just the same.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any
 from slixmpp import JID, ComponentXMPP, Iq
 from slixmpp.exceptions import IqError, IqTimeout
 
+from xmpp_clinic.directory.ejabberd_roster import EjabberdRosterApi, RosterApiError
 from xmpp_clinic.directory.model import Directory
 from xmpp_clinic.directory.roster import RosterItem, ThreadView, entries_for, plan
 from xmpp_clinic.jids import domain_of
@@ -82,6 +85,7 @@ class RosterSync:
         threads: Callable[[], Iterable[ThreadInfo]],
         *,
         group: str,
+        api: EjabberdRosterApi | None = None,
     ) -> None:
         self._xmpp = component
         self._privileges = privileges
@@ -90,6 +94,7 @@ class RosterSync:
         self._group = group
         self._pushed: dict[str, dict[str, str]] = {}
         self._refusing: set[str] = set()  # servers whose roster sets fail (ejabberd 23.01)
+        self._api = api
         self._lock = asyncio.Lock()
         self._first: asyncio.Task[None] | None = None
         self._pending: asyncio.Task[None] | None = None
@@ -141,16 +146,28 @@ class RosterSync:
                 if self._pushed.get(jid, {}) == wanted and jid in self._pushed:
                     continue
                 server = domain_of(jid)
-                if server in self._refusing or not self._privileges.roster_set(server):
+                if server in self._refusing:
+                    if self._api is None:
+                        continue
+                elif not self._privileges.roster_set(server):
                     continue
                 try:
-                    await self._push(jid, wanted)
+                    await self._push(jid, wanted, via_api=server in self._refusing)
                 except IqError as exc:
                     condition = str(exc.iq["error"]["condition"])
-                    if condition in REFUSED_SET:
-                        self._refused(server, condition)
-                    else:
+                    if condition not in REFUSED_SET:
                         failed[condition] = failed.get(condition, 0) + 1
+                        continue
+                    self._refused(server, condition)
+                    if self._api is None:
+                        continue
+                    try:
+                        await self._push(jid, wanted, via_api=True)
+                    except RosterApiError as api_exc:
+                        failed[str(api_exc)] = failed.get(str(api_exc), 0) + 1
+                        continue
+                except RosterApiError as exc:
+                    failed[str(exc)] = failed.get(str(exc), 0) + 1
                     continue
                 except IqTimeout:
                     failed["timeout"] = failed.get("timeout", 0) + 1
@@ -161,18 +178,31 @@ class RosterSync:
 
     def _refused(self, server: str, condition: str) -> None:
         self._refusing.add(server)
+        if self._api is not None:
+            log.warning(
+                "server refuses roster sets from the gateway although it grants them; "
+                "writing its rosters through ejabberd's HTTP API instead",
+                extra={"server": server, "condition": condition},
+            )
+            return
         log.warning(
             "server refuses roster sets from the gateway although it grants them; "
             "the directory is not pushed into rosters on it",
             extra={
                 "server": server,
                 "condition": condition,
-                "fallback": "ejabberd 23.01: mod_shared_roster groups per ward, or ejabberd "
-                "24.x; the directory search (XEP-0055) still finds colleagues",
+                "fallback": "set directory.ejabberd_api_url and allow get_roster, "
+                "add_rosteritem, delete_rosteritem in api_permissions; the directory "
+                "search (XEP-0055) still finds colleagues",
             },
         )
 
-    async def _push(self, jid: str, wanted: dict[str, str]) -> None:
+    async def _push(self, jid: str, wanted: dict[str, str], *, via_api: bool = False) -> None:
+        if via_api and self._api is not None:
+            current_api = await self._api.fetch(jid)
+            for item in plan(current_api, wanted, self._group):
+                await self._api.write(jid, item)
+            return
         grant = self._privileges.grant(domain_of(jid))
         if grant is not None and grant.roster_get:
             current = await self._fetch(jid)
