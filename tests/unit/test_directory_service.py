@@ -202,3 +202,14 @@ async def test_the_periodic_sync_applies_reads_and_refuses_a_truncated_one(
     assert first is not None and len(first.diff.added) == 4
     assert await sync.run_once() is None  # 3 of 4 would leave: refused, logged
     assert len(await directory.snapshot()) == 4
+
+
+async def test_a_member_through_a_group_is_not_removed_by_hand(
+    directory: DirectoryService, threads: ThreadService
+) -> None:
+    await directory.apply(csv(TWO_WARDS), actor="test", source="csv")
+    await threads.create("a", "A", ["carol@hospital.test"], groups=["ward-a"])
+    with pytest.raises(InvalidThread, match="through its group"):
+        await threads.remove_member("a", "alice@hospital.test")
+    await threads.remove_member("a", "carol@hospital.test")  # added by hand: removable
+    assert await members(threads, "a") == {"alice@hospital.test", "bob@hospital.test"}

@@ -19,7 +19,7 @@ from xmpp_clinic.directory.model import InvalidGroup, check_group
 from xmpp_clinic.limits import MAX_TITLE_CHARS
 from xmpp_clinic.store import Store, StoreConflict
 from xmpp_clinic.store.changes import bump
-from xmpp_clinic.store.models.directory import ThreadBinding
+from xmpp_clinic.store.models.directory import BoundMember, ThreadBinding
 from xmpp_clinic.store.models.threads import Member, Thread
 from xmpp_clinic.threads.binding import bindings_of, reconcile_all
 from xmpp_clinic.threads.events import UNKNOWN_ACTOR, ThreadEvent, record
@@ -215,13 +215,28 @@ class ThreadService:
             ) from None
 
     async def remove_member(self, name: str, jid: str, *, actor: str = UNKNOWN_ACTOR) -> None:
-        """Remove a member; a running gateway kicks them and closes their history (IV.2)."""
+        """Remove a member; a running gateway kicks them and closes their history (IV.2).
+
+        A member who is there through a bound group is refused: the next import would
+        bring them back, so the change belongs in the directory or the binding.
+        """
         jid = check_jid(jid)
         async with self._store.session() as session:
             thread = await _load(session, check_name(name))
             existing = next((m for m in thread.members if m.jid == jid), None)
             if existing is None:
                 raise MemberNotFound(f"{jid} is not a member of {thread.name!r}")
+            bound = await session.scalar(
+                select(BoundMember.id).where(
+                    BoundMember.thread_id == thread.id, BoundMember.jid == jid
+                )
+            )
+            if bound is not None:
+                groups = ", ".join(await bindings_of(session, thread.id))
+                raise InvalidThread(
+                    f"{jid} is a member of {thread.name!r} through its group(s) {groups}; "
+                    "change the directory or unbind the group"
+                )
             thread.members.remove(existing)
             await record(
                 session, actor, ThreadEvent.MEMBER_REMOVED, thread.name, existing.affiliation, jid
