@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 import xml.etree.ElementTree as ET
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -140,41 +141,46 @@ class RosterSync:
             views = [
                 ThreadView(f"{t.name}@{domain}", t.title, t.member_jids) for t in self._threads()
             ]
-            failed: dict[str, int] = {}
+            failed: Counter[str] = Counter()
             for jid in sorted(directory.jids | set(self._pushed)):
                 wanted = entries_for(jid, directory, views)
-                if self._pushed.get(jid, {}) == wanted and jid in self._pushed:
+                if jid in self._pushed and self._pushed[jid] == wanted:
                     continue
-                server = domain_of(jid)
-                if server in self._refusing:
-                    if self._api is None:
-                        continue
-                elif not self._privileges.roster_set(server):
-                    continue
-                try:
-                    await self._push(jid, wanted, via_api=server in self._refusing)
-                except IqError as exc:
-                    condition = str(exc.iq["error"]["condition"])
-                    if condition not in REFUSED_SET:
-                        failed[condition] = failed.get(condition, 0) + 1
-                        continue
-                    self._refused(server, condition)
-                    if self._api is None:
-                        continue
-                    try:
-                        await self._push(jid, wanted, via_api=True)
-                    except RosterApiError as api_exc:
-                        failed[str(api_exc)] = failed.get(str(api_exc), 0) + 1
-                        continue
-                except RosterApiError as exc:
-                    failed[str(exc)] = failed.get(str(exc), 0) + 1
-                    continue
-                except IqTimeout:
-                    failed["timeout"] = failed.get("timeout", 0) + 1
-                    continue
-                self._pushed[jid] = wanted
+                problem = await self._bring_in_line(jid, wanted)
+                if problem is None:
+                    self._pushed[jid] = wanted
+                elif problem:
+                    failed[problem] += 1
             if failed:
-                log.warning("roster push failed for some persons", extra={"errors": failed})
+                log.warning("roster push failed for some persons", extra={"errors": dict(failed)})
+
+    async def _bring_in_line(self, jid: str, wanted: dict[str, str]) -> str | None:
+        """Push one person's group: None when done, "" when skipped, else what failed."""
+        server = domain_of(jid)
+        via_api = server in self._refusing
+        if via_api and self._api is None:
+            return ""
+        if not via_api and not self._privileges.roster_set(server):
+            return ""
+        try:
+            await self._push(jid, wanted, via_api=via_api)
+            return None
+        except IqError as exc:
+            condition = str(exc.iq["error"]["condition"])
+            if condition not in REFUSED_SET:
+                return condition
+            self._refused(server, condition)
+        except IqTimeout:
+            return "timeout"
+        except RosterApiError as exc:
+            return str(exc)
+        if self._api is None:
+            return ""
+        try:  # the server refused the roster set: once more through its HTTP API
+            await self._push(jid, wanted, via_api=True)
+            return None
+        except RosterApiError as exc:
+            return str(exc)
 
     def _refused(self, server: str, condition: str) -> None:
         self._refusing.add(server)
