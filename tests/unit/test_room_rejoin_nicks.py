@@ -245,3 +245,22 @@ class TestNickRules(ThreadStanzaTest):
             f'<presence from="{CAROL}/pc" to="{WARD}/Alicia"><x xmlns="{MUC}"/></presence>'
         )
         self.send(presence("Alice", f"{CAROL}/pc", f"{ALICE}/phone"))
+
+
+class TestReservedNick(ThreadStanzaTest):
+    def test_a_member_can_discover_the_nick_bound_to_them(self) -> None:
+        self.join(f"{ALICE}/phone", "Alice")
+        self.recv_settled(
+            f'<iq type="get" id="r1" from="{ALICE}/laptop" to="{WARD}"><query xmlns="http://jabber.org/protocol/disco#info" node="x-roomuser-item"/></iq>'
+        )
+        self.send(
+            f'<iq type="result" id="r1" from="{WARD}" to="{ALICE}/laptop"><query xmlns="http://jabber.org/protocol/disco#info" node="x-roomuser-item"><identity category="conference" type="text" name="Alice"/></query></iq>'
+        )
+
+    def test_a_member_without_a_bound_nick_gets_no_identity(self) -> None:
+        self.recv_settled(
+            f'<iq type="get" id="r2" from="{BOB}/pc" to="{WARD}"><query xmlns="http://jabber.org/protocol/disco#info" node="x-roomuser-item"/></iq>'
+        )
+        self.send(
+            f'<iq type="result" id="r2" from="{WARD}" to="{BOB}/pc"><query xmlns="http://jabber.org/protocol/disco#info" node="x-roomuser-item"/></iq>'
+        )

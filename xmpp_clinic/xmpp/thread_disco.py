@@ -37,6 +37,7 @@ THREAD_FEATURES = (
     ns.PING,
 )
 ROOMINFO = f"{ns.MUC}#roominfo"
+RESERVED_NICK = "x-roomuser-item"  # XEP-0045 7.12: "what is my nick here?"
 
 
 class ThreadDisco:
@@ -66,6 +67,8 @@ class ThreadDisco:
         if jid is None or not jid.user or jid.domain != self.host.domain:
             return self._static_info(jid, node, ifrom, data)
         thread = await self._allowed(jid, ifrom)
+        if node == RESERVED_NICK and ifrom is not None:
+            return self._reserved_nick(thread, ifrom.bare)
         if node:
             raise XMPPError("item-not-found", etype="cancel")
         info = DiscoInfo()
@@ -73,6 +76,19 @@ class ThreadDisco:
         for feature in THREAD_FEATURES:
             info.add_feature(feature)
         info.append(self._roominfo(thread))
+        return info
+
+    def _reserved_nick(self, thread: ThreadInfo, bare: str) -> DiscoInfo:
+        """The nick bound to ``bare`` in this thread (XEP-0045 7.12), if one is.
+
+        A nick stays bound to the person who used it (issue 8.6), so this is the nick
+        their clients should join with; with none bound, no identity (any free nick).
+        """
+        info = DiscoInfo()
+        info["node"] = RESERVED_NICK
+        nick = self.host.room(thread.name).bindings().get(bare)
+        if nick:
+            info.add_identity("conference", "text", name=nick)
         return info
 
     def _roominfo(self, thread: ThreadInfo) -> Form:
