@@ -7,6 +7,8 @@ test sends one such stanza and checks the answer, then that the component still 
 
 from __future__ import annotations
 
+from unittest import mock
+
 from tests.unit.threads_stanza_base import ALICE, COMPONENT, WARD, ThreadStanzaTest
 
 MUC = "http://jabber.org/protocol/muc"
@@ -96,5 +98,13 @@ class TestUnparsableAddresses(ThreadStanzaTest):
             f'<message type="error" from="{ALICE}/{SYRINGE}" to="{WARD}"><error type="cancel"/></message>'
         )
         self.recv_settled(f'<iq type="result" id="r1" from="{ALICE}/{SYRINGE}" to="{WARD}"/>')
+        self.send(None)
+        self.still_answers()
+
+    def test_a_bug_in_the_address_check_drops_one_stanza_not_the_link(self) -> None:
+        with mock.patch("xmpp_clinic.xmpp.addresses.refusal", side_effect=RuntimeError("bug")):
+            self.recv_settled(
+                f'<presence from="{ALICE}/phone" to="{WARD}/Alice"><x xmlns="{MUC}"/></presence>'
+            )
         self.send(None)
         self.still_answers()

@@ -97,7 +97,18 @@ class AddressGuard:
         self.xmpp.add_filter("in", self.check)
 
     def check(self, stanza: StanzaBase) -> StanzaBase | None:
-        """The stanza itself if both addresses parse; else None (answered or dropped)."""
+        """The stanza itself if both addresses parse; else None (answered or dropped).
+
+        Runs inside the stream reader: nothing may raise out of it. A bug here drops the
+        stanza (fail closed) and is logged; the link stays up.
+        """
+        try:
+            return self._check(stanza)
+        except Exception:
+            log.exception("address check failed; stanza dropped")
+            return None
+
+    def _check(self, stanza: StanzaBase) -> StanzaBase | None:
         xml = stanza.xml
         found = refusal(xml, self.domain)
         if found is None:

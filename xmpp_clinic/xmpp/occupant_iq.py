@@ -173,7 +173,18 @@ class OccupantIq:
         self.host.xmpp.add_filter("in", self.check)
 
     def check(self, stanza: StanzaBase) -> StanzaBase | None:
-        """None for the IQs handled here; every other stanza goes on unchanged."""
+        """None for the IQs handled here; every other stanza goes on unchanged.
+
+        An incoming filter runs inside the stream reader: nothing may raise out of it
+        (I.12). A bug here drops the IQ and is logged; the link stays up.
+        """
+        try:
+            return self._check(stanza)
+        except Exception:
+            log.exception("occupant query not handled; dropped")
+            return None
+
+    def _check(self, stanza: StanzaBase) -> StanzaBase | None:
         xml = stanza.xml
         if _local(xml.tag) != "iq":
             return stanza
