@@ -92,3 +92,12 @@ class TestRestart(ThreadStanzaTest):
         )
         sent = self.expect_error(f"{ALICE}/phone", WARD, "not-acceptable", "m1")
         assert sent.get("type") == "error"
+
+    def test_rows_of_a_thread_deleted_meanwhile_are_forgotten(self) -> None:
+        assert self.host.journal is not None
+        self.host.journal.changed("gone", ThreadRows({f"{ALICE}/phone": "Alice"}, {ALICE: "Alice"}))
+        self.settle()
+        self.run_coro(self.host.restore())
+        self.settle()
+        self.send(None)
+        assert "gone" not in self.run_coro(self.host.journal.load())

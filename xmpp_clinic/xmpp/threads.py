@@ -21,7 +21,7 @@ from slixmpp import JID, ComponentXMPP
 
 from xmpp_clinic import namespaces as ns
 from xmpp_clinic.config import Settings
-from xmpp_clinic.nicks import NickProblem, prepare
+from xmpp_clinic.nicks import NickProblem, prepare, warm_up
 from xmpp_clinic.store import Store, StoreUnavailable
 from xmpp_clinic.threads import (
     MemberInfo,
@@ -113,6 +113,7 @@ class ThreadHost:
 
     async def load(self) -> None:
         """Load the thread snapshot at start (nobody is present yet: nothing to announce)."""
+        warm_up()  # the nick lookalike tables, before the first join waits for them
         started = self._clock()
         self.book = ThreadBook(await self.service.list())
         self._checked(started)
@@ -271,7 +272,8 @@ class ThreadHost:
             return
         for name, rows in (await self.journal.load()).items():
             thread = self.book.get(name)
-            if thread is None:
+            if thread is None:  # deleted since: its rows go
+                self.journal.changed(name, ThreadRows())
                 continue
             room = self.room(name)
             for bare, shown in rows.bindings.items():
