@@ -191,3 +191,44 @@ async def test_after_kill_9_the_sessions_that_were_joined_are_told_to_rejoin(
         if first.poll() is None:
             first.kill()
         await a.close()
+
+
+@pytest.mark.requirement("IV.2")
+async def test_a_lookalike_of_a_present_nick_is_refused(
+    gateway_factory: Callable[..., Awaitable[GatewayHandle]],
+    make_users: Callable[..., list[str]],
+) -> None:
+    _handle, thread, alice, bob = await thread_with(gateway_factory, make_users)
+    try:
+        room = f"{thread}/\u0410lice"  # a Cyrillic capital A
+        mark = len(bob.stanzas)
+        bob.send_raw(f"<presence to={attr(room)}><x xmlns='{ns.MUC}'/></presence>")
+        answer = await seen(bob, mark, lambda s: s.get("type") == "error")
+        assert answer.get("from") == room
+        assert answer.find(f"{{{ns.CLIENT}}}error/{{{ns.STANZAS}}}conflict") is not None
+    finally:
+        await alice.close()
+        await bob.close()
+
+
+@pytest.mark.requirement("II.1")
+async def test_status_text_in_a_presence_never_reaches_other_members(
+    gateway_factory: Callable[..., Awaitable[GatewayHandle]],
+    make_users: Callable[..., list[str]],
+) -> None:
+    _handle, thread, alice, bob = await thread_with(gateway_factory, make_users)
+    marker = "MARKER-bed-12-K-6-1"
+    try:
+        mark = len(bob.stanzas)
+        alice.send_raw(
+            f"<presence to={attr(f'{thread}/Alice')}><show>away</show>"
+            f"<status>{marker}</status><x xmlns='jabber:x:oob'><url>https://{marker}</url></x>"
+            "</presence>"
+        )
+        update = await seen(bob, mark, lambda s: s.get("from") == f"{thread}/Alice")
+        assert update.findtext(f"{{{ns.CLIENT}}}show") == "away"
+        await asyncio.sleep(0.5)
+        assert marker not in bob.text_received()
+    finally:
+        await alice.close()
+        await bob.close()
