@@ -120,12 +120,18 @@ class Meter:
 
 
 async def bench(
-    server: DevServer, count: int, window: int, quiet: float, batch: int, workdir: Path
+    server: DevServer,
+    count: int,
+    window: int,
+    quiet: float,
+    batch: int,
+    rest: float,
+    workdir: Path,
 ) -> None:
     users = server.register_many({f"bench{i}": PASSWORD for i in range(MEMBERS)})
     config = write_gateway_config(
         server, workdir, logging={"level": "WARNING"}, policy={"device_approval": "all"},
-        retention={"purge_interval_minutes": 10080, "purge_batch": batch},
+        retention={"purge_interval_minutes": 10080, "purge_batch": batch, "purge_rest": rest},
     )  # fmt: skip
     env = {**os.environ, "XMPP_CLINIC_CONFIG": str(config)}
     cli = [sys.executable, "-m", "xmpp_clinic"]
@@ -177,7 +183,7 @@ async def bench(
         verify = subprocess.run([*cli, "audit", "verify"], env=env, capture_output=True,
                                 text=True)  # fmt: skip
         print(f"\n{server.kind}: {MEMBERS} members, window {window}, purge of {count} messages "
-              f"in batches of {batch}")  # fmt: skip
+              f"in batches of {batch}, rest {rest}")  # fmt: skip
         print(f"purge: {output.decode().splitlines()[0]} in {purge_seconds:.1f} s "
               f"({count / purge_seconds:,.0f} msg/s), exit {purge.returncode}")  # fmt: skip
         print(f"audit verify after: exit {verify.returncode}")
@@ -201,6 +207,7 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=20, help="messages in flight at most")
     parser.add_argument("--quiet", type=float, default=10.0, help="seconds without purge first")
     parser.add_argument("--batch", type=int, default=2000, help="retention.purge_batch")
+    parser.add_argument("--rest", type=float, default=1.0, help="retention.purge_rest")
     args = parser.parse_args()
     kind: ServerKind = args.server
     with tempfile.TemporaryDirectory(prefix=f"bench-purge-{kind}-") as tmp:
@@ -208,7 +215,9 @@ def main() -> None:
         try:
             workdir = Path(tmp) / "gateway"
             workdir.mkdir()
-            asyncio.run(bench(server, args.seed, args.window, args.quiet, args.batch, workdir))
+            asyncio.run(
+                bench(server, args.seed, args.window, args.quiet, args.batch, args.rest, workdir)
+            )
         finally:
             server.stop()
 

@@ -9,6 +9,8 @@ never wait behind a long delete (bench/README.md).
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -81,17 +83,21 @@ async def purge_through(
     *,
     batch: int,
     progress: Progress | None = None,
+    rest: float = 0.0,
 ) -> PurgedRange | None:
     """Delete a thread's messages up to seq ``through`` in batches; None if none were left.
 
     Every batch moves the anchor in the same transaction as its delete, so an interrupted
-    purge leaves a chain that verifies and the next run continues where it stopped.
+    purge leaves a chain that verifies and the next run continues where it stopped. After
+    each batch the purge rests ``rest`` times as long as the batch took: the store's write
+    lock is then free for the relay's appends for that share of the time (bench/purge.py).
     """
     first: int | None = None
     total = 0
     digest = b""
     last = 0
     while True:
+        began = time.monotonic()
         async with store.session() as session:
             start, _ = await anchor(session, thread_id)
             upto = min(through, start + batch)
@@ -118,6 +124,8 @@ async def purge_through(
         total, last, digest = total + count, row[0], row[1]
         if progress is not None:
             progress(count)
+        if rest > 0:
+            await asyncio.sleep(rest * (time.monotonic() - began))
     if first is None:
         return None
     return PurgedRange(thread_id, first, last, total, digest)

@@ -141,6 +141,7 @@ class Purger:
             purged = await purge_through(
                 self._store, due.thread_id, through,
                 batch=self._settings.purge_batch, progress=progress,
+                rest=self._settings.purge_rest,
             )  # fmt: skip
             if purged is not None:
                 outcome.ranges.append(purged)

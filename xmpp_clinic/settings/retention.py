@@ -43,6 +43,8 @@ class RetentionSettings(Section):
     purge_interval_minutes: Annotated[int, Field(ge=1, le=10080)] = 15
     # Rows deleted per transaction: small enough that relaying never waits long (I.12).
     purge_batch: Annotated[int, Field(ge=10, le=100000)] = 2000
+    # After each batch, rest this many times as long as the batch took (0: no rest).
+    purge_rest: Annotated[float, Field(ge=0, le=20)] = 1.0
     # The gateway's Ed25519 key that signs deletion receipts (created 0600 on first use).
     receipt_key_file: FilePath = Path("receipt-key.pem")
     # Receipts are also written here, apart from the store: a restore re-applies them.
