@@ -106,7 +106,7 @@ class TestSessionsAreFreed(SessionTest):
 
     def test_a_session_whose_step_failed_is_gone(self) -> None:
         session = self.start_session()
-        with mock.patch.object(self.registry, "approve", side_effect=RuntimeError("bug")):
+        with mock.patch.object(self.registry, "approve_each", side_effect=RuntimeError("bug")):
             self.recv_settled(
                 step("devices-approve", session, "complete", {"jid": BOB, "device_id": "12"})
             )

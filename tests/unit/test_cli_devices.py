@@ -246,6 +246,17 @@ def test_a_device_id_out_of_range_is_bad_usage(config: Path, device_id: str) -> 
 
 
 @pytest.mark.requirement("I.4", "I.5", "III.3")
+@pytest.mark.parametrize("verb", ["approve", "revoke"])
+def test_an_oversized_device_id_is_bad_usage_for_every_verb(seeded: Path, verb: str) -> None:
+    """Issue 8.9: no OverflowError traceback, a sentence naming the range."""
+    args = ["devices", verb, "--config", str(seeded), BOB, "99999999999999999999999"]
+    result = runner.invoke(app, [*args, "--reason", "x"] if verb == "revoke" else args)
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "2147483647" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.requirement("I.4", "I.5", "III.3")
 def test_namespace_takes_the_short_name_or_the_uri(seeded: Path) -> None:
     for namespace in ("omemo2", OMEMO2_NS):
         code, out = cli(seeded, "devices", "show", BOB, "11", "--namespace", namespace)

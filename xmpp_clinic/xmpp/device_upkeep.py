@@ -147,6 +147,8 @@ class DeviceUpkeep:
         ]
 
     async def stop(self) -> None:
+        if self.watch is not None:
+            self.watch.stop()
         tasks = [*self._tasks, *self._arrivals.values()]
         for task in tasks:
             task.cancel()

@@ -78,6 +78,11 @@ class DeviceListWatch:
         self.subscribed.clear()
         self._refusing.clear()
 
+    def stop(self) -> None:
+        """Shutting down: stop waiting for unsubscription answers."""
+        for task in list(self._unsubscribing):
+            task.cancel()
+
     async def watch_many(self, members: Iterable[str]) -> None:
         """Watch exactly ``members``: subscribe the new ones, stop watching the others."""
         wanted = {fast_bare(jid) for jid in members}
