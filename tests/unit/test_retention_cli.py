@@ -131,3 +131,15 @@ def test_erase_person(config: Path) -> None:
     assert cli(config, "audit", "verify")[0] == 0
     code, out = cli(config, "erase", "--person", "not a jid", "--yes")
     assert code == 2
+
+
+def test_purge_of_one_thread_only(config: Path) -> None:
+    seed(config, [10, 0])
+    assert cli(config, "threads", "set-retention", "ward", "--messages", "2m")[0] == 0
+    code, out = cli(config, "purge", "--thread", "ward", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert (data["messages"], data["threads"][0]["thread"]) == (1, "ward")
+    assert data["receipt"]["receipt"]["items"][0]["count"] == 1
+    code, out = cli(config, "purge", "--thread", "nope")
+    assert code == 2 and "no thread named 'nope'" in out
