@@ -17,8 +17,10 @@ provider's session, so neither can bound memory. Here a completed session is fre
 slixmpp stores its last answer, a cancelled or failed one at once, an abandoned one after
 :data:`SESSION_SECONDS`; a person holds at most :data:`SESSIONS_PER_PERSON` open sessions
 and the gateway :data:`SESSIONS_IN_TOTAL`; beyond, a start is refused with
-``resource-constraint`` (wait). Every text field is bounded (:mod:`xmpp_clinic.limits`,
-``forms.check_bounds``) and the error names the limit.
+``resource-constraint`` (wait). A step in a session that has ended (or was dropped by
+``admin.py``) gets ``bad-request`` with ``<bad-sessionid/>`` (XEP-0050 4.6) instead of
+silently starting the command again. Every text field is bounded
+(:mod:`xmpp_clinic.limits`, ``forms.check_bounds``) and the error names the limit.
 """
 
 from __future__ import annotations
