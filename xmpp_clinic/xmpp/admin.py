@@ -8,7 +8,8 @@ slixmpp's xep_0050 finds a continued session by its id alone and gives the next 
 access to the requesting stanza, so :meth:`CommandAccess.guard` listens to the
 synchronous "command" event (which runs before xep_0050 handles the stanza) and drops a
 session that someone other than the person who started it tries to continue; xep_0050
-then treats the stanza as a fresh start, which the command's own check refuses.
+then treats the stanza as a fresh start, which the command refuses (``forbidden`` for
+who may not run it, else ``bad-sessionid``: see ``adhoc.py``).
 """
 
 from __future__ import annotations
