@@ -72,6 +72,16 @@ async def populate(store: Store) -> int:
         session.add(DeviceRecord(jid=ALICE, namespace="omemo", device_id=7, state="approved"))
         session.add(DeviceNoticeRecord(jid=ALICE, text=f"device 7 of {ALICE} approved"))
     await AuditLog(store).record(AuditEvent(f"xmpp:{ALICE}", "device.approved", "ok", ALICE))
+    async with store.session() as session:  # rows other rooms keep by thread name and JID
+        await session.execute(
+            text("INSERT INTO thread_nicks (thread, jid, nick) VALUES ('ward', :j, 'Al')"),
+            {"j": ALICE},
+        )
+        await session.execute(
+            text("INSERT INTO thread_occupants (thread, jid, nick, since) "
+                 "VALUES ('ward', :j, 'Al', '2026-11-30 10:00:00')"),
+            {"j": f"{ALICE}/phone"},
+        )  # fmt: skip
     return ward.id
 
 
@@ -86,7 +96,7 @@ async def test_erased_person_is_named_only_by_receipt_and_event(
     events = await AuditLog(store).events(subject=ALICE)
     assert [e.action for e in events] == ["person.erased"]
     assert erasure.receipt.body["items"][0]["deleted"] == {
-        "memberships": 2, "devices": 1, "notices": 1,
+        "memberships": 2, "devices": 1, "notices": 1, "thread_nicks": 1, "thread_occupants": 1,
     }  # fmt: skip
 
 

@@ -22,7 +22,7 @@ from xmpp_clinic.archive import audit
 from xmpp_clinic.archive.purge import purge_through
 from xmpp_clinic.archive.rewrite import rewrite_thread, threads_naming
 from xmpp_clinic.retention.receipts import ReceiptBook, SignedReceipt
-from xmpp_clinic.retention.scrub import scrub_tables, scrubber
+from xmpp_clinic.retention.scrub import delete_keyed, scrub_tables, scrubber
 from xmpp_clinic.retention.server_mam import ServerArchive, ServerRequest
 from xmpp_clinic.store import Store
 from xmpp_clinic.store.changes import bump
@@ -114,10 +114,11 @@ class Eraser:
                 delete(ArchivedMessage).where(ArchivedMessage.thread_id == thread_id)
             )
             await session.execute(delete(Thread).where(Thread.id == thread_id))
+            keyed = await delete_keyed(session, "thread", name, _OWN_RULES)
             rewritten = await audit.rewrite(session, scrub)
             others = await scrub_tables(session, name, scrub, _OWN_RULES)
             items: list[dict[str, Any]] = [
-                {"what": "thread", "thread": name, "members_removed": members},
+                {"what": "thread", "thread": name, "members_removed": members, "rows": keyed},
                 {"what": "messages", "thread": name,
                  **(purged.as_json() if purged else {"count": 0}),
                  "late_messages": int(late.rowcount)},  # type: ignore[attr-defined]
@@ -156,12 +157,14 @@ class Eraser:
                         {"thread_id": thread_id, "messages": list(changed.seqs),
                          "old_head": changed.old_head, "new_head": changed.new_head}
                     )  # fmt: skip
+            keyed = await delete_keyed(session, "jid", jid, _OWN_RULES)
             rewritten = await audit.rewrite(session, scrub)
             others = await scrub_tables(session, jid, scrub, _OWN_RULES)
             counts = {
                 "memberships": int(memberships.rowcount),  # type: ignore[attr-defined]
                 "devices": int(devices.rowcount),  # type: ignore[attr-defined]
                 "notices": int(notices.rowcount),  # type: ignore[attr-defined]
+                **keyed,
             }
             items: list[dict[str, Any]] = [
                 {"what": "person", "person": jid, "pseudonym": pseudonym, "deleted": counts},

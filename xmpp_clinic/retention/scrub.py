@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection
 
-from sqlalchemy import String, Table, Text, select, update
+from sqlalchemy import String, Table, Text, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xmpp_clinic.store.base import Base
@@ -30,9 +30,13 @@ def scrubber(name: str, pseudonym: str) -> Scrub:
     return lambda text: pattern.sub(pseudonym, text) if text else text
 
 
+def _escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def like(name: str) -> str:
-    escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+    """A LIKE pattern (escape character backslash) for text containing ``name``."""
+    return f"%{_escaped(name)}%"
 
 
 def _text_columns(table: Table) -> list[str]:
@@ -72,6 +76,31 @@ async def scrub_tables(
             if count:
                 changed[f"{table.name}.{column}"] = count
     return changed
+
+
+async def delete_keyed(
+    session: AsyncSession, column: str, value: str, skip: Collection[str]
+) -> dict[str, int]:
+    """Delete rows whose ``column`` (by that name, in any table not in ``skip``) is ``value``
+    or, for a JID, one of its full JIDs (``value/resource``).
+
+    The convention the rooms follow: a ``jid`` column holds the person a row is about, a
+    ``thread`` column the thread's name. Such rows exist only for their subject, so they
+    go; other mentions are pseudonymised by :func:`scrub_tables`.
+    """
+    removed: dict[str, int] = {}
+    for table in Base.metadata.sorted_tables:
+        if table.name in skip or column not in table.c:
+            continue
+        col = table.c[column]
+        if not isinstance(col.type, String | Text):
+            continue
+        found = await session.execute(
+            delete(table).where((col == value) | col.like(_escaped(value) + "/%", escape="\\"))
+        )
+        if found.rowcount:  # type: ignore[attr-defined]
+            removed[table.name] = int(found.rowcount)  # type: ignore[attr-defined]
+    return removed
 
 
 async def rows_naming(session: AsyncSession, name: str) -> dict[str, int]:
