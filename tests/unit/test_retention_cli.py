@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tomllib
 from datetime import timedelta
 from pathlib import Path
 
@@ -143,3 +144,26 @@ def test_purge_of_one_thread_only(config: Path) -> None:
     assert data["receipt"]["receipt"]["items"][0]["count"] == 1
     code, out = cli(config, "purge", "--thread", "nope")
     assert code == 2 and "no thread named 'nope'" in out
+
+
+@pytest.mark.parametrize(
+    ("section", "values", "key"),
+    [
+        ("backup", {"recipients": ["ABCD1234"]}, "backup.recipients"),
+        ("retention", {"purge_interval_minutes": 0}, "retention.purge_interval_minutes"),
+        ("retention", {"server_archive": "openfire"}, "retention.server_archive"),
+        ("retention", {"purge_batch": "2000"}, "retention.purge_batch"),
+    ],
+)
+def test_bad_retention_keys_are_named(
+    tmp_path: Path, section: str, values: dict[str, object], key: str
+) -> None:
+    """I.12: a wrong [retention] or [backup] key is bad config naming the key (exit 2)."""
+    import tomli_w
+
+    path = write_config(tmp_path)
+    data = tomllib.loads(path.read_text())
+    data[section] = values
+    path.write_text(tomli_w.dumps(data))
+    code, out = cli(path, "purge", "--dry-run")
+    assert code == 2 and key in out, out
