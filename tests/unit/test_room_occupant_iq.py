@@ -154,3 +154,16 @@ class TestOccupantIq(ThreadStanzaTest):
             f'<iq type="get" id="s1" from="{ALICE}/phone" to="{WARD}/Alice"><ping xmlns="urn:xmpp:ping"/></iq>'
         )
         self.send(f'<iq type="result" id="s1" from="{WARD}/Alice" to="{ALICE}/phone"/>')
+
+    def test_too_many_queries_waiting_are_refused_with_resource_constraint(self) -> None:
+        with mock.patch("xmpp_clinic.xmpp.occupant_iq.MAX_PER_ASKER", 1):
+            self.recv_settled(
+                f'<iq type="get" id="w1" from="{ALICE}/phone" to="{WARD}/Bob"><query xmlns="{VERSION}"/></iq>'
+            )
+            self.next_sent()  # forwarded to Bob, who does not answer yet
+            self.recv_settled(
+                f'<iq type="get" id="w2" from="{ALICE}/phone" to="{WARD}/Bob"><query xmlns="{VERSION}"/></iq>'
+            )
+        self.send(
+            f'<iq type="error" id="w2" from="{WARD}/Bob" to="{ALICE}/phone"><error type="wait"><resource-constraint xmlns="{STANZAS}"/><text xmlns="{STANZAS}">Too many queries waiting.</text></error></iq>'
+        )
