@@ -4,8 +4,11 @@ Threads are hosted by the gateway itself at ``<name>@<component>`` and behave as
 persistent, members-only, non-anonymous, hidden MUC rooms, which is what stock OMEMO
 clients require before they encrypt in a room. Membership comes from the store (a
 :class:`ThreadBook` snapshot reloaded on every "threads" change); who is present lives
-in memory (:class:`Room`). Relay, MAM, member lists and discovery are sibling modules
-that share this host.
+in memory (:class:`Room`) and is written down in batches (:mod:`occupant_journal`) so a
+restart after kill -9 can tell those sessions to rejoin. Presence to a thread (joins,
+re-joins, nick changes) is handled by :mod:`joins`; stanzas with addresses slixmpp cannot
+parse never get this far (:mod:`addresses`). Relay, MAM, member lists and discovery are
+sibling modules that share this host.
 """
 
 from __future__ import annotations
