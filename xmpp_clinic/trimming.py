@@ -131,6 +131,12 @@ class SplitStanza:
     tail: str  # everything after them
     legacy: tuple[tuple[int | None, str], ...] = ()  # (rid, <key>) in order
     groups: dict[str, tuple[_Group, ...]] = field(default_factory=dict)  # OMEMO 2, by JID
+    every: str = ""  # every key part, in order: the whole message is head + every + tail
+
+    @property
+    def whole(self) -> str:
+        """The message with every key (for the archive): no second serialisation."""
+        return f"{self.head}{self.every}{self.tail}"
 
     def for_member(self, member: str, ids: Collection[int]) -> str:
         """The serialised copy for ``member`` (bare, normalised) reading with ``ids``."""
@@ -205,10 +211,14 @@ def split(message: ET.Element, outer: str) -> SplitStanza | None:
         header[:] = original
     if namespace == LEGACY_NS:
         legacy = tuple(_key_text(key, namespace) for key in parts)
-        return SplitStanza(namespace, head, tail, legacy=legacy)
+        every = "".join(text for _rid, text in legacy)
+        return SplitStanza(namespace, head, tail, legacy=legacy, every=every)
     groups: dict[str, tuple[_Group, ...]] = {}
+    texts: list[str] = []
     for part in parts:
+        group = _group(part)
+        texts += (group.open, *(text for _rid, text in group.keys), group.close)
         jid = jid_or_none(part.get("jid"))
         if jid is not None:
-            groups[jid] = (*groups.get(jid, ()), _group(part))
-    return SplitStanza(namespace, head, tail, groups=groups)
+            groups[jid] = (*groups.get(jid, ()), group)
+    return SplitStanza(namespace, head, tail, groups=groups, every="".join(texts))

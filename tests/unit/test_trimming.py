@@ -139,6 +139,7 @@ def test_the_split_text_is_what_the_relay_would_serialise() -> None:
         cut = split(root, C)
         assert cut is not None
         everyone = set().union(*DEVICES.values()) | {22, 99}
+        assert cut.whole == ms.serialise(root)  # what the archive keeps
         if cut.namespace == LEGACY:
             assert cut.for_member(ALICE, everyone) == ms.serialise(root)
 

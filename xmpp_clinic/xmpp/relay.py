@@ -43,7 +43,7 @@ from xmpp_clinic.policy.verdict import (
 )
 from xmpp_clinic.store import StoreUnavailable
 from xmpp_clinic.threads import ThreadInfo
-from xmpp_clinic.trimming import DeviceSource, split
+from xmpp_clinic.trimming import DeviceSource, SplitStanza, split
 from xmpp_clinic.xmpp import muc_stanzas as ms
 from xmpp_clinic.xmpp.occupants import Occupant
 from xmpp_clinic.xmpp.routing import ToThread, handle
@@ -256,8 +256,9 @@ class Relay:
         root.extend(copy.deepcopy(c) for c in source if not _strip(c))
         root.append(ms.element("stanza-id", ns.SID, id=stanza_id, by=thread_jid))
         root.append(ms.occupant_id(occupant.occupant_id))
-        serialised = ms.serialise(root)
-        copies = await self._copies(msg, root, serialised)
+        cut = split(root, ns.COMPONENT) if self.devices is not None else None
+        serialised = cut.whole if cut is not None else ms.serialise(root)
+        copies = await self._copies(msg, cut, serialised)
         if copies is None:
             return False
         record = NewMessage(
@@ -290,7 +291,7 @@ class Relay:
         return True
 
     async def _copies(
-        self, msg: Message, root: ET.Element, serialised: str
+        self, msg: Message, cut: SplitStanza | None, serialised: str
     ) -> Callable[[str], str] | None:
         """Member (bare JID) -> that member's serialised copy; None after refusing.
 
@@ -298,7 +299,6 @@ class Relay:
         The snapshot is the policy's own cached one, read before archiving: a message
         whose copies cannot be built is not archived either (fail closed, I.12).
         """
-        cut = split(root, ns.COMPONENT) if self.devices is not None else None
         if cut is None or self.devices is None:
             return lambda _member: serialised
         try:
