@@ -11,6 +11,10 @@ from xmpp_clinic import __version__
 from xmpp_clinic.archive.audit import AuditLog
 from xmpp_clinic.archive.messages import MessageArchive
 from xmpp_clinic.config import Settings
+from xmpp_clinic.directory.ejabberd_roster import EjabberdRosterApi
+from xmpp_clinic.directory.ldap import read_ldap
+from xmpp_clinic.directory.service import DirectoryService
+from xmpp_clinic.directory.sync import DirectorySync
 from xmpp_clinic.policy.pipeline import Pipeline
 from xmpp_clinic.policy.verdict import MessagePolicy
 from xmpp_clinic.registry.service import DeviceRegistry
@@ -28,7 +32,10 @@ from xmpp_clinic.xmpp.device_upkeep import DeviceUpkeep
 from xmpp_clinic.xmpp.mam import ThreadArchive
 from xmpp_clinic.xmpp.muc_admin import MemberLists
 from xmpp_clinic.xmpp.pep import ComponentPep, DeviceDiscovery
+from xmpp_clinic.xmpp.privilege import Privileges
 from xmpp_clinic.xmpp.relay import Relay
+from xmpp_clinic.xmpp.roster_sync import RosterSync
+from xmpp_clinic.xmpp.search import DirectorySearch
 from xmpp_clinic.xmpp.selfping import SelfPing
 from xmpp_clinic.xmpp.thread_disco import ThreadDisco
 from xmpp_clinic.xmpp.threads import ThreadHost
@@ -53,7 +60,11 @@ class Gateway:
         self.store = Store(settings.store.url)
         self.component = ClinicComponent(settings)
         self.changes = ChangeWatcher(self.store)
-        self.threads = ThreadService(self.store, user_domains=settings.xmpp.user_domains)
+        self.threads = ThreadService(
+            self.store,
+            user_domains=settings.xmpp.user_domains,
+            directory=settings.directory is not None,
+        )
         self.archive = MessageArchive(self.store)
         self.audit_log = AuditLog(self.store)
         self.registry = DeviceRegistry(self.store, settings.policy)
@@ -100,7 +111,47 @@ class Gateway:
             part.attach()
         device_commands.attach(self.component, self.registry)
         self.component.add_shutdown_hook(self.thread_host.shutdown)
+        self.directory_sync = self._attach_directory()
         self._poller: asyncio.Task[None] | None = None
+
+    def _attach_directory(self) -> DirectorySync | None:
+        """With ``[directory]``: roster push, search and the periodic LDAP sync (IV.2, I.3).
+
+        Without it the gateway runs in the small deployment mode: members typed in by
+        hand, nothing pushed to rosters, no search.
+        """
+        ds = self.settings.directory
+        if ds is None:
+            return None
+        directory = DirectoryService(
+            self.store, max_removal_share=ds.max_removal_share, registry=self.registry
+        )
+        privileges = Privileges(self.component, user_domains=self.settings.xmpp.user_domains)
+        api = EjabberdRosterApi(ds.ejabberd_api_url) if ds.ejabberd_api_url else None
+        rosters = RosterSync(
+            self.component,
+            privileges,
+            directory.snapshot,
+            lambda: self.thread_host.book,
+            group=ds.roster_group,
+            api=api,
+        )
+        privileges.attach()
+        rosters.attach()
+        DirectorySearch(self.component, directory.snapshot).attach()
+        self.changes.on_change("directory", rosters.changed)
+        self.changes.on_change("threads", rosters.changed)
+        self.component.add_shutdown_hook(rosters.stop)
+        self.component.add_shutdown_hook(privileges.stop)
+        if ds.ldap is None or ds.sync_interval_minutes is None:
+            return None
+        ldap, domains = ds.ldap, frozenset(self.settings.xmpp.user_domains)
+        return DirectorySync(
+            directory,
+            lambda: read_ldap(ldap, domains),
+            interval_seconds=ds.sync_interval_minutes * 60,
+            source=f"ldap:{ldap.url}",
+        )
 
     async def start(self) -> None:
         """Migrate the store, then connect; the store must work before anything is relayed."""
@@ -115,10 +166,14 @@ class Gateway:
         await self.thread_host.load()
         await self.changes.refresh()
         self._poller = asyncio.ensure_future(self._poll_changes())
+        if self.directory_sync is not None:
+            self.directory_sync.start()
         self.devices.start()
         self.component.start()
 
     async def stop(self) -> None:
+        if self.directory_sync is not None:
+            await self.directory_sync.stop()
         if self._poller is not None:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -291,6 +291,11 @@ def weakened_controls(settings: Settings) -> list[str]:
         found.append("policy.device_approval = 'all': every device is approved (demo/tests)")
     if not settings.xmpp.user_domains:
         found.append("xmpp.user_domains is empty: nobody can be made a member (IV.2)")
+    if settings.directory is None:
+        found.append(
+            "no [directory]: small deployment mode; members are typed in by hand and not "
+            "checked against the hospital directory (IV.2)"
+        )
     if not settings.xmpp.admins:
         found.append("xmpp.admins is empty: no IT admin can use the ad-hoc commands")
     return found

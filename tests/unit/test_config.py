@@ -28,6 +28,8 @@ admins = ["it@hospital.test"]
 
 [store]
 url = "sqlite+aiosqlite:///gateway.db"
+
+[directory]
 """
 
 runner = CliRunner()
@@ -234,6 +236,15 @@ def test_check_config_accepts_good_config_without_warnings(config_dir: Path) -> 
     assert code == 0, err
     assert out.startswith("config OK")
     assert err == ""
+
+
+@pytest.mark.requirement("IV.2", "I.12")
+def test_no_directory_is_named_as_the_small_deployment_mode(config_dir: Path) -> None:
+    path = config_dir / "xmpp-clinic.toml"
+    path.write_text(GOOD.replace("[directory]\n", ""))
+    code, _, err = check_config(path)
+    assert code == 0
+    assert "no [directory]: small deployment mode" in err
 
 
 @pytest.mark.requirement("I.12")
