@@ -20,6 +20,7 @@ from xmpp_clinic.policy.verdict import MessagePolicy
 from xmpp_clinic.registry.service import DeviceRegistry
 from xmpp_clinic.report.scheduler import ReportScheduler
 from xmpp_clinic.report.sessions import ClientSessions
+from xmpp_clinic.retention.scheduler import PurgeScheduler
 from xmpp_clinic.store import Store, StoreUnavailable
 from xmpp_clinic.store.changes import ChangeWatcher
 from xmpp_clinic.store.models import GatewayEvent
@@ -86,6 +87,10 @@ class Gateway:
         )
         self.policy: MessagePolicy = self.client_versions.gate(policy or self.pipeline)
         self.reports = ReportScheduler(settings, self.store)
+        # Retention runs inside the gateway on its schedule (I.7, IV.8); an erasure that
+        # re-hashed a chain tells the archive to read its heads again.
+        self.purge = PurgeScheduler(self.store, settings)
+        self.changes.on_change("archive", self.archive.forget_heads)
         self.devices = DeviceUpkeep(
             self.component,
             self.registry,
@@ -169,9 +174,11 @@ class Gateway:
         if self.directory_sync is not None:
             self.directory_sync.start()
         self.devices.start()
+        self.purge.start()
         self.component.start()
 
     async def stop(self) -> None:
+        await self.purge.stop()
         if self.directory_sync is not None:
             await self.directory_sync.stop()
         if self._poller is not None:
