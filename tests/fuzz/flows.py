@@ -236,23 +236,24 @@ async def _start_doomed_gateway(rig: Rig, out: Outcome) -> subprocess.Popen[byte
     return None
 
 
-async def kill_restart(rig: Rig, ctx: Context, out: Outcome) -> None:
+async def kill_restart(rig: Rig, step: KillRestart, out: Outcome) -> None:
     """kill -9 a gateway with occupants, start another: is anyone left out silently?"""
     await rig.stop_gateway()
     proc = await _start_doomed_gateway(rig, out)
     if proc is None:
         await rig.start_gateway()
         return
+    alice = rig.clients["alice"]
     try:
         for name, nick in NICKS.items():
             joined = await rig.join(name, nick)
             out.note(f"{name} joins the gateway about to be killed: {classify(joined, rig.thread)}")
+        await asyncio.sleep(step.settle)
     finally:
+        seen = len(alice.stanzas)
         proc.kill()  # SIGKILL: no 332, nothing flushed
         proc.wait()
     await rig.start_gateway()
-    alice = rig.clients["alice"]
-    seen = len(alice.stanzas)
     encrypted = await rig.omemo("bob", "after the restart", ["alice"])
     xml = f"<message to={attr(rig.thread)} type='groupchat' id='after-kill'>{encrypted}</message>"
     answer = await exchange(rig, rig.clients["bob"], xml, ANSWER_TIMEOUT)
@@ -269,7 +270,9 @@ async def kill_restart(rig: Rig, ctx: Context, out: Outcome) -> None:
         s for s in alice.stanzas[seen:]
         if s.get("from", "").startswith(rig.thread) and s.get("type") in ("unavailable", "error")
     ]  # fmt: skip
-    if not told:
+    if told:
+        out.note(f"alice was told to rejoin: {ET.tostring(told[0], encoding='unicode')[:300]}")
+    else:
         out.problems.append(
             "alice stopped receiving after the restart and was not told to rejoin "
             "(no presence, no error from the thread)"
@@ -293,4 +296,4 @@ async def run_step(rig: Rig, ctx: Context, step: Step, out: Outcome) -> None:
         rig.leave(step.actor, step.nick)
         await asyncio.sleep(0.3)
     elif isinstance(step, KillRestart):
-        await kill_restart(rig, ctx, out)
+        await kill_restart(rig, step, out)

@@ -63,8 +63,9 @@ _WORDS = ("Hans Mueller", "K+ 6.1, bed 12", "bed 12", "please review", "\U0001f6
 #: Text that holds the marker and can never pass as an id, flag, tag or base64.
 hostile_text = st.one_of(
     st.sampled_from(_WORDS).map(lambda words: f"{words} {MARK}"),
+    # A letter first: stripped of outer whitespace, it still has a separator inside.
     st.tuples(st.text(_SAFE, max_size=8), st.sampled_from((" ", ", ", "\n"))).map(
-        lambda pair: f"{pair[0]}{pair[1]}{MARK}"
+        lambda pair: f"x{pair[0]}{pair[1]}{MARK}"
     ),
 )
 

@@ -155,8 +155,11 @@ class Leave:
 
 @dataclass(frozen=True)
 class KillRestart:
-    """kill -9 of a running gateway, a new one started on the same store; then a member
-    who never rejoined must still receive, or be told to rejoin (finding 10)."""
+    """kill -9 of a running gateway ``settle`` seconds after its members joined, a new one
+    started on the same store; then a member who never rejoined must still receive, or
+    be told to rejoin (finding 10)."""
+
+    settle: float = 0.0
 
 
 Step = Send | Command | Flood | CompletedSessions | SameAnswer | Session | Leave | KillRestart
