@@ -41,7 +41,7 @@ from tests.integration.device_policy_helpers import (
     create_thread,
 )
 from xmpp_clinic.clock import utcnow
-from xmpp_clinic.dev.omemo_client import FALLBACK_BODY
+from xmpp_clinic.policy.fallback import FALLBACK_TEXT
 from xmpp_clinic.dev.servers import DevServer
 from xmpp_clinic.omemo import LEGACY_NS
 from xmpp_clinic.registry.model import DeviceState
@@ -56,7 +56,8 @@ MANUAL = {"device_approval": "manual"}
 # device: Bob's two clients are four devices. CLI calls therefore name the namespace.
 ALL_DEVICES = {"device_approval": "all", "max_devices_per_person": 4}
 LEGACY = ("--namespace", "omemo")
-FALLBACK = FALLBACK_BODY  # the body the OMEMO bots put beside <encrypted>
+# Whatever body a client puts beside <encrypted>, recipients get the gateway's own (II.1).
+FALLBACK = FALLBACK_TEXT
 
 
 async def approve_for_setup(gw: GatewayHandle, jid: str, device_id: int) -> None:

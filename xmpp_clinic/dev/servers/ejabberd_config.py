@@ -207,7 +207,9 @@ def _pubsub() -> dict[str, YamlValue]:
     OMEMO 2 keeps every device's bundle as one item of a single node, so that node keeps
     up to 1000 items (ejabberd 23.01 refuses the publish option that would ask for it).
     """
-    omemo_open: dict[str, YamlValue] = {"access_model": "open"}
+    # Device lists also notify subscribers without a session: the gateway's component
+    # subscribes to them to see new devices within seconds (issue 9.7).
+    omemo_open: dict[str, YamlValue] = {"access_model": "open", "presence_based_delivery": False}
     omemo2_bundles, _item = OMEMO2.bundle_node(0)
     return {
         "plugins": ["flat", "pep"],
