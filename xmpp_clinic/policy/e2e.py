@@ -80,6 +80,7 @@ CONTENT_FREE: Mapping[tuple[str, str], Attributes] = MappingProxyType(
         (ns.DELAY, "delay"): MappingProxyType({"stamp": TIMESTAMP, "from": ADDRESS}),
         (ns.CORRECTION, "replace"): _ID_ONLY,  # Conversations, Gajim: corrected OMEMO
         (ns.MUC_USER, "x"): _NONE,
+        (ns.CLINIC_PARTS, "part"): MappingProxyType({"set": ID, "n": OFFSET, "of": OFFSET}),
     }
 )
 # The message's own attributes that are checked (to, from and type are the server's and

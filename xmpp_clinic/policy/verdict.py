@@ -58,6 +58,10 @@ class ReasonCode(enum.StrEnum):
     SUBJECT_BY_ADMINS = "subject-by-admins"
     NOT_CHECKED = "not-checked"
     NOT_STORED = "not-stored"
+    # part sets, "part x of y" (II.2)
+    PART_DUPLICATE = "part-duplicate"
+    PART_OUT_OF_RANGE = "part-out-of-range"
+    PART_SET_CHANGED = "part-set-changed"
 
 
 # Codes that only ever change a message: no error, no audit event (the normal path).
@@ -149,6 +153,13 @@ REFUSALS: Mapping[ReasonCode, Refusal] = MappingProxyType(
         ),
         ReasonCode.NOT_STORED: Refusal(
             "internal-server-error", "wait", NOT_STORED_TEXT, tagged=False
+        ),
+        ReasonCode.PART_DUPLICATE: _policy("This part of the set was already received."),
+        ReasonCode.PART_OUT_OF_RANGE: _policy(
+            "A part number must be between 1 and the number of parts of its set."
+        ),
+        ReasonCode.PART_SET_CHANGED: _policy(
+            "This part names another number of parts or sender than its set."
         ),
     }
 )
