@@ -49,7 +49,12 @@ def test_init_writes_a_config_that_checks_and_server_snippets(tmp_path: Path) ->
     # the secret itself never lands in a snippet or the config
     value = secret.read_text().strip()
     assert value not in prosody + ejabberd + (tmp_path / "etc" / "xmpp-clinic.toml").read_text()
-    assert err == ""  # nothing weakened: an admin is named, the secret is 0600
+    # Nothing else weakened (an admin is named, the secret is 0600); without [directory]
+    # the fresh config is the small deployment mode, and says so (IV.2).
+    assert err.splitlines() == [
+        "warning: no [directory]: small deployment mode; members are typed in by hand and "
+        "not checked against the hospital directory (IV.2)"
+    ]
 
 
 @pytest.mark.requirement("I.12")
