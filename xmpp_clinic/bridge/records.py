@@ -1,0 +1,55 @@
+"""What the bridge reads from the documentation member: decrypted copies, in sequence (I.6).
+
+The records room (issue 14) owns decryption and encryption at rest; the bridge only
+needs this small read protocol. A copy the gateway could not take (the sender's client
+did not encrypt for the documentation device) arrives as a gap, so exports can say
+"missing" instead of silently skipping (II.2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class DocumentedAttachment:
+    """A file sent in the thread, as the documentation copy holds it (decrypted, hashed)."""
+
+    url: str
+    media_type: str
+    size: int
+    sha1: bytes  # FHIR Attachment.hash is SHA-1 (R4)
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class DocumentedMessage:
+    """One documented message: sequence, sender, time and the reassembled text.
+
+    ``gap`` is True where the thread has a message but no documentation copy (the body
+    is then empty); ``parts_missing`` counts parts of a split message that never came.
+    """
+
+    seq: int
+    stanza_id: str
+    sender: str  # the sender's bare JID
+    at: datetime
+    body: str
+    attachments: tuple[DocumentedAttachment, ...] = ()
+    gap: bool = False
+    parts_missing: int = 0
+
+
+class DocumentationCopies(Protocol):
+    """Read access to the documentation copies of documented threads (I.6)."""
+
+    async def documented(self, thread: str) -> bool:
+        """Whether ``thread`` is (or was) documented."""
+
+    async def copies(
+        self, thread: str, *, after_seq: int = 0, limit: int | None = None
+    ) -> Sequence[DocumentedMessage]:
+        """The thread's copies in sequence, after ``after_seq``, at most ``limit``."""
