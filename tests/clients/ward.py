@@ -31,7 +31,13 @@ from tests.clients.capture import IN, OUT, StanzaCapture
 from tests.clients.profanity import QUIET_SETTINGS, Account, Profanity
 from tests.clients.tcp_link import TcpLink
 from tests.helpers.bots import connect_bot, disconnect_bot
-from tests.helpers.omemo import OmemoInbox, connect_omemo_bot, join_thread, own_device_id
+from tests.helpers.omemo import (
+    OmemoInbox,
+    connect_omemo_bot,
+    join_thread,
+    own_device_id,
+    send_omemo_groupchat,
+)
 from tests.helpers.registry import wait_for_device
 from tests.integration.conftest import PASSWORD, write_config
 from xmpp_clinic.app import Gateway
@@ -112,7 +118,7 @@ class Ward:
         account = Account("pat", pat, PAT_PASSWORD, server.host, link.port)
         profanity = Profanity(root / "profanity")
         (pat_device, bot) = await asyncio.gather(
-            _start_profanity(profanity, account), connect_omemo_bot(bot_jid, PASSWORD, server)
+            start_profanity(profanity, account), connect_omemo_bot(bot_jid, PASSWORD, server)
         )
         if server.kind == "prosody":
             await open_pep_node(pat, PAT_PASSWORD, server, f"{BUNDLE_NODE}:{pat_device}")
@@ -252,6 +258,20 @@ class Ward:
                 await self.room_window()
                 await self.profanity.wait_for(occupant_listed(BOT_NICK))
 
+    async def bot_says(self, text: str, timeout: float = 20) -> None:
+        """Bot sends ``text`` to the room and sees it come back: relayed, so archived
+        (the gateway archives before fan-out), before the test goes on."""
+        await send_omemo_groupchat(self.bot, self.thread, text)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            remaining = deadline - asyncio.get_running_loop().time()
+            try:
+                [got] = await self.inbox.take(1, timeout=max(remaining, 0.01))
+            except TimeoutError:
+                raise WardError(f"Bot's {text!r} did not come back from the room") from None
+            if got.reflected and got.body == text:
+                return
+
     def gateway_sent(self, *parts: str) -> list[str]:
         return self.capture.find(OUT, *parts)
 
@@ -310,7 +330,7 @@ async def _start_gateway(server: DevServer, directory: Path) -> tuple[Gateway, P
     return gateway, path, capture
 
 
-async def _start_profanity(profanity: Profanity, account: Account) -> int:
+async def start_profanity(profanity: Profanity, account: Account) -> int:
     """Start Profanity, log in, generate OMEMO keys; Pat's device id."""
     await profanity.start()
     await profanity.commands(*QUIET_SETTINGS)
