@@ -6,7 +6,8 @@ The pieces: a private Prosody or ejabberd, a gateway in the test's event loop wi
 slixmpp-omemo client (legacy OMEMO, like Conversations, Gajim and Dino). Profanity
 reaches the server through a :class:`~tests.clients.tcp_link.TcpLink`, so a test can
 drop its connection. The gateway's stanzas are captured for the evidence a failing step
-reports.
+reports. The same two members can meet in a room on the server's own MUC instead
+(``Ward.with_members``, see server_muc.py): the positive control.
 
 Steps are idempotent (``await ward.profanity_in_room()`` joins only when not joined), so
 each test states what it needs and a test run with ``-k`` still works.
