@@ -1,4 +1,4 @@
-"""Part sets of care threads, for "part x of y" completeness (issue 11, II.2).
+"""Part sets and message deliveries of care threads (issue 11, II.2).
 
 Revision ID: 0009
 Revises: 0004
@@ -31,9 +31,32 @@ def upgrade() -> None:
     )
     op.create_index("ix_part_sets_thread", "part_sets", ["thread"])
     op.create_index("ix_part_sets_first_at", "part_sets", ["first_at"])
+    op.create_table(
+        "message_deliveries",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("thread", sa.String(64), nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("stanza_id", sa.String(64), nullable=False),
+        sa.Column("sender", sa.String(320), nullable=False),
+        sa.Column("member", sa.String(320), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("read_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("notified_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name="pk_message_deliveries"),
+        sa.UniqueConstraint("stanza_id", "member", name="uq_message_deliveries_stanza_id"),
+    )
+    op.create_index("ix_message_deliveries_at", "message_deliveries", ["at"])
+    op.create_index(
+        "ix_message_deliveries_thread_member", "message_deliveries", ["thread", "member"]
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_message_deliveries_thread_member", table_name="message_deliveries")
+    op.drop_index("ix_message_deliveries_at", table_name="message_deliveries")
+    op.drop_table("message_deliveries")
     op.drop_index("ix_part_sets_first_at", table_name="part_sets")
     op.drop_index("ix_part_sets_thread", table_name="part_sets")
     op.drop_table("part_sets")

@@ -1,0 +1,216 @@
+"""Delivery tracking on the wire: hooks for the relay and MAM, displayed markers, the
+not-delivered notice, and the "who has my message?" ad-hoc command (II.2).
+
+- The relay calls :meth:`DeliveryTracker.relayed` after each fan-out with the members
+  whose joined sessions got the message; the MAM server calls
+  :meth:`DeliveryTracker.fetched` with the archive ids a member's query returned (both
+  :class:`DeliveryListener`; they only queue the write, the message path never waits).
+- :meth:`DeliveryTracker.gate` sees XEP-0333 ``<displayed id>`` markers that clients
+  send to the room and marks that message and every earlier one read for the sender.
+- A watcher sends a member who has neither received nor fetched a message
+  ``delivery.notify_after_minutes`` after it was relayed one direct chat message from
+  the gateway: "There are unread messages in Ward 4B." (the title only, II.1).
+- ``thread-delivery`` ("Who has my message?"): per member, delivered / fetched / read /
+  not yet, for the requester's last message in a thread or the archive id given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import xml.etree.ElementTree as ET
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
+from typing import Protocol
+
+from xmpp_clinic import namespaces as ns
+from xmpp_clinic.clock import utcnow
+from xmpp_clinic.completeness.delivery import notices_due, report_lines, unread_notice
+from xmpp_clinic.completeness.delivery_store import Deliveries
+from xmpp_clinic.policy.verdict import MessageContext, MessagePolicy, Verdict
+from xmpp_clinic.settings.completeness import DeliverySettings
+from xmpp_clinic.store import StoreUnavailable
+from xmpp_clinic.threads import ThreadInfo
+from xmpp_clinic.xmpp import muc_stanzas as ms
+from xmpp_clinic.xmpp.adhoc import Command, CommandSet, Field, Request
+from xmpp_clinic.xmpp.errors import FormError
+from xmpp_clinic.xmpp.threads import ThreadHost
+
+log = logging.getLogger(__name__)
+
+DISPLAYED = f"{{{ns.CHAT_MARKERS}}}displayed"
+MAX_TICK_SECONDS = 60.0
+
+
+class DeliveryListener(Protocol):
+    """What the relay and the MAM server tell delivery tracking (must not block)."""
+
+    def relayed(
+        self, thread: ThreadInfo, seq: int, stanza_id: str, sender: str, live: Iterable[str]
+    ) -> None: ...
+
+    def fetched(self, thread: ThreadInfo, member: str, stanza_ids: Iterable[str]) -> None: ...
+
+
+class DeliveryTracker:
+    """Per message and member: delivered, fetched, read; notices when neither (II.2)."""
+
+    def __init__(
+        self,
+        host: ThreadHost,
+        deliveries: Deliveries,
+        settings: DeliverySettings,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.host = host
+        self.deliveries = deliveries
+        self.settings = settings
+        self._now = clock
+        self._writes: set[asyncio.Task[None]] = set()
+        self._watcher: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------- the hooks
+    def relayed(
+        self, thread: ThreadInfo, seq: int, stanza_id: str, sender: str, live: Iterable[str]
+    ) -> None:
+        members = [m.jid for m in thread.members]
+        self._write(
+            self.deliveries.relayed(
+                thread.name, seq, stanza_id, sender, self._now(), members, list(live)
+            )
+        )
+
+    def fetched(self, thread: ThreadInfo, member: str, stanza_ids: Iterable[str]) -> None:
+        self._write(self.deliveries.fetched(member, list(stanza_ids), self._now()))
+
+    def _write(self, work: Awaitable[None]) -> None:
+        async def run() -> None:
+            try:
+                await work
+            except StoreUnavailable:
+                log.warning("delivery not recorded: store unavailable")
+            except Exception:
+                log.exception("delivery not recorded")
+
+        task = asyncio.ensure_future(run())
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def flush(self) -> None:
+        """Wait for the writes queued so far (tests, shutdown)."""
+        while self._writes:
+            await asyncio.gather(*list(self._writes))
+
+    def gate(self, inner: MessagePolicy) -> MessagePolicy:
+        """``inner``, then the displayed markers of accepted messages are recorded."""
+        return DisplayedMarkers(inner, self)
+
+    async def displayed(self, ctx: MessageContext) -> None:
+        marker = ctx.stanza.find(DISPLAYED)
+        if marker is None or not marker.get("id"):
+            return
+        name = ctx.thread.partition("@")[0]
+        try:
+            await self.deliveries.read(name, ctx.sender, marker.get("id", ""), self._now())
+        except StoreUnavailable:
+            log.warning("displayed marker not recorded: store unavailable")
+
+    # ------------------------------------------------------------- notices
+    def start(self) -> None:
+        if self._watcher is None:
+            self._watcher = asyncio.ensure_future(self._watch())
+
+    async def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
+        await self.flush()
+
+    async def _watch(self) -> None:
+        tick = min(MAX_TICK_SECONDS, self.settings.notify_after_minutes * 60 / 4)
+        while True:
+            await asyncio.sleep(tick)
+            try:
+                await self.notify_due()
+            except StoreUnavailable:
+                log.warning("delivery notices not checked: store unavailable")
+            except Exception:
+                log.exception("delivery notices failed")
+
+    async def notify_due(self) -> int:
+        """Send every not-delivered notice owed now; how many."""
+        now = self._now()
+        due = notices_due(
+            await self.deliveries.outstanding(), now, self.settings.notify_after_minutes
+        )
+        for thread_name, member in due:
+            thread = self.host.book.get(thread_name)
+            if thread is not None and thread.member(member) is not None:
+                self._notify(member, unread_notice(thread.title))
+                log.info("not-delivered notice sent", extra={"care_thread": thread_name})
+            await self.deliveries.notified(thread_name, member, now)
+        return len(due)
+
+    def _notify(self, member: str, text: str) -> None:
+        """A chat message from the gateway to the member's bare JID (offline: stored)."""
+        xmpp = self.host.xmpp
+        root = ms.stanza("message", xmpp.boundjid.bare, member, type="chat")
+        ET.SubElement(root, f"{{{ns.COMPONENT}}}body").text = text
+        self.host.send(root)
+
+
+class DisplayedMarkers:
+    """The inner policy decides; a displayed marker of an accepted message is recorded."""
+
+    def __init__(self, inner: MessagePolicy, tracker: DeliveryTracker) -> None:
+        self.inner = inner
+        self.tracker = tracker
+
+    async def evaluate(self, ctx: MessageContext) -> Verdict:
+        verdict = await self.inner.evaluate(ctx)
+        if not verdict.rejected:
+            await self.tracker.displayed(ctx)
+        return verdict
+
+
+THREAD = Field("thread", "Thread (name or address)", required=True, max_chars=320)
+MESSAGE = Field("message", "Archive id of the message (empty: your last one)", max_chars=128)
+
+
+class WhoHasMyMessage(Command):
+    """Per member: delivered / fetched / read / not yet, for the sender only (II.2)."""
+
+    node = "thread-delivery"
+    name = "Who has my message?"
+    admin_only = False
+    fields = (THREAD, MESSAGE)
+
+    def __init__(self, host: ThreadHost, deliveries: Deliveries) -> None:
+        self.host = host
+        self.deliveries = deliveries
+
+    async def run(self, request: Request) -> list[str]:
+        name = request.required("thread").partition("@")[0].lower()
+        thread = self.host.book.get(name)
+        if thread is None or thread.member(request.requester) is None:
+            raise FormError("you are not a member of a thread of that name")
+        stanza_id = request.text("message") or await self.deliveries.last_of(
+            name, request.requester
+        )
+        rows = await self.deliveries.of_message(stanza_id) if stanza_id else []
+        if not rows:
+            return ["No message of yours in this thread is known to delivery tracking."]
+        if any(row.sender != request.requester or row.thread != name for row in rows):
+            raise FormError("only the sender of a message may ask who has it")
+        return [f"Message {stanza_id}:", *report_lines(rows)]
+
+
+def attach_commands(host: ThreadHost, deliveries: Deliveries) -> CommandSet:
+    """Offer "Who has my message?" on the component to the hospital's users."""
+    commands = CommandSet(host.xmpp, host.settings.xmpp, [WhoHasMyMessage(host, deliveries)])
+    commands.attach()
+    return commands
