@@ -29,6 +29,7 @@ from xmpp_clinic.cli.common import (
     verb_group,
     with_store,
 )
+from xmpp_clinic.records import member_jid
 from xmpp_clinic.store import Store
 from xmpp_clinic.threads import (
     Affiliation,
@@ -59,6 +60,7 @@ def _with_service(config: Path | None, action: Callable[[ThreadService], Awaitab
                 store,
                 user_domains=settings.xmpp.user_domains,
                 directory=settings.directory is not None,
+                records_jid=member_jid(settings.records.localpart, settings.xmpp.component_jid),
             )
         )
 
@@ -81,6 +83,7 @@ def _thread_json(thread: ThreadInfo) -> dict[str, Any]:
         "kind": thread.kind,
         "created_at": thread.created_at,
         "members": [_member_json(m) for m in thread.members],
+        "documented": thread.documented,
     }
 
 
@@ -105,6 +108,13 @@ def create(
     ] = None,
     owner: Annotated[str | None, typer.Option(parser=person, metavar="JID", help="Owner.")] = None,
     direct: Annotated[bool, typer.Option("--direct", help="A direct thread (two members)")] = False,
+    documented: Annotated[
+        bool,
+        typer.Option(
+            "--documented",
+            help="Documented in the patient record: the documentation member takes part.",
+        ),
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Create a members-only care thread."""
@@ -118,9 +128,11 @@ def create(
             kind="direct" if direct else "group",
             groups=group_name or [],
             actor=actor(),
+            documented=documented,
         ),
     )
-    typer.echo(f"created thread {thread.name} with {plural(len(thread.members), 'member')}")
+    said = ", documented in the patient record" if thread.documented else ""
+    typer.echo(f"created thread {thread.name} with {plural(len(thread.members), 'member')}{said}")
 
 
 @group.command("list")
@@ -190,3 +202,25 @@ def unbind(name: NameArg, group_name: GroupArg, config: ConfigOption = None) -> 
     typer.echo(
         f"{thread.name} no longer follows {group_name}; {plural(len(thread.members), 'member')} now"
     )
+
+
+@group.command("set-documented")
+def set_documented(
+    name: NameArg,
+    state: Annotated[
+        str, typer.Argument(metavar="on|off", help="on: documented in the patient record.")
+    ],
+    config: ConfigOption = None,
+) -> None:
+    """Flag a thread for the patient record (on) or stop (off); audited (I.6).
+
+    On, the documentation member joins the member list and a running gateway posts a
+    notice in the thread; off, it leaves and later messages are not documented.
+    """
+    if state not in ("on", "off"):
+        fail(f"set-documented takes on or off, not {state!r}", EXIT_USAGE)
+    thread = _with_service(config, lambda s: s.set_documented(name, state == "on", actor=actor()))
+    if thread.documented:
+        typer.echo(f"{thread.name} is documented in the patient record")
+    else:
+        typer.echo(f"{thread.name} is not documented")

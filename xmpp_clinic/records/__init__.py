@@ -5,3 +5,8 @@ versions (python-omemo with the oldmemo and twomemo backends). In threads flagge
 the patient record, clients encrypt to it like to any member; the gateway decrypts its
 own key and keeps the plaintext encrypted at rest. Nothing here knows slixmpp.
 """
+
+
+def member_jid(localpart: str, component_jid: str) -> str:
+    """The records member's bare JID: ``[records] localpart`` at the component (I.6)."""
+    return f"{localpart}@{component_jid}"

@@ -28,6 +28,7 @@ class ThreadEvent(enum.StrEnum):
     MEMBER_CHANGED = "thread.member-changed"  # reason: "<before>-to-<after>"
     MEMBER_REMOVED = "thread.member-removed"  # reason: the affiliation they had
     TITLE_CHANGED = "thread.title-changed"  # reason: "renamed"; the title is not recorded
+    DOCUMENTED = "thread.documented"  # reason: "on" or "off" (I.6)
 
 
 async def record(

@@ -76,6 +76,8 @@ class ThreadInfo:
     subject: str
     created_at: datetime
     members: tuple[MemberInfo, ...]
+    # Flagged for the patient record (I.6): then ``members`` includes the records member.
+    documented: bool = False
 
     def member(self, jid: str) -> MemberInfo | None:
         """The membership of bare ``jid``, or None for a non-member (IV.2)."""

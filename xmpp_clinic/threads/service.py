@@ -20,6 +20,7 @@ from xmpp_clinic.limits import MAX_TITLE_CHARS
 from xmpp_clinic.store import Store, StoreConflict
 from xmpp_clinic.store.changes import bump
 from xmpp_clinic.store.models.directory import BoundMember, ThreadBinding
+from xmpp_clinic.store.models.records import DocumentedThread
 from xmpp_clinic.store.models.threads import Member, Thread
 from xmpp_clinic.threads.binding import bindings_of, reconcile_all
 from xmpp_clinic.threads.events import UNKNOWN_ACTOR, ThreadEvent, record
@@ -52,14 +53,19 @@ def _group(name: str) -> str:
         raise InvalidThread(str(exc)) from None
 
 
-def _info(thread: Thread) -> ThreadInfo:
+def _info(thread: Thread, records: MemberInfo | None = None) -> ThreadInfo:
+    """The thread as plain data; ``records`` is the documentation member of a documented
+    thread (I.6), listed like any member so that clients encrypt for it."""
     members = tuple(
         MemberInfo(m.jid, check_affiliation(m.affiliation), m.since) for m in thread.members
     )
+    if records is not None:
+        members += (records,)
     kind: Kind = "direct" if thread.kind == "direct" else "group"
     return ThreadInfo(
-        thread.id, thread.name, thread.title, kind, thread.subject, thread.created_at, members
-    )
+        thread.id, thread.name, thread.title, kind, thread.subject, thread.created_at,
+        members, documented=records is not None,
+    )  # fmt: skip
 
 
 async def _load(session: AsyncSession, name: str) -> Thread:
@@ -81,11 +87,43 @@ class ThreadService:
     """
 
     def __init__(
-        self, store: Store, *, user_domains: Iterable[str], directory: bool = False
+        self,
+        store: Store,
+        *,
+        user_domains: Iterable[str],
+        directory: bool = False,
+        records_jid: str | None = None,
     ) -> None:
         self._store = store
         self._user_domains = frozenset(d.strip().lower() for d in user_domains if d.strip())
         self._directory = directory
+        # The documentation member (I.6): listed as a member of documented threads; its
+        # localpart is reserved, so no thread takes its address.
+        self._records_jid = records_jid
+
+    async def _records(
+        self, session: AsyncSession, thread_ids: Iterable[int]
+    ) -> dict[int, MemberInfo]:
+        """The records member of each documented thread among ``thread_ids``."""
+        ids = list(thread_ids)
+        if not ids:
+            return {}
+        rows = await session.execute(
+            select(DocumentedThread.thread_id, DocumentedThread.since).where(
+                DocumentedThread.thread_id.in_(ids)
+            )
+        )
+        jid = self._records_jid or ""
+        return {tid: MemberInfo(jid, "member", since) for tid, since in rows if jid}
+
+    async def _documented_info(self, session: AsyncSession, thread: Thread) -> ThreadInfo:
+        return _info(thread, (await self._records(session, [thread.id])).get(thread.id))
+
+    def _check_not_reserved(self, name: str) -> None:
+        if self._records_jid is not None and name == self._records_jid.split("@", 1)[0]:
+            raise InvalidThread(
+                f"the name {name!r} is reserved for the documentation member ([records] localpart)"
+            )
 
     async def _check_in_directory(self, session: AsyncSession, jids: Iterable[str]) -> None:
         """Refuse anyone the directory does not hold (IV.2); no-op in small deployment mode."""
@@ -106,8 +144,11 @@ class ThreadService:
         kind: Kind = "group",
         groups: Sequence[str] = (),
         actor: str = UNKNOWN_ACTOR,
+        documented: bool = False,
     ) -> ThreadInfo:
         """Create a thread with its first members (IV.2); a direct thread has exactly two.
+
+        ``documented`` flags it for the patient record from the start (I.6).
 
         ``groups`` binds the thread to directory groups: their members join it now and
         whenever the directory changes (threads/binding.py).
@@ -116,6 +157,7 @@ class ThreadService:
         a moment earlier (the store's unique name decides, not a look-ahead).
         """
         name = check_name(name)
+        self._check_not_reserved(name)
         title = check_title(title, name)
         affiliations: dict[str, Affiliation] = {check_jid(j): "member" for j in members}
         if owner is not None:
@@ -140,11 +182,14 @@ class ThreadService:
                 await record(session, actor, ThreadEvent.CREATED, name, kind)
                 for jid, aff in affiliations.items():
                     await record(session, actor, ThreadEvent.MEMBER_ADDED, name, aff, jid)
+                if documented:
+                    session.add(DocumentedThread(thread_id=thread.id, since=now))
+                    await record(session, actor, ThreadEvent.DOCUMENTED, name, "on")
                 await bump(session, TOPIC)
                 if bound:
                     await self._bind(session, thread, bound, actor)
                     thread = await _load(session, name)
-                return _info(thread)
+                return await self._documented_info(session, thread)
         except StoreConflict:
             if await self._exists(name):
                 raise ThreadExists(f"a thread named {name!r} already exists") from None
@@ -172,11 +217,38 @@ class ThreadService:
     async def list(self) -> list[ThreadInfo]:
         async with self._store.session() as session:
             query = select(Thread).options(selectinload(Thread.members)).order_by(Thread.name)
-            return [_info(t) for t in (await session.execute(query)).scalars()]
+            threads = list((await session.execute(query)).scalars())
+            records = await self._records(session, [t.id for t in threads])
+            return [_info(t, records.get(t.id)) for t in threads]
 
     async def get(self, name: str) -> ThreadInfo:
         async with self._store.session() as session:
-            return _info(await _load(session, check_name(name)))
+            return await self._documented_info(session, await _load(session, check_name(name)))
+
+    async def set_documented(
+        self, name: str, documented: bool, *, actor: str = UNKNOWN_ACTOR
+    ) -> ThreadInfo:
+        """Flag a thread for the patient record, or stop (I.6).
+
+        On: the records member joins the member list from now on (clients then encrypt
+        for it); off: it leaves, and later messages are not decrypted. Each change is
+        one audit event; setting the flag it already has changes nothing.
+        """
+        async with self._store.session() as session:
+            thread = await _load(session, check_name(name))
+            row = await session.get(DocumentedThread, thread.id)
+            if documented and row is None:
+                session.add(DocumentedThread(thread_id=thread.id, since=utcnow()))
+            elif not documented and row is not None:
+                await session.delete(row)
+            else:
+                return await self._documented_info(session, thread)
+            await record(
+                session, actor, ThreadEvent.DOCUMENTED, thread.name, "on" if documented else "off"
+            )
+            await bump(session, TOPIC)
+            await session.flush()
+            return await self._documented_info(session, thread)
 
     async def add_member(
         self, name: str, jid: str, affiliation: str = "member", *, actor: str = UNKNOWN_ACTOR
@@ -258,7 +330,7 @@ class ThreadService:
             if thread.kind == "direct":
                 raise InvalidThread("a direct thread cannot be bound to a group")
             await self._bind(session, thread, [_group(group)], actor)
-            return _info(await _load(session, thread.name))
+            return await self._documented_info(session, await _load(session, thread.name))
 
     async def unbind(self, name: str, group: str, *, actor: str = UNKNOWN_ACTOR) -> ThreadInfo:
         """Unbind a group: members who were there only through it leave (kicked, 321)."""
@@ -278,7 +350,7 @@ class ThreadService:
                 await session.delete(row)
             await session.flush()
             await self._reconcile(session, actor)
-            return _info(await _load(session, thread.name))
+            return await self._documented_info(session, await _load(session, thread.name))
 
     async def groups_of(self, name: str) -> tuple[str, ...]:
         """The directory groups a thread is bound to."""
