@@ -245,8 +245,9 @@ async def kill_restart(rig: Rig, step: KillRestart, out: Outcome) -> None:
         return
     alice = rig.clients["alice"]
     try:
-        for name, nick in NICKS.items():
-            joined = await rig.join(name, nick)
+        # Alice joins last: with settle=0 the kill follows her acknowledged join at once.
+        for name in ("bob", "mallory", "alice"):
+            joined = await rig.join(name, NICKS[name])
             out.note(f"{name} joins the gateway about to be killed: {classify(joined, rig.thread)}")
         await asyncio.sleep(step.settle)
     finally:
