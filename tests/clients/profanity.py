@@ -20,10 +20,12 @@ and the tail of Profanity's log, which is what one needs to see why.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
 import re
 import shutil
+import subprocess
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -61,6 +63,29 @@ class ScreenTimeout(ProfanityError):
 
     Not an AssertionError: a step that waits for a defect's fix asserts its expectation
     with ``assert``; a wait that times out is a broken run, never the expected failure."""
+
+
+# tmux servers started and not yet stopped, by socket name: ended at exit whatever
+# happened to the test (a set-up that failed half way never reaches its stop()).
+_live_servers: dict[str, Path] = {}
+
+
+def _forget_server(name: str) -> None:
+    """Drop a stopped server's socket file (tmux may leave it behind)."""
+    path = _live_servers.pop(name, None)
+    if path is not None:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+@atexit.register
+def _end_live_servers() -> None:
+    for name in list(_live_servers):
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(
+                ["tmux", "-L", name, "kill-server"], capture_output=True, timeout=TMUX_TIMEOUT
+            )
+        _forget_server(name)
 
 
 def missing_binaries() -> str | None:
@@ -144,6 +169,8 @@ class Profanity:
             "-x", str(self.width), "-y", str(self.height), *command,
         )  # fmt: skip
         self._started = True
+        socket = await self._tmux("display-message", "-p", "#{socket_path}")
+        _live_servers[self.socket] = Path(socket.strip())
         await self.wait_for("Type '/help' to show complete help", timeout=15)
 
     async def stop(self) -> None:
@@ -158,6 +185,7 @@ class Profanity:
                     await asyncio.sleep(POLL_SECONDS)
         with contextlib.suppress(ProfanityError):
             await self._tmux("kill-server")
+        _forget_server(self.socket)
         self._started = False
 
     async def running(self) -> bool:

@@ -31,6 +31,16 @@ async def open_server_muc_ward(server: DevServer, root: Path) -> Ward:
     """Members ``mucpat`` and ``mucbot``; Bot creates and configures the room, makes Pat
     a member and leaves again (the first step wants Bot away)."""
     ward = await Ward.with_members(server, root, f"{ROOM}@{server.muc_domain}", prefix="muc")
+    try:
+        await _create_room(ward, server)
+    except BaseException:
+        await ward.close()
+        raise
+    return ward
+
+
+async def _create_room(ward: Ward, server: DevServer) -> None:
+    """Bot creates and configures the room, makes Pat a member and leaves."""
     muc: Any = ward.bot.plugin["xep_0045"]  # slixmpp's plugins are untyped
     forms: Any = ward.bot.plugin["xep_0004"]
     room = JID(ward.thread)
@@ -47,4 +57,3 @@ async def open_server_muc_ward(server: DevServer, root: Path) -> Ward:
     await muc.set_affiliation(room, "member", jid=ward.pat, timeout=20)
     muc.leave_muc(room, BOT_NICK)
     await asyncio.sleep(0.3)  # let the server process the leave before Pat's first step
-    return ward

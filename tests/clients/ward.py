@@ -118,9 +118,18 @@ class Ward:
             notes.append(PROSODY_NOTE)
         account = Account("pat", pat, PAT_PASSWORD, server.host, link.port)
         profanity = Profanity(root / "profanity")
-        (pat_device, bot) = await asyncio.gather(
-            start_profanity(profanity, account), connect_omemo_bot(bot_jid, PASSWORD, server)
+        started = await asyncio.gather(
+            start_profanity(profanity, account),
+            connect_omemo_bot(bot_jid, PASSWORD, server),
+            return_exceptions=True,
         )
+        pat_device, bot = started
+        if isinstance(pat_device, BaseException) or isinstance(bot, BaseException):
+            await profanity.stop()
+            if isinstance(bot, ClientXMPP):
+                await disconnect_bot(bot)
+            await link.close()
+            raise next(e for e in started if isinstance(e, BaseException))
         if server.kind == "prosody":
             await open_pep_node(pat, PAT_PASSWORD, server, f"{BUNDLE_NODE}:{pat_device}")
         return cls(
@@ -133,15 +142,23 @@ class Ward:
         """A care thread: both devices are published, Bot's is approved, Pat's is whatever
         the gateway made of it (pending: the first test's subject)."""
         gateway, config_path, capture = await _start_gateway(server, root / "gateway")
-        ward = await cls.with_members(
-            server, root, f"{THREAD}@{gateway.settings.xmpp.component_jid}"
-        )
+        try:
+            ward = await cls.with_members(
+                server, root, f"{THREAD}@{gateway.settings.xmpp.component_jid}"
+            )
+        except BaseException:
+            await gateway.stop()
+            raise
         ward.gateway, ward.config_path, ward.capture = gateway, config_path, capture
         bot = ward.bot.boundjid.bare
-        await ward.cli("threads", "create", THREAD, "--title", "Ward",
-                       "--member", ward.pat, "--member", bot)  # fmt: skip
-        await wait_for_device(gateway.registry, bot, ward.bot_device)
-        await ward.cli("devices", "approve", bot, str(ward.bot_device), "--namespace", "omemo")
+        try:
+            await ward.cli("threads", "create", THREAD, "--title", "Ward",
+                           "--member", ward.pat, "--member", bot)  # fmt: skip
+            await wait_for_device(gateway.registry, bot, ward.bot_device)
+            await ward.cli("devices", "approve", bot, str(ward.bot_device), "--namespace", "omemo")
+        except BaseException:
+            await ward.close()
+            raise
         return ward
 
     async def close(self) -> None:
