@@ -4,12 +4,14 @@ not-delivered notice, "who has my message?" (II.2)."""
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 
 from slixmpp.plugins.xep_0004 import Form
 
 from tests.unit.test_threads_relay import OMEMO_MESSAGE
 from tests.unit.threads_stanza_base import ALICE, BOB, CAROL, WARD, EncryptedOnly, ThreadStanzaTest
+from xmpp_clinic.archive.messages import ArchiveQuery
 from xmpp_clinic.completeness.delivery_store import Deliveries
 from xmpp_clinic.policy.verdict import MessagePolicy
 from xmpp_clinic.settings.completeness import DeliverySettings
@@ -49,7 +51,9 @@ class TestDelivery(ThreadStanzaTest):
         thread = self.host.book.get("ward")
         assert thread is not None
         self.thread = thread
-        self.tracker.relayed(thread, 1, "sid-1", ALICE, live={ALICE, BOB})
+        [entry] = self.run_coro(self.archive.query(ArchiveQuery(thread_id=1))).entries
+        archived = ET.fromstring(entry.stanza.replace(" ", ' xmlns="jabber:component:accept" ', 1))
+        self.tracker.relayed(thread, 1, "sid-1", ALICE, {ALICE, BOB}, archived)
         self.run_coro(self.tracker.flush())
 
     def status(self) -> dict[str, str]:
@@ -101,3 +105,11 @@ class TestDelivery(ThreadStanzaTest):
             assert "only the sender" in str(exc)
         else:
             raise AssertionError("another member learned who has Alice's message")
+
+    def test_a_message_without_payload_is_not_tracked(self) -> None:
+        chat_state = ET.fromstring(
+            '<message xmlns="jabber:component:accept"><active xmlns="http://jabber.org/protocol/chatstates"/></message>'
+        )
+        self.tracker.relayed(self.thread, 2, "sid-2", ALICE, set(), chat_state)
+        self.run_coro(self.tracker.flush())
+        assert self.run_coro(self.deliveries.of_message("sid-2")) == []

@@ -12,9 +12,12 @@ can ask "who has my message?". Pure: plain data in, decisions out.
 from __future__ import annotations
 
 import enum
+import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from xmpp_clinic.omemo import NAMESPACES
 
 
 class Status(enum.StrEnum):
@@ -63,6 +66,14 @@ class Delivery:
             and self.notified_at is None
             and now - self.at >= timedelta(minutes=after_minutes)
         )
+
+
+def tracked(stanza: ET.Element) -> bool:
+    """Only messages someone is meant to read are tracked: an OMEMO payload (either
+    version). Chat states, markers, receipts and key transport are not (no notices)."""
+    return any(
+        stanza.find(f"{{{uri}}}encrypted/{{{uri}}}payload") is not None for uri in NAMESPACES
+    )
 
 
 def notices_due(

@@ -26,7 +26,7 @@ from typing import Protocol
 
 from xmpp_clinic import namespaces as ns
 from xmpp_clinic.clock import utcnow
-from xmpp_clinic.completeness.delivery import notices_due, report_lines, unread_notice
+from xmpp_clinic.completeness.delivery import notices_due, report_lines, tracked, unread_notice
 from xmpp_clinic.completeness.delivery_store import Deliveries
 from xmpp_clinic.policy.verdict import MessageContext, MessagePolicy, Verdict
 from xmpp_clinic.settings.completeness import DeliverySettings
@@ -47,7 +47,13 @@ class DeliveryListener(Protocol):
     """What the relay and the MAM server tell delivery tracking (must not block)."""
 
     def relayed(
-        self, thread: ThreadInfo, seq: int, stanza_id: str, sender: str, live: Iterable[str]
+        self,
+        thread: ThreadInfo,
+        seq: int,
+        stanza_id: str,
+        sender: str,
+        live: Iterable[str],
+        stanza: ET.Element,
     ) -> None: ...
 
     def fetched(self, thread: ThreadInfo, member: str, stanza_ids: Iterable[str]) -> None: ...
@@ -73,8 +79,17 @@ class DeliveryTracker:
 
     # ------------------------------------------------------------- the hooks
     def relayed(
-        self, thread: ThreadInfo, seq: int, stanza_id: str, sender: str, live: Iterable[str]
+        self,
+        thread: ThreadInfo,
+        seq: int,
+        stanza_id: str,
+        sender: str,
+        live: Iterable[str],
+        stanza: ET.Element,
     ) -> None:
+        """``stanza`` (as archived) went live to the members in ``live``."""
+        if not tracked(stanza):
+            return
         members = [m.jid for m in thread.members]
         self._write(
             self.deliveries.relayed(
