@@ -69,7 +69,7 @@ async def send(host: str, port: int, message: str, timeout: float) -> Ack:
 Handler = Callable[[str], Awaitable[str]]
 
 
-async def serve(host: str, port: int, handler: Handler) -> asyncio.AbstractServer:
+async def serve(host: str, port: int, handler: Handler) -> asyncio.Server:
     """An MLLP listener: each block is decoded, handed to ``handler``, its reply sent back."""
 
     async def connected(reader: object, writer: object) -> None:
@@ -86,7 +86,7 @@ async def serve(host: str, port: int, handler: Handler) -> asyncio.AbstractServe
         finally:
             writer.close()  # type: ignore[attr-defined]
 
-    server: asyncio.AbstractServer = await start_hl7_server(
+    server: asyncio.Server = await start_hl7_server(
         connected, host, port, encoding=ENCODING, limit=MAX_BLOCK
     )
     return server
