@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint deps venv bench report clean
+.PHONY: demo test test-clients lint deps venv bench report clean
 
 deps:
 	@scripts/install-deps.sh
@@ -22,6 +22,10 @@ demo: deps venv
 
 test: deps venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The client-compatibility suite alone (Profanity under tmux; also part of make test).
+test-clients: deps venv
+	$(BIN)/python -m pytest tests/clients $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check xmpp_clinic tests bench

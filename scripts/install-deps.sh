@@ -7,9 +7,10 @@
 set -euo pipefail
 
 # chromium renders the compliance report's HTML page in a test (I.11); slapd and
-# ldap-utils are the real LDAP server the directory sync is tested against (IV.2).
+# ldap-utils are the real LDAP server the directory sync is tested against (IV.2);
+# profanity under tmux is the third-party OMEMO client of tests/clients (II.4).
 PACKAGES=(prosody prosody-modules lua-dbi-sqlite3 ejabberd erlang-p1-sqlite3 erlang-p1-oauth2 gnupg
-  chromium slapd ldap-utils)
+  chromium slapd ldap-utils profanity tmux)
 APT_LOCKS=(/var/lib/dpkg/lock-frontend /var/lib/dpkg/lock /var/lib/apt/lists/lock /var/cache/apt/archives/lock)
 APT_LOCK_WAIT=${APT_LOCK_WAIT:-600}
 
