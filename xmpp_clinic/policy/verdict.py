@@ -58,6 +58,8 @@ class ReasonCode(enum.StrEnum):
     SUBJECT_BY_ADMINS = "subject-by-admins"
     NOT_CHECKED = "not-checked"
     NOT_STORED = "not-stored"
+    # a documented thread's copy could not be stored: fail closed (I.6, I.12)
+    DOCUMENTATION_NOT_STORED = "documentation-not-stored"
     # part sets, "part x of y" (II.2)
     PART_DUPLICATE = "part-duplicate"
     PART_OUT_OF_RANGE = "part-out-of-range"
@@ -153,6 +155,12 @@ REFUSALS: Mapping[ReasonCode, Refusal] = MappingProxyType(
         ),
         ReasonCode.NOT_STORED: Refusal(
             "internal-server-error", "wait", NOT_STORED_TEXT, tagged=False
+        ),
+        ReasonCode.DOCUMENTATION_NOT_STORED: Refusal(
+            "internal-server-error",
+            "wait",
+            "This thread is documented in the patient record and the documentation copy "
+            "could not be stored, so the message was not delivered; please retry.",
         ),
         ReasonCode.PART_DUPLICATE: _policy("This part of the set was already received."),
         ReasonCode.PART_OUT_OF_RANGE: _policy(

@@ -1,0 +1,220 @@
+"""Documentation copies: what the records member read, encrypted at rest and chained (I.6).
+
+Each documented thread has its own data key (32 random bytes), kept wrapped by the
+``[records] key_file`` key. A copy's content (the body; for OMEMO 2 also the SCE
+``<content>`` as XML) is sealed with AES-GCM under the thread's key, bound to the thread
+and its position, and every row's digest chains it to the thread's previous one, as the
+message archive does (``archive/chain.py``), so a removed or altered copy is found.
+A *gap* is a documented-thread message the records device got no key for: recorded
+with sender and time, without content.
+
+:class:`Documentation` is the read and write API: the records gate appends, ``records
+show`` and the HIS bridge read (the bridge through :meth:`Documentation.read` only).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from xmpp_clinic.clock import as_utc
+from xmpp_clinic.records.keys import KEY_BYTES, seal, unseal
+from xmpp_clinic.store import Store
+from xmpp_clinic.store.models.records import DocumentationCopy, DocumentationKey
+
+Kind = Literal["message", "gap"]
+GENESIS = b"\x00" * 32
+
+
+@dataclass(frozen=True)
+class Content:
+    """What a message said: its body, and for OMEMO 2 the SCE ``<content>`` as XML."""
+
+    body: str
+    sce_content: str = ""
+
+
+@dataclass(frozen=True)
+class NewCopy:
+    """A copy to append: who wrote when, which message, and what (None for a gap)."""
+
+    thread: str  # thread name
+    at: datetime
+    sender: str  # real bare JID
+    message_id: str  # the sender's message id
+    content: Content | None  # None: a gap (the message carried no key for the records device)
+    gap_reason: str = ""  # e.g. "no-key", "undecryptable"
+
+
+@dataclass(frozen=True)
+class DocumentedMessage:
+    """One entry of a thread's documentation, decrypted for the reader."""
+
+    thread: str
+    position: int
+    at: datetime
+    sender: str
+    kind: Kind
+    body: str
+    sce_content: str
+    gap_reason: str
+    message_id: str
+    stanza_id: str
+    seq: int | None
+
+
+class DocumentationError(Exception):
+    """A copy could not be read: a broken chain, a wrong key, or a tampered row."""
+
+
+def _digest(previous: bytes, row: DocumentationCopy) -> bytes:
+    head = "\n".join(
+        (
+            row.thread,
+            str(row.position),
+            as_utc(row.at).isoformat(),
+            row.sender,
+            row.kind,
+            row.message_id,
+        )
+    )
+    return hashlib.sha256(previous + head.encode() + b"\n" + row.sealed).digest()
+
+
+def _context(thread: str, position: int) -> bytes:
+    return f"documentation\x00{thread}\x00{position}".encode()
+
+
+def _key_context(thread: str) -> bytes:
+    return f"documentation-key\x00{thread}".encode()
+
+
+class Documentation:
+    """The documentation copies of all threads, over the store (I.6, II.1)."""
+
+    def __init__(self, store: Store, key: bytes) -> None:
+        self._store = store
+        self._key = key
+
+    async def _data_key(self, session: AsyncSession, thread: str, *, create: bool) -> bytes | None:
+        row = await session.get(DocumentationKey, thread)
+        if row is not None:
+            return unseal(self._key, row.wrapped, _key_context(thread))
+        if not create:
+            return None
+        key = secrets.token_bytes(KEY_BYTES)
+        session.add(
+            DocumentationKey(thread=thread, wrapped=seal(self._key, key, _key_context(thread)))
+        )
+        return key
+
+    async def append(self, copy: NewCopy) -> int:
+        """Store ``copy`` as the thread's next entry; its position. Raises the store's
+        errors (the caller fails closed: no copy, no relay)."""
+        async with self._store.session() as session:
+            key = await self._data_key(session, copy.thread, create=True)
+            assert key is not None
+            last = (
+                await session.execute(
+                    select(DocumentationCopy.position, DocumentationCopy.digest)
+                    .where(DocumentationCopy.thread == copy.thread)
+                    .order_by(DocumentationCopy.position.desc())
+                    .limit(1)
+                )
+            ).first()
+            position, previous = (last[0] + 1, last[1]) if last is not None else (1, GENESIS)
+            if copy.content is not None:
+                kind: Kind = "message"
+                plain = {"body": copy.content.body, "sce_content": copy.content.sce_content}
+            else:
+                kind, plain = "gap", {"gap_reason": copy.gap_reason}
+            row = DocumentationCopy(
+                thread=copy.thread, position=position, at=copy.at, sender=copy.sender,
+                kind=kind, message_id=copy.message_id[:256], stanza_id="", seq=None,
+                sealed=seal(key, json.dumps(plain).encode(), _context(copy.thread, position)),
+                digest=b"",
+            )  # fmt: skip
+            row.digest = _digest(previous, row)
+            session.add(row)
+            return position
+
+    async def link(
+        self, thread: str, message_id: str, sender: str, stanza_id: str, seq: int
+    ) -> bool:
+        """Tie the newest copy of ``sender``'s ``message_id`` to the archived stanza id and
+        sequence (called once the archive has them); False when there is no such copy."""
+        async with self._store.session() as session:
+            row = await session.scalar(
+                select(DocumentationCopy)
+                .where(
+                    DocumentationCopy.thread == thread,
+                    DocumentationCopy.message_id == message_id,
+                    DocumentationCopy.sender == sender,
+                    DocumentationCopy.stanza_id == "",
+                )
+                .order_by(DocumentationCopy.position.desc())
+                .limit(1)
+            )
+            if row is None:
+                return False
+            row.stanza_id, row.seq = stanza_id, seq
+            return True
+
+    async def read(
+        self, thread: str, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[DocumentedMessage]:
+        """The thread's documentation in order, decrypted; the chain is checked from the
+        start, so a missing or altered copy is :class:`DocumentationError`."""
+        async with self._store.session() as session:
+            key = await self._data_key(session, thread, create=False)
+            rows: Sequence[DocumentationCopy] = (
+                await session.scalars(
+                    select(DocumentationCopy)
+                    .where(DocumentationCopy.thread == thread)
+                    .order_by(DocumentationCopy.position)
+                )
+            ).all()
+        if not rows:
+            return []
+        if key is None:
+            raise DocumentationError(f"the data key of {thread!r} is missing")
+        found: list[DocumentedMessage] = []
+        previous = GENESIS
+        for expected, row in enumerate(rows, start=1):
+            if row.position != expected or _digest(previous, row) != row.digest:
+                raise DocumentationError(f"the documentation of {thread!r} is broken at {expected}")
+            previous = row.digest
+            if (since is not None and row.at < since) or (until is not None and row.at >= until):
+                continue
+            try:
+                plain = json.loads(unseal(key, row.sealed, _context(thread, row.position)))
+            except Exception:
+                raise DocumentationError(
+                    f"copy {row.position} of {thread!r} cannot be decrypted"
+                ) from None
+            found.append(
+                DocumentedMessage(
+                    thread, row.position, row.at, row.sender,
+                    "gap" if row.kind == "gap" else "message",
+                    plain.get("body", ""), plain.get("sce_content", ""),
+                    plain.get("gap_reason", ""), row.message_id, row.stanza_id, row.seq,
+                )
+            )  # fmt: skip
+        return found
+
+    async def threads(self) -> list[str]:
+        """The names of threads with documentation."""
+        async with self._store.session() as session:
+            return list(
+                await session.scalars(
+                    select(DocumentationCopy.thread).distinct().order_by(DocumentationCopy.thread)
+                )
+            )
