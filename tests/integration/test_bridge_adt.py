@@ -22,7 +22,10 @@ from xmpp_clinic.store import Store
 from xmpp_clinic.store.models.retention import ThreadRetention
 from xmpp_clinic.store.models.threads import Thread
 
-MSH = "MSH|^~\\&|HIS|HOSPITAL|XMPP-CLINIC|CLINIC|20260302080000||ADT^{trigger}^ADT_{trigger}|{cid}|P|2.5"
+MSH = (
+    "MSH|^~\\&|HIS|HOSPITAL|XMPP-CLINIC|CLINIC|20260302080000||"
+    "ADT^{trigger}^ADT_{trigger}|{cid}|P|2.5"
+)
 
 
 def adt(trigger: str, cid: str, *segments: str) -> str:

@@ -183,3 +183,49 @@ async def test_no_ack_is_a_timeout(seeded: tuple[Store, StoredCopies, Path]) -> 
         assert await outbox.deliver_due() == 0
     (entry,) = await outbox.pending()
     assert entry.last_result == "timeout: no ACK"
+
+
+async def test_discharge_queues_the_transcript_and_a_restarted_service_delivers_it_once(
+    seeded: tuple[Store, StoredCopies, Path],
+) -> None:
+    """ADT A03 -> outbox while the HIS is down -> bridge restarts -> HIS back -> one MDM."""
+    from tests.integration.test_bridge_adt import His, adt, pv1
+    from xmpp_clinic.bridge.service import BridgeService
+    from xmpp_clinic.settings.bridge import AdtSettings, BridgeSettings
+
+    store, copies, path = seeded
+    his_port = free_port()
+    config = BridgeSettings(
+        hl7=settings(his_port, poll_seconds=0.1, retry_first_seconds=0.1),
+        adt=AdtSettings(listen="127.0.0.1:0"),
+    )
+    service = BridgeService(config, store, copies)
+    await service.start()
+    assert service.adt is not None and service.outbox is not None
+    reply = await His(service.adt.port).send(adt("A03", "D1", "PID|1||P42", pv1("V100")))
+    assert str(reply.segment("MSA")(1)) == "AA"
+    for _ in range(50):  # the outbox has tried (HIS down) at least once
+        pending = await service.outbox.pending()
+        if pending and pending[0].attempts:
+            break
+        await asyncio.sleep(0.05)
+    assert pending[0].last_result.startswith("unreachable")
+    await service.stop()
+    await store.close()
+
+    again = Store(f"sqlite+aiosqlite:///{path}")
+    try:
+        service = BridgeService(config, again, StoredCopies(again))
+        async with FakeHis(his_port) as his:
+            await service.start()
+            assert service.outbox is not None
+            for _ in range(100):
+                if his.received and not await service.outbox.pending():
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.4)  # several more polls: nothing is sent twice
+            await service.stop()
+        assert len(his.received) == 1
+        assert str(his.received[0].segment("MSH")(10)) == pending[0].control_id
+    finally:
+        await again.close()

@@ -53,3 +53,15 @@ class DocumentationCopies(Protocol):
         self, thread: str, *, after_seq: int = 0, limit: int | None = None
     ) -> Sequence[DocumentedMessage]:
         """The thread's copies in sequence, after ``after_seq``, at most ``limit``."""
+
+
+class NoDocumentation:
+    """No thread is documented: what the bridge reads until the records member is running."""
+
+    async def documented(self, thread: str) -> bool:
+        return False
+
+    async def copies(
+        self, thread: str, *, after_seq: int = 0, limit: int | None = None
+    ) -> Sequence[DocumentedMessage]:
+        return ()
