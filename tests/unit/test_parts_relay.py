@@ -136,3 +136,14 @@ class TestPartSets(ThreadStanzaTest):
         self.tracker.sets = later.sets  # a new gateway reads the same rows
         self.recv_settled(part(1, mid="again"))
         self.expect_part_refusal("part-duplicate", "again")
+
+    def test_a_gateway_restarted_meanwhile_still_announces_the_missing_part(self) -> None:
+        self.recv_settled(part(1))
+        self.drain()
+        restarted = PartTracker(
+            self.host, self.archive, PartSets(self.store), PartsSettings(timeout_seconds=2),
+            clock=lambda: START + timedelta(seconds=5),
+        )  # fmt: skip
+        assert self.run_coro(restarted.post_due()) == 1
+        body = self.next_sent().findtext("{jabber:component:accept}body")
+        assert body == f"Parts 2 and 3 of 3 of Dr Alice's message of {CLOCK} have not arrived."
