@@ -50,11 +50,15 @@ def test_a_marker_is_read() -> None:
     assert read_marker(message(part("2", "3")), 50) == PartMarker("s1", 2, 3)
 
 
-@pytest.mark.parametrize(("n", "of"), [("4", "3"), ("0", "3"), ("1", "51"), ("1", "1"), ("x", "3")])
+@pytest.mark.parametrize(("n", "of"), [("4", "3"), ("0", "3"), ("1", "51"), ("2", "1"), ("x", "3")])
 def test_numbers_out_of_range_are_refused(n: str, of: str) -> None:
     with pytest.raises(MarkerError) as found:
         read_marker(message(part(n, of)), 50)
     assert found.value.reason is ReasonCode.PART_OUT_OF_RANGE
+
+
+def test_a_set_of_one_part_is_allowed() -> None:
+    assert read_marker(message(part("1", "1")), 50) == PartMarker("s1", 1, 1)
 
 
 def test_two_markers_on_one_message_are_refused() -> None:

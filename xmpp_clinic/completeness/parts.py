@@ -98,7 +98,7 @@ def read_marker(stanza: ET.Element, max_parts: int) -> PartMarker | None:
     except ValueError:
         raise MarkerError(OUT_OF_RANGE) from None
     set_id = marker.get("set", "")
-    if not set_id or not 1 <= n <= of <= max_parts or of < 2:
+    if not set_id or not 1 <= n <= of <= max_parts:
         raise MarkerError(OUT_OF_RANGE)
     return PartMarker(set_id, n, of)
 
