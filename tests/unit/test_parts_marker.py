@@ -13,6 +13,7 @@ from xmpp_clinic.completeness.parts import (
     PartMarker,
     PartSet,
     complete_notice,
+    in_set_order,
     judge,
     missing_notice,
     read_marker,
@@ -155,3 +156,13 @@ def test_settings_defaults_and_strict_types() -> None:
         PartsSettings(max_parts="5")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         PartsSettings(max_parts=1)
+
+
+def test_a_view_puts_each_set_back_in_part_order_where_it_began() -> None:
+    arrived = ["s:1", "note", "s:3", "t:2", "s:2", "t:1"]
+
+    def marker_of(item: str) -> PartMarker | None:
+        set_id, _, n = item.partition(":")
+        return PartMarker(set_id, int(n), 3) if n else None
+
+    assert in_set_order(arrived, marker_of) == ["s:1", "s:2", "s:3", "note", "t:1", "t:2"]

@@ -13,13 +13,17 @@ never content (II.1).
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from xmpp_clinic import namespaces as ns
 from xmpp_clinic.policy.verdict import ReasonCode
 
 PART = f"{{{ns.CLINIC_PARTS}}}part"
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -159,3 +163,26 @@ def complete_notice(part_set: PartSet) -> str:
         f"All {part_set.of} parts of {part_set.nick}'s message of {_clock(part_set.first_at)} "
         "have now arrived; it is complete."
     )
+
+
+def in_set_order(items: Sequence[T], marker_of: Callable[[T], PartMarker | None]) -> list[T]:
+    """``items`` (archived messages, in arrival order) with every part set put back
+    together: its parts in part order where its first part arrived; the rest unmoved.
+
+    For views and exports of the archive (II.2); ``marker_of`` reads one item's marker
+    (None: not a part). Sets are told apart by set id alone: the gateway has already
+    refused a set continued by another sender.
+    """
+    sets: dict[str, list[tuple[int, T]]] = {}
+    for item in items:
+        marker = marker_of(item)
+        if marker is not None:
+            sets.setdefault(marker.set_id, []).append((marker.n, item))
+    out: list[T] = []
+    for item in items:
+        marker = marker_of(item)
+        if marker is None:
+            out.append(item)
+        elif marker.set_id in sets:
+            out.extend(part for _n, part in sorted(sets.pop(marker.set_id), key=lambda p: p[0]))
+    return out
