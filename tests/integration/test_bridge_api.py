@@ -202,3 +202,27 @@ async def test_openapi_is_published(live: Live) -> None:
     spec = (await live.client.get("/openapi.json")).json()
     assert "/threads/{name}/messages" in spec["paths"]
     assert "ProblemDetails" in spec["components"]["schemas"]
+
+
+async def test_over_the_rate_is_429_and_audited(tmp_path: Path) -> None:
+    store, copies = await documented_store(tmp_path / "clinic.db")
+    bridge = HttpBridge(
+        BridgeSettings(enabled=True, listen="127.0.0.1:0"),
+        BridgeContext(store, copies, rate_per_minute=2),
+    )
+    await bridge.start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{bridge.port}") as client:
+            codes = [(await client.get("/fhir/metadata")).status_code for _ in range(3)]
+            refused = await client.get("/threads")
+        async with store.session() as session:
+            reasons = [
+                e.reason for e in await audit.events(session) if e.action == "bridge.request"
+            ]
+    finally:
+        await bridge.stop()
+        await store.close()
+    assert codes == [200, 200, 429]
+    assert refused.status_code == 429 and refused.headers["retry-after"] == "60"
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert reasons == ["ok", "ok", "rate-limited", "rate-limited"]
