@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from xmpp_clinic.settings.base import FilePath, Section
 
@@ -36,6 +36,11 @@ class AdtSettings(Section):
 
     listen: str = ""  # "host:port"; empty: no listener
 
+    @field_validator("listen")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        return _checked_address(value) if value else value
+
 
 class BridgeSettings(Section):
     """The HIS bridge's HTTP API, HL7 v2 push and ADT listener (I.6)."""
@@ -49,6 +54,24 @@ class BridgeSettings(Section):
     tls_client_ca: FilePath | None = None  # the hospital CA: set it to require client certs
     hl7: Hl7PushSettings = Hl7PushSettings()
     adt: AdtSettings = AdtSettings()
+
+    @field_validator("listen")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        return _checked_address(value)
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> BridgeSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: set both or neither")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError("tls_client_ca (mutual TLS) needs tls_cert and tls_key")
+        return self
+
+
+def _checked_address(value: str) -> str:
+    host_port(value)
+    return value
 
 
 def host_port(listen: str) -> tuple[str, int]:
