@@ -34,6 +34,7 @@ from xmpp_clinic.registry.service import DeviceRegistry
 from xmpp_clinic.store import Store
 
 MEMBERS = 20
+DELIVERY_TIMEOUT = 60.0  # seconds, plus 0.2 s per message, before a run is given up
 PASSWORD = "bench-password"
 # An OMEMO-shaped payload, so the gateway's policy accepts it (the server ignores it).
 PAYLOAD = (
@@ -156,12 +157,20 @@ async def run_path(
     for counter in counters:
         counter.on_id = tally.receive
     start = time.perf_counter()
+    # Message ids must be id-shaped (the gateway refuses free text in ids, issue 8.2).
+    path = re.sub(r"[^A-Za-z0-9]+", "-", room)
     for i in range(count):
         await tally.window.acquire()
-        key = f"{room}-{i}"
+        key = f"{path}-{i}"
         tally.sent[key] = time.perf_counter()
         sender.send_raw(stanza(room, key))
-    await tally.all_done.wait()
+    try:  # a refused message is never delivered: say so instead of waiting forever
+        await asyncio.wait_for(tally.all_done.wait(), DELIVERY_TIMEOUT + count * 0.2)
+    except TimeoutError:
+        raise SystemExit(
+            f"{room}: {len(tally.done)} of {count} messages reached every member; the rest "
+            "were refused or lost (run the gateway with logging.level INFO to see why)"
+        ) from None
     elapsed = time.perf_counter() - start
     for counter in counters:
         counter.on_id = None
