@@ -9,9 +9,16 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 
-from slixmpp.xmlstream import tostring
-
 from xmpp_clinic import namespaces as ns
+
+XML_NS = "http://www.w3.org/XML/1998/namespace"
+_TEXT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "'": "&apos;", '"': "&quot;"})
+# In an attribute value a parser turns a raw line break or tab into a space (XML 1.0
+# 3.3.3): written as character references they come back as sent (issue 8.2).
+_ATTR = str.maketrans(
+    {"&": "&amp;", "<": "&lt;", ">": "&gt;", "'": "&apos;", '"': "&quot;"}
+    | {"\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
+)
 
 # XEP-0045 status codes the threads use.
 SELF = "110"
@@ -87,9 +94,42 @@ def stanza_error(
     return root
 
 
-def serialise(root: ET.Element) -> str:
-    """One stanza as it goes on the component stream (stream namespace left implicit)."""
-    return str(tostring(root, xmlns=ns.COMPONENT, top_level=True))
+def serialise(root: ET.Element, xmlns: str = ns.COMPONENT) -> str:
+    """One stanza as it goes on the component stream (stream namespace ``xmlns`` implicit).
+
+    The same text as slixmpp's ``tostring`` (namespace declarations where an element's
+    differs from its parent's, ``xml:`` attributes, other namespaced attributes left
+    out, ``" />"`` for empty elements) with two differences: a line break, carriage
+    return or tab inside an attribute value is written as a character reference, so an
+    id comes back to its sender exactly as sent (issue 8.2; I.12), and the tree is
+    walked with an explicit stack, so no depth can raise ``RecursionError``.
+    """
+    out: list[str] = []
+    pending: list[tuple[ET.Element, str] | str] = [(root, xmlns)]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            out.append(item)
+            continue
+        node, outer = item
+        tag = str(node.tag)
+        space, _, name = tag[1:].partition("}") if tag.startswith("{") else ("", "", tag)
+        out.append(f"<{name}")
+        if space != outer and (space or node is not root):
+            out.append(f' xmlns="{space}"')
+        for key, value in node.attrib.items():
+            if "}" not in key:
+                out.append(f' {key}="{value.translate(_ATTR)}"')
+            elif key.startswith(f"{{{XML_NS}}}"):
+                out.append(f' xml:{key.rpartition("}")[2]}="{value.translate(_ATTR)}"')
+        tail = (node.tail or "").translate(_TEXT)
+        if len(node) or node.text:
+            out.append(f">{(node.text or '').translate(_TEXT)}")
+            pending.append(f"</{name}>{tail}")
+            pending.extend((child, space) for child in reversed(node))
+        else:
+            out.append(f" />{tail}")
+    return "".join(out)
 
 
 def address(serialised: str, to: str) -> str:
@@ -109,6 +149,4 @@ def as_client(serialised: str) -> str:
 
 
 def _attr(value: str) -> str:
-    return (
-        value.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")
-    )
+    return value.translate(_ATTR)
