@@ -19,11 +19,26 @@ stanza:
 Errors, IQ results and ``unavailable`` presences are never answered (RFC 6120 8.3.1: no
 error about an error; nothing to refuse in a leave); they are dropped silently, and the
 log says so without the address (it may carry anything).
+
+The same filter bounds every stanza's depth and size (:func:`check_shape`, issue 8.7)
+before any matcher or handler sees it: slixmpp's ``iq.reply()`` and its error replies
+deep-copy the payload, so a 500-deep IQ raised ``RecursionError`` and got no answer. A
+stanza over the limits is answered from its top-level attributes alone (nothing copies
+the payload) and dropped: an IQ get/set or a message with ``policy-violation`` and the
+reason code ``stanza-too-large`` (the relay's refusal, :data:`REFUSALS`), a presence
+without a type (a join or an update) with ``not-acceptable`` as the room's join errors.
+The relay's and the room's own checks stay as a second line.
+
+On the way out, a stanza slixmpp built itself (an IQ reply, disco) whose attributes hold
+a line break, carriage return or tab is written by :func:`muc_stanzas.serialise`, as
+everything the gateway builds is: slixmpp writes those characters raw, the server reads
+them back as spaces, and the sender could not match the answer to its id (issue 8.2).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import xml.etree.ElementTree as ET
 
 from slixmpp import JID, ComponentXMPP
@@ -31,9 +46,11 @@ from slixmpp.jid import InvalidJID
 from slixmpp.xmlstream import StanzaBase
 
 from xmpp_clinic import namespaces as ns
+from xmpp_clinic.policy import check_shape
 from xmpp_clinic.xmpp import muc_stanzas as ms
 
 log = logging.getLogger(__name__)
+_CONTROL = re.compile("[\n\r\t]")
 
 BAD_FROM = "Your address cannot be used with this service (unsupported characters or length)."
 BAD_TO = "That address is not valid (unsupported characters or length)."
@@ -77,6 +94,24 @@ def refusal(xml: ET.Element, domain: str) -> tuple[str, str, str] | None:
     return None
 
 
+def shape_refusal(xml: ET.Element) -> tuple[str, str, str, str] | None:
+    """(condition, type, text, reason code or "") for a stanza too deep or too large.
+
+    Walks the tree without recursion and stops at the first limit (policy/shape.py).
+    """
+    shape = check_shape(xml)
+    if not shape.rejected:
+        return None
+    if _local(xml.tag) == "presence":
+        return ("not-acceptable", "modify", shape.text, "")
+    found = shape.refusal
+    return (found.condition, found.type, found.text, str(shape.reason) if found.tagged else "")
+
+
+def _control_in_attributes(xml: ET.Element) -> bool:
+    return any(_CONTROL.search(value) for node in xml.iter() for value in node.attrib.values())
+
+
 def _answerable(xml: ET.Element) -> bool:
     kind, stype = _local(xml.tag), xml.get("type", "")
     if kind not in ("message", "presence", "iq") or stype == "error":
@@ -87,7 +122,8 @@ def _answerable(xml: ET.Element) -> bool:
 
 
 class AddressGuard:
-    """Answers and drops every stanza with an address slixmpp cannot parse (I.12)."""
+    """Answers and drops every stanza with an address slixmpp cannot parse or a shape
+    over the limits (I.12); writes slixmpp's own stanzas with line breaks in attributes."""
 
     def __init__(self, xmpp: ComponentXMPP, domain: str) -> None:
         self.xmpp = xmpp
@@ -95,9 +131,11 @@ class AddressGuard:
 
     def attach(self) -> None:
         self.xmpp.add_filter("in", self.check)
+        self.xmpp.add_filter("out", self.outgoing)
 
     def check(self, stanza: StanzaBase) -> StanzaBase | None:
-        """The stanza itself if both addresses parse; else None (answered or dropped).
+        """The stanza itself if both addresses parse and its shape is within the limits;
+        else None (answered or dropped).
 
         Runs inside the stream reader: nothing may raise out of it. A bug here drops the
         stanza (fail closed) and is logged; the link stays up.
@@ -108,17 +146,59 @@ class AddressGuard:
             log.exception("address check failed; stanza dropped")
             return None
 
+    def outgoing(self, stanza: StanzaBase) -> StanzaBase | None:
+        """``stanza`` unchanged, or None after writing it with character references for
+        the line breaks and tabs in its attributes (issue 8.2).
+
+        Runs in slixmpp's send queue, which writes the stanza next anyway: writing it
+        here keeps its place in the stream.
+        """
+        try:
+            if not _control_in_attributes(stanza.xml):
+                return stanza
+            self.xmpp.send_raw(ms.serialise(stanza.xml, self.xmpp.default_ns))
+        except Exception:
+            log.exception("outgoing stanza not written; dropped")
+        return None
+
     def _check(self, stanza: StanzaBase) -> StanzaBase | None:
         xml = stanza.xml
+        kind = _local(xml.tag)
         found = refusal(xml, self.domain)
-        if found is None:
+        if found is not None:
+            condition, etype, text = found
+            muc = kind == "presence" and xml.find(f"{{{ns.MUC}}}x") is not None
+            self._answer(xml, "unparsable address", condition, etype, text, muc=muc)
+            return None
+        too_big = shape_refusal(xml)
+        if too_big is None:
             return stanza
-        condition, etype, text = found
+        condition, etype, text, reason = too_big
+        if kind == "presence" and xml.get("type", "") != "":
+            log.info("stanza too large; dropped", extra={"stanza": kind})
+            return None  # only a join or an update is answered (the room ignores the rest)
+        self._answer(
+            xml, "stanza too large", condition, etype, text, muc=kind == "presence", tag=reason
+        )
+        return None
+
+    def _answer(
+        self,
+        xml: ET.Element,
+        what: str,
+        condition: str,
+        etype: str,
+        text: str,
+        *,
+        muc: bool,
+        tag: str = "",
+    ) -> None:
+        """Answer ``xml`` from its top-level attributes (never its payload) and drop it."""
         kind = _local(xml.tag)
         if not _answerable(xml):
-            log.info("unparsable address; dropped", extra={"stanza": kind})
-            return None
-        log.info("unparsable address; refused", extra={"stanza": kind, "condition": condition})
+            log.info("%s; dropped", what, extra={"stanza": kind})
+            return
+        log.info("%s; refused", what, extra={"stanza": kind, "condition": condition})
         error = ms.stanza_error(
             kind,
             xml.get("to", ""),
@@ -127,11 +207,13 @@ class AddressGuard:
             etype,
             text,
             stanza_id=xml.get("id", ""),
-            muc=kind == "presence" and xml.find(f"{{{ns.MUC}}}x") is not None,
+            muc=muc,
         )
         for name in ("from", "to"):
             if not error.get(name):
                 del error.attrib[name]
+        element = error.find(f"{{{ns.COMPONENT}}}error")
+        if tag and element is not None:
+            ET.SubElement(element, f"{{{ns.CLINIC_POLICY}}}{tag}")
         # The raw strings go back as they came: the server accepted them, so it routes them.
         self.xmpp.send(ms.serialise(error))
-        return None
