@@ -34,6 +34,7 @@ from typing import Any
 
 from slixmpp import JID, ComponentXMPP, Iq
 from slixmpp.exceptions import IqError, IqTimeout
+from slixmpp.jid import InvalidJID
 
 from xmpp_clinic.directory.ejabberd_roster import EjabberdRosterApi, RosterApiError
 from xmpp_clinic.directory.model import Directory
@@ -51,13 +52,28 @@ REFUSED_SET = frozenset({"internal-server-error", "feature-not-implemented"})
 
 
 def roster_items(iq: Iq) -> dict[str, RosterItem]:
-    """The items of a roster result, by bare JID."""
+    """The items of a roster result, by bare JID.
+
+    A person's roster holds what they or their server put there: an item whose ``jid``
+    slixmpp cannot parse (an emoji, a part too long) or that has none is skipped and
+    counted, never a reason to fail that person's sync (issue 8.1; I.12). The gateway
+    only ever writes items for directory addresses, which parse.
+    """
     query = iq.xml.find(f"{{{ROSTER_NS}}}query")
     items: dict[str, RosterItem] = {}
+    skipped = 0
     for item in query.findall(f"{{{ROSTER_NS}}}item") if query is not None else []:
-        jid = JID(item.get("jid", "")).bare
+        try:
+            jid = JID(item.get("jid", "")).bare
+        except InvalidJID:
+            jid = ""
+        if not jid:
+            skipped += 1
+            continue
         groups = frozenset(g.text or "" for g in item.findall(f"{{{ROSTER_NS}}}group"))
         items[jid] = RosterItem(jid, item.get("name", ""), groups)
+    if skipped:
+        log.info("roster items without a usable address skipped", extra={"skipped": skipped})
     return items
 
 
