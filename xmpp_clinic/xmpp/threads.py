@@ -126,11 +126,11 @@ class ThreadHost:
         async with self._reloading:  # one diff at a time, so each change is applied once
             started = self._clock()
             new = ThreadBook(await self.service.list())
-            changes = self.book.changes_to(new)
+            old, changes = self.book, self.book.changes_to(new)
             self.book = new
             self._checked(started)
             for change in changes:
-                self._apply(change)
+                self._apply(change, old)
 
     async def refresh(self) -> None:
         """Bring the snapshot up to date before a decision (a CLI change applies at once)."""
@@ -326,9 +326,13 @@ class ThreadHost:
                 )  # fmt: skip
 
     # --------------------------------------------------------- membership changes
-    def _apply(self, change: MembershipChange) -> None:
-        """Kick removed members (321); tell occupants and absent members (XEP-0045 9)."""
-        thread = self.book.get(change.thread)
+    def _apply(self, change: MembershipChange, old: ThreadBook) -> None:
+        """Kick removed members (321); tell occupants and absent members (XEP-0045 9).
+
+        A thread gone from the new book (deleted) is found in ``old``: its occupants are
+        kicked like any removed member, never left in a room that no longer exists (IV.2).
+        """
+        thread = self.book.get(change.thread) or old.get(change.thread)
         if thread is None:
             return
         room = self.room(thread.name)
@@ -344,17 +348,22 @@ class ThreadHost:
                 self.broadcast_presence(thread, occupant)
             if change.before is None:
                 self.member_arrived(change.jid)
-        self._announce(thread, change)
+        gone = self.book.get(change.thread) is None
+        self._announce(thread, change, gone=gone)
+        if gone and not room.sessions():
+            self.rooms.pop(thread.name, None)
 
-    def _announce(self, thread: ThreadInfo, change: MembershipChange) -> None:
-        """An affiliation message to occupants and to members who are not present.
+    def _announce(self, thread: ThreadInfo, change: MembershipChange, *, gone: bool) -> None:
+        """An affiliation message to occupants and to members who are not present (of a
+        deleted thread: to occupants and the person removed only).
 
         Clients rebuild the list of people they encrypt for from these (OMEMO in rooms).
         """
         room = self.room(thread.name)
         targets = [o.jid for o in room.sessions()]
         present = {o.bare for o in room.sessions()}
-        targets += sorted(m.jid for m in thread.members if m.jid not in present)
+        if not gone:
+            targets += sorted(m.jid for m in thread.members if m.jid not in present)
         if change.after is None and change.jid not in present:
             targets.append(change.jid)
         for to in targets:
