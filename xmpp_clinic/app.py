@@ -10,6 +10,8 @@ import signal
 from xmpp_clinic import __version__
 from xmpp_clinic.archive.audit import AuditLog
 from xmpp_clinic.archive.messages import MessageArchive
+from xmpp_clinic.completeness.delivery_store import Deliveries
+from xmpp_clinic.completeness.part_store import PartSets
 from xmpp_clinic.config import Settings
 from xmpp_clinic.directory.ejabberd_roster import EjabberdRosterApi
 from xmpp_clinic.directory.ldap import read_ldap
@@ -29,9 +31,12 @@ from xmpp_clinic.xmpp import device_commands
 from xmpp_clinic.xmpp.client_versions import ClientVersions
 from xmpp_clinic.xmpp.commands import AdminCommands
 from xmpp_clinic.xmpp.component import ClinicComponent
+from xmpp_clinic.xmpp.delivery import DeliveryTracker
+from xmpp_clinic.xmpp.delivery import attach_commands as attach_delivery_commands
 from xmpp_clinic.xmpp.device_upkeep import DeviceUpkeep
 from xmpp_clinic.xmpp.mam import ThreadArchive
 from xmpp_clinic.xmpp.muc_admin import MemberLists
+from xmpp_clinic.xmpp.parts import PartTracker
 from xmpp_clinic.xmpp.pep import ComponentPep, DeviceDiscovery
 from xmpp_clinic.xmpp.privilege import Privileges
 from xmpp_clinic.xmpp.relay import Relay
@@ -85,7 +90,14 @@ class Gateway:
         self.client_versions = ClientVersions(
             self.thread_host, ClientSessions(self.store), settings.clients
         )
-        self.policy: MessagePolicy = self.client_versions.gate(policy or self.pipeline)
+        # Message completeness (II.2): part sets checked after the pipeline, delivery
+        # tracked for every accepted message.
+        self.parts = PartTracker(
+            self.thread_host, self.archive, PartSets(self.store), settings.parts
+        )
+        self.delivery = DeliveryTracker(self.thread_host, Deliveries(self.store), settings.delivery)
+        inner = self.parts.gate(policy or self.pipeline)
+        self.policy: MessagePolicy = self.client_versions.gate(self.delivery.gate(inner))
         self.reports = ReportScheduler(settings, self.store)
         # Retention runs inside the gateway on its schedule (I.7, IV.8); an erasure that
         # re-hashed a chain tells the archive to read its heads again.
@@ -115,6 +127,7 @@ class Gateway:
         ):
             part.attach()
         device_commands.attach(self.component, self.registry)
+        attach_delivery_commands(self.thread_host, self.delivery.deliveries)
         self.component.add_shutdown_hook(self.thread_host.shutdown)
         self.directory_sync = self._attach_directory()
         self._poller: asyncio.Task[None] | None = None
@@ -169,6 +182,8 @@ class Gateway:
         await self._record("start")
         self.reports.start()
         await self.thread_host.load()
+        self.parts.start()
+        self.delivery.start()
         await self.changes.refresh()
         self._poller = asyncio.ensure_future(self._poll_changes())
         if self.directory_sync is not None:
@@ -178,6 +193,8 @@ class Gateway:
         self.component.start()
 
     async def stop(self) -> None:
+        await self.parts.stop()
+        await self.delivery.stop()
         await self.purge.stop()
         if self.directory_sync is not None:
             await self.directory_sync.stop()

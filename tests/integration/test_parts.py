@@ -1,7 +1,7 @@
 """Part sets with real OMEMO clients on Prosody and ejabberd (issue 11, II.2).
 
-Until ``app.py`` wires the part check in, these tests put it in front of the gateway's
-pipeline themselves (:func:`parts_gateway`), exactly as the wiring will.
+The gateway is built as ``xmpp-clinic run`` builds it: the part check sits after the
+policy pipeline (app.py).
 """
 
 from __future__ import annotations
@@ -30,12 +30,10 @@ from tests.integration.device_policy_helpers import create_thread
 from xmpp_clinic import namespaces as ns
 from xmpp_clinic.app import Gateway
 from xmpp_clinic.client import PartInbox, Reassembly, ThreadPoster, part_marker
-from xmpp_clinic.completeness.part_store import PartSets
 from xmpp_clinic.completeness.parts import PartMarker, read_marker
 from xmpp_clinic.config import load_settings
 from xmpp_clinic.dev.servers import DevServer
 from xmpp_clinic.omemo import LEGACY_NS
-from xmpp_clinic.policy.verdict import MessageContext, MessagePolicy, Verdict
 from xmpp_clinic.xmpp.parts import PartTracker
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -44,38 +42,21 @@ MakeUsers = Callable[..., list[str]]
 POLICY = "urn:xmpp-clinic:policy:0"
 
 
-class _Deferred:
-    """The gateway's inner policy, set once the gateway (and its room host) exists."""
-
-    inner: MessagePolicy | None = None
-
-    async def evaluate(self, ctx: MessageContext) -> Verdict:
-        assert self.inner is not None
-        return await self.inner.evaluate(ctx)
-
-
 @pytest.fixture
 async def parts_gateway(
     xmpp_server: DevServer, tmp_path: Path
 ) -> AsyncIterator[tuple[GatewayHandle, PartTracker]]:
-    """A gateway with every device approved and parts.timeout_seconds = 2."""
+    """The gateway as ``run`` builds it, every device approved, parts.timeout_seconds = 2."""
     path = write_config(
         xmpp_server, tmp_path, policy={"device_approval": "all"}, parts={"timeout_seconds": 2}
     )
     settings = load_settings(path)
-    deferred = _Deferred()
-    gateway = Gateway(settings, policy=deferred)
-    tracker = PartTracker(
-        gateway.thread_host, gateway.archive, PartSets(gateway.store), settings.parts
-    )
-    deferred.inner = tracker.gate(gateway.pipeline)
+    gateway = Gateway(settings)
     await gateway.start()
-    tracker.start()
     try:
         await gateway.component.wait_online(timeout=15)
-        yield GatewayHandle(gateway, settings, path, xmpp_server), tracker
+        yield GatewayHandle(gateway, settings, path, xmpp_server), gateway.parts
     finally:
-        await tracker.stop()
         await gateway.stop()
 
 

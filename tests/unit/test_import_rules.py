@@ -28,7 +28,8 @@ PURE = tuple(
     f"{PACKAGE}.{name}"
     for name in (
         "policy", "registry", "directory", "archive", "retention", "threads", "records",
-        "report", "omemo", "clock", "jids", "limits", "namespaces",
+        "report", "completeness", "settings", "omemo", "clock", "jids", "limits",
+        "namespaces", "nicks",
     )
 )  # fmt: skip
 NOT_FOR_PURE = ("slixmpp", "slixmpp_omemo", f"{PACKAGE}.xmpp", f"{PACKAGE}.dev")
