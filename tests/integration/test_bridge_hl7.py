@@ -229,3 +229,12 @@ async def test_discharge_queues_the_transcript_and_a_restarted_service_delivers_
         assert str(his.received[0].segment("MSH")(10)) == pending[0].control_id
     finally:
         await again.close()
+
+
+async def test_only_documented_threads_are_queued(seeded: tuple[Store, StoredCopies, Path]) -> None:
+    store, copies, _ = seeded
+    outbox = Outbox(store, copies, settings(free_port()))
+    assert await outbox.enqueue_documented("quiet", actor="test") is None
+    queued = await outbox.enqueue_documented("icu-bed3", actor="test")
+    assert queued is not None and queued.event == "T02"
+    assert [p.thread for p in await outbox.pending()] == ["icu-bed3"]

@@ -105,6 +105,12 @@ class Outbox:
         self.wake.set()
         return pending
 
+    async def enqueue_documented(self, thread: str, *, actor: str) -> Pending | None:
+        """Queue ``thread`` if it is documented (a closed thread's record goes to the HIS)."""
+        if not await self._copies.documented(thread):
+            return None
+        return await self.enqueue(thread, actor=actor)
+
     async def pending(self) -> list[Pending]:
         async with self._store.session() as session:
             rows = (await session.scalars(select(BridgeOutbox).order_by(BridgeOutbox.id))).all()

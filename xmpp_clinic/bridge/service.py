@@ -42,8 +42,7 @@ class BridgeService:
         if self.outbox is None:
             return
         for thread in threads:
-            if await self._copies.documented(thread):
-                await self.outbox.enqueue(thread, actor=ACTOR)
+            await self.outbox.enqueue_documented(thread, actor=ACTOR)
 
     async def start(self) -> None:
         """Open what is configured; a port that cannot be bound raises OSError."""
