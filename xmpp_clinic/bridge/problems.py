@@ -102,6 +102,11 @@ async def on_http(request: Request, exc: Exception) -> JSONResponse:
     return render(request, status, detail, dict(exc.headers or {}))
 
 
+async def on_unreadable(request: Request, exc: Exception) -> JSONResponse:
+    """Documentation that cannot be verified is not served in part (II.2)."""
+    return render(request, 503, f"the documentation cannot be read: {exc}", {})
+
+
 async def on_invalid(request: Request, exc: Exception) -> JSONResponse:
     """A malformed parameter: the first one named, with what it must be (nothing echoed)."""
     assert isinstance(exc, RequestValidationError)

@@ -14,6 +14,10 @@ from datetime import datetime
 from typing import Protocol
 
 
+class CopiesUnreadable(Exception):
+    """The copies exist but cannot be read (broken chain, missing key): never half a record."""
+
+
 @dataclass(frozen=True)
 class DocumentedAttachment:
     """A file sent in the thread, as the documentation copy holds it (decrypted, hashed)."""
