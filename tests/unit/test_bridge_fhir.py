@@ -66,3 +66,20 @@ def test_rate_limit_counts_per_key_per_minute() -> None:
     assert [limit.allow("a", 0.0) for _ in range(3)] == [True, True, False]
     assert limit.allow("b", 1.0)
     assert limit.allow("a", 61.0)  # the next minute starts afresh
+
+
+async def test_store_down_is_503_problem_not_a_crash() -> None:
+    import httpx
+
+    from xmpp_clinic.bridge.api import BridgeContext, create_app
+    from xmpp_clinic.bridge.records import NoDocumentation
+    from xmpp_clinic.store import Store
+
+    store = Store("sqlite+aiosqlite:////nonexistent-folder/x.db")
+    app = create_app(BridgeContext(store, NoDocumentation()))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bridge") as client:
+        reply = await client.get("/threads", headers={"Authorization": "Bearer xc_x"})
+    await store.close()
+    assert reply.status_code == 503
+    assert reply.headers["content-type"] == "application/problem+json"

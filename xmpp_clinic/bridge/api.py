@@ -28,12 +28,13 @@ from xmpp_clinic.bridge.problems import (
     on_http,
     on_invalid,
     on_problem,
+    on_store_down,
     on_unreadable,
 )
 from xmpp_clinic.bridge.records import CopiesUnreadable, DocumentationCopies
 from xmpp_clinic.bridge.tokens import Caller, TokenBook
 from xmpp_clinic.clock import as_utc
-from xmpp_clinic.store import Store
+from xmpp_clinic.store import Store, StoreUnavailable
 from xmpp_clinic.threads import ThreadInfo, ThreadNotFound, ThreadService
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
@@ -149,6 +150,7 @@ def create_app(ctx: BridgeContext) -> FastAPI:
     app.add_exception_handler(HTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_invalid)
     app.add_exception_handler(CopiesUnreadable, on_unreadable)
+    app.add_exception_handler(StoreUnavailable, on_store_down)
     app.middleware("http")(audit_middleware(ctx.store, RateLimit(ctx.rate_per_minute)))
     tokens, cases = TokenBook(ctx.store), CaseBook(ctx.store)
     threads = ThreadService(ctx.store, user_domains=())

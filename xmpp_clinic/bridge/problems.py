@@ -107,6 +107,11 @@ async def on_unreadable(request: Request, exc: Exception) -> JSONResponse:
     return render(request, 503, f"the documentation cannot be read: {exc}", {})
 
 
+async def on_store_down(request: Request, exc: Exception) -> JSONResponse:
+    """The store cannot be read: fail closed with a retryable answer (I.12)."""
+    return render(request, 503, "the store is unavailable; try again", {"Retry-After": "30"})
+
+
 async def on_invalid(request: Request, exc: Exception) -> JSONResponse:
     """A malformed parameter: the first one named, with what it must be (nothing echoed)."""
     assert isinstance(exc, RequestValidationError)
