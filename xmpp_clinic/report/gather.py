@@ -102,7 +102,9 @@ async def _clients(conn: AsyncConnection, settings: ClientsSettings) -> ClientFa
 async def _bridge_tokens(conn: AsyncConnection, columns: set[str]) -> tuple[str, ...]:
     if not {"name", "scopes"} <= columns:
         return ()
-    rows = (await conn.execute(text("SELECT name, scopes FROM bridge_tokens"))).all()
+    # Only tokens that still open the bridge count as issued; revoked ones are history.
+    live = " WHERE revoked_at IS NULL" if "revoked_at" in columns else ""
+    rows = (await conn.execute(text(f"SELECT name, scopes FROM bridge_tokens{live}"))).all()
     return tuple(f"{name}: {scopes}" for name, scopes in rows)
 
 
