@@ -217,3 +217,16 @@ async def test_since_and_until_select_a_window(world: World) -> None:
     until = await world.documentation.read("icu-1", until=second.at)
     assert [c.body for c in until] == ["one"]
     assert first.at < second.at
+
+
+@pytest.mark.requirement("I.6", "II.2")
+async def test_copy_is_linked_to_the_archived_stanza_and_sequence(world: World) -> None:
+    gate = RecordsGate(Inner(), world.device, world.documentation)
+    anna = await Sender.create(ANNA, LEGACY, world.directory)
+    await sent(world, gate, anna, "one", "m1")
+    assert await world.documentation.link("icu-1", "m1", ANNA, "sid-7", 7)
+    assert not await world.documentation.link("icu-1", "m1", ANNA, "sid-8", 8)  # taken
+    assert not await world.documentation.link("icu-1", "m1", BEN, "sid-9", 9)  # not Ben's
+    [copy] = await world.documentation.read("icu-1")
+    assert (copy.stanza_id, copy.seq) == ("sid-7", 7)
+    # The link is not part of the chain: linking later does not break it.
