@@ -63,6 +63,19 @@ class RecordsPart:
         await self.notices.check()  # remember which threads are documented now
         return member
 
+    async def archived(
+        self, thread: str, message_id: str, sender: str, stanza_id: str, seq: int
+    ) -> None:
+        """The relay's hook once a message is archived: tie its documentation copy to the
+        archive's stanza id and sequence (II.2). Never raises into the relay: a copy left
+        unlinked is still in the documentation, in order, with sender and message id."""
+        if self.member is None:
+            return
+        try:
+            await self.member.documentation.link(thread, message_id, sender, stanza_id, seq)
+        except Exception:
+            log.warning("documentation copy not linked to the archive", extra={"seq": seq})
+
     async def stop(self) -> None:
         if self.member is not None:
             await self.member.device.close()
