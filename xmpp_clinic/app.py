@@ -10,6 +10,8 @@ import signal
 from xmpp_clinic import __version__
 from xmpp_clinic.archive.audit import AuditLog
 from xmpp_clinic.archive.messages import MessageArchive
+from xmpp_clinic.bridge.documentation import RecordsCopies
+from xmpp_clinic.bridge.service import BridgeService
 from xmpp_clinic.completeness.delivery_store import Deliveries
 from xmpp_clinic.completeness.part_store import PartSets
 from xmpp_clinic.config import Settings
@@ -19,6 +21,7 @@ from xmpp_clinic.directory.service import DirectoryService
 from xmpp_clinic.directory.sync import DirectorySync
 from xmpp_clinic.policy.pipeline import Pipeline
 from xmpp_clinic.policy.verdict import MessagePolicy
+from xmpp_clinic.records.member import open_documentation
 from xmpp_clinic.registry.service import DeviceRegistry
 from xmpp_clinic.report.scheduler import ReportScheduler
 from xmpp_clinic.report.sessions import ClientSessions
@@ -130,6 +133,7 @@ class Gateway:
         attach_delivery_commands(self.thread_host, self.delivery.deliveries)
         self.component.add_shutdown_hook(self.thread_host.shutdown)
         self.directory_sync = self._attach_directory()
+        self.bridge: BridgeService | None = None
         self._poller: asyncio.Task[None] | None = None
 
     def _attach_directory(self) -> DirectorySync | None:
@@ -180,6 +184,7 @@ class Gateway:
             )
         await self.store.migrate()
         await self._record("start")
+        await self._start_bridge()
         self.reports.start()
         await self.thread_host.load()
         self.parts.start()
@@ -205,10 +210,22 @@ class Gateway:
         await self.devices.stop()
         await self.reports.stop()
         await self.component.stop()
+        if self.bridge is not None:
+            await self.bridge.stop()
         await self._drain_archive()
         with contextlib.suppress(Exception):
             await self._record("stop")
         await self.store.close()
+
+    async def _start_bridge(self) -> None:
+        """The HIS bridge (I.6), when any of its sides is configured: the HTTP API and
+        FHIR, the HL7 MDM outbox, the ADT listener."""
+        b = self.settings.bridge
+        if not (b.enabled or b.hl7.host or b.adt.listen):
+            return
+        docs = await open_documentation(self.store, self.settings.records.key_file)
+        self.bridge = BridgeService(b, self.store, RecordsCopies(docs))
+        await self.bridge.start()
 
     async def _drain_archive(self) -> None:
         """Let the archive's group commit finish before the store closes (II.2): every
