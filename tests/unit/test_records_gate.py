@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from tests.helpers.twomemo import Directory
 from tests.unit.test_records_helpers import DirectoryAdapter, Sender, announce
@@ -230,3 +230,21 @@ async def test_copy_is_linked_to_the_archived_stanza_and_sequence(world: World) 
     [copy] = await world.documentation.read("icu-1")
     assert (copy.stanza_id, copy.seq) == ("sid-7", 7)
     # The link is not part of the chain: linking later does not break it.
+
+
+@pytest.mark.requirement("I.6", "I.7")
+async def test_retention_purges_old_copies_and_the_rest_still_verifies(world: World) -> None:
+    gate = RecordsGate(Inner(), world.device, world.documentation)
+    anna = await Sender.create(ANNA, LEGACY, world.directory)
+    for n, text in enumerate(("one", "two", "three"), start=1):
+        await sent(world, gate, anna, text, f"m{n}")
+    _one, two, _three = await world.documentation.read("icu-1")
+    assert await world.documentation.purge(two.at) == 1
+    left = await world.documentation.read("icu-1")
+    assert [(c.position, c.body) for c in left] == [(2, "two"), (3, "three")]
+    await sent(world, gate, anna, "four", "m4")
+    assert [c.position for c in await world.documentation.read("icu-1")] == [2, 3, 4]
+    async with world.store.session() as session:  # a copy removed from the middle
+        await session.execute(delete(DocumentationCopy).where(DocumentationCopy.position == 3))
+    with pytest.raises(DocumentationError, match="broken at 3"):
+        await world.documentation.read("icu-1")

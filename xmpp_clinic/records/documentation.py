@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xmpp_clinic.clock import as_utc
@@ -111,8 +111,11 @@ class Documentation:
         if not create:
             return None
         key = secrets.token_bytes(KEY_BYTES)
+        wrapped = seal(self._key, key, _key_context(thread))
         session.add(
-            DocumentationKey(thread=thread, wrapped=seal(self._key, key, _key_context(thread)))
+            DocumentationKey(
+                thread=thread, wrapped=wrapped, anchor_position=0, anchor_digest=GENESIS
+            )
         )
         return key
 
@@ -175,6 +178,7 @@ class Documentation:
         start, so a missing or altered copy is :class:`DocumentationError`."""
         async with self._store.session() as session:
             key = await self._data_key(session, thread, create=False)
+            anchor = await session.get(DocumentationKey, thread)
             rows: Sequence[DocumentationCopy] = (
                 await session.scalars(
                     select(DocumentationCopy)
@@ -187,8 +191,9 @@ class Documentation:
         if key is None:
             raise DocumentationError(f"the data key of {thread!r} is missing")
         found: list[DocumentedMessage] = []
-        previous = GENESIS
-        for expected, row in enumerate(rows, start=1):
+        assert anchor is not None  # the key row exists whenever copies do
+        previous, start = anchor.anchor_digest, anchor.anchor_position + 1
+        for expected, row in enumerate(rows, start=start):
             if row.position != expected or _digest(previous, row) != row.digest:
                 raise DocumentationError(f"the documentation of {thread!r} is broken at {expected}")
             previous = row.digest
@@ -209,6 +214,35 @@ class Documentation:
                 )
             )  # fmt: skip
         return found
+
+    async def purge(self, before: datetime) -> int:
+        """Delete every thread's copies older than ``before`` (retention, I.7); how many.
+
+        Copies go from the start of each chain; the last one deleted becomes the chain's
+        anchor, so what remains still verifies and a removal in the middle is still found.
+        """
+        deleted, threads = 0, await self.threads()
+        async with self._store.session() as session:
+            for thread in threads:
+                last = (
+                    await session.execute(
+                        select(DocumentationCopy.position, DocumentationCopy.digest)
+                        .where(DocumentationCopy.thread == thread, DocumentationCopy.at < before)
+                        .order_by(DocumentationCopy.position.desc())
+                        .limit(1)
+                    )
+                ).first()
+                anchor = await session.get(DocumentationKey, thread)
+                if last is None or anchor is None:
+                    continue
+                result = await session.execute(
+                    delete(DocumentationCopy).where(
+                        DocumentationCopy.thread == thread, DocumentationCopy.position <= last[0]
+                    )
+                )
+                deleted += int(getattr(result, "rowcount", 0) or 0)
+                anchor.anchor_position, anchor.anchor_digest = last[0], last[1]
+        return deleted
 
     async def threads(self) -> list[str]:
         """The names of threads with documentation."""

@@ -37,12 +37,15 @@ class DocumentedThread(Base):
 
 
 class DocumentationKey(Base):
-    """A thread's data key, wrapped (AES-GCM) by the key file's key."""
+    """A thread's data key, wrapped (AES-GCM) by the key file's key, and where its chain
+    starts now: the position and digest of the last copy retention purged (I.7)."""
 
     __tablename__ = "documentation_keys"
 
     thread: Mapped[str] = mapped_column(String(64), primary_key=True)
     wrapped: Mapped[bytes] = mapped_column(LargeBinary)
+    anchor_position: Mapped[int] = mapped_column(default=0)
+    anchor_digest: Mapped[bytes] = mapped_column(LargeBinary(32), default=b"\x00" * 32)
 
 
 class DocumentationCopy(Base):

@@ -36,6 +36,8 @@ def upgrade() -> None:
         "documentation_keys",
         sa.Column("thread", sa.String(64), nullable=False),
         sa.Column("wrapped", sa.LargeBinary(), nullable=False),
+        sa.Column("anchor_position", sa.Integer(), nullable=False),
+        sa.Column("anchor_digest", sa.LargeBinary(32), nullable=False),
         sa.PrimaryKeyConstraint("thread", name="pk_documentation_keys"),
     )
     op.create_table(
