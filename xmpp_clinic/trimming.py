@@ -24,7 +24,7 @@ Two forms of the same rule:
 - :func:`trim` removes, in place, the keys a member may not have from a parsed stanza
   (MAM results and join history, one stanza at a time).
 
-Pure: standard-library ElementTree plus slixmpp's serialiser; no I/O. The device ids
+Pure: standard-library ElementTree and the caller's serialiser; no I/O. The device ids
 come from the caller (a :class:`DeviceIndex`, the registry snapshot).
 """
 
@@ -32,12 +32,10 @@ from __future__ import annotations
 
 import secrets
 import xml.etree.ElementTree as ET
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
-
-from slixmpp.xmlstream import tostring
 
 from xmpp_clinic.omemo import (
     LEGACY_NS,
@@ -47,6 +45,10 @@ from xmpp_clinic.omemo import (
     encrypted_elements,
     jid_or_none,
 )
+
+# Writes a stanza as it goes on the stream; must write letters and digits in text as
+# they are (xmpp.muc_stanzas.serialise does).
+Serialiser = Callable[[ET.Element], str]
 
 
 class DeviceIndex(Protocol):
@@ -105,8 +107,8 @@ def trim(message: ET.Element, member: str, ids: Collection[int]) -> None:
         if jid_or_none(child.get("jid")) != member:
             header.remove(child)
             continue
-        for key in list(child):
-            if key.tag == f"{{{OMEMO2_NS}}}key" and not _keeps_key(key, ids):
+        for key in list(child):  # anything but a kept <key> goes (as in split)
+            if key.tag != f"{{{OMEMO2_NS}}}key" or not _keeps_key(key, ids):
                 child.remove(key)
         if child.find(f"{{{OMEMO2_NS}}}key") is None:
             header.remove(child)
@@ -133,6 +135,15 @@ class SplitStanza:
     groups: dict[str, tuple[_Group, ...]] = field(default_factory=dict)  # OMEMO 2, by JID
     every: str = ""  # every key part, in order: the whole message is head + every + tail
 
+    _at: dict[int, tuple[int, ...]] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        at: dict[int, tuple[int, ...]] = {}  # legacy rid -> positions of its keys
+        for position, (rid, _text) in enumerate(self.legacy):
+            if rid is not None:
+                at[rid] = (*at.get(rid, ()), position)
+        object.__setattr__(self, "_at", at)
+
     @property
     def whole(self) -> str:
         """The message with every key (for the archive): no second serialisation."""
@@ -140,8 +151,9 @@ class SplitStanza:
 
     def for_member(self, member: str, ids: Collection[int]) -> str:
         """The serialised copy for ``member`` (bare, normalised) reading with ``ids``."""
-        if self.namespace == LEGACY_NS:
-            keys = "".join(text for rid, text in self.legacy if rid in ids)
+        if self.namespace == LEGACY_NS:  # work in the member's few ids, not every key
+            found = sorted(p for rid in ids for p in self._at.get(rid, ()))
+            keys = "".join(self.legacy[position][1] for position in found)
             return f"{self.head}{keys}{self.tail}"
         parts = [self.head]
         for group in self.groups.get(member, ()):
@@ -152,73 +164,92 @@ class SplitStanza:
         return "".join(parts)
 
 
-def _marker(namespace: str) -> tuple[ET.Element, str]:
-    """A placeholder element no client sends, and its serialised form inside a parent of
-    ``namespace`` (random, so no text of the stanza can be taken for it)."""
-    marker = ET.Element(f"{{{namespace}}}clinic-trim", {"n": secrets.token_hex(8)})
-    return marker, str(tostring(marker, xmlns=namespace))
+def _token() -> str:
+    """A random separator put into the text between keys for one serialisation: letters
+    and digits only (serialised as they are), unguessable, so no text of the stanza can
+    be taken for it."""
+    return f"trim{secrets.token_hex(10)}"
 
 
-def _cut(element: ET.Element, marker: str, outer: str, top_level: bool) -> tuple[str, str]:
-    """``element`` serialised, cut at ``marker``'s text: (before, after)."""
-    before, found, after = str(tostring(element, xmlns=outer, top_level=top_level)).partition(
-        marker
-    )
-    if not found:  # cannot happen: the marker is in the tree and unique
-        raise ValueError("trim marker not found in the serialised stanza")
-    return before, after
+def _rid(element: ET.Element, tag: str) -> int | None:
+    return device_id_or_none(element.get("rid")) if element.tag == tag else None
 
 
-def _key_text(key: ET.Element, namespace: str) -> tuple[int | None, str]:
-    tail, key.tail = key.tail, None  # whitespace between keys is not needed
+def _serialise_with_tokens(
+    message: ET.Element,
+    header: ET.Element,
+    parts: list[ET.Element],
+    serialise: Serialiser,
+    *tokens: str,
+) -> str:
+    """``message`` serialised once, with ``tokens`` (start, after each part, and for OMEMO 2
+    groups: start of keys, after each key) in place of the whitespace around the keys.
+
+    Only the texts and tails of the header, the parts and their keys are changed, and all
+    are put back; so are the header's children, which are rearranged so the keys stand
+    together where the first one was.
+    """
+    start, after_part, *inner = tokens
+    original = list(header)
+    first = original.index(parts[0])
+    rest = [child for child in original if child not in parts]
+    touched = [header, *rest[first - 1 : first], *parts]
+    if inner:
+        touched += [key for part in parts for key in part]
+    saved = [(element, element.text, element.tail) for element in touched]
+    header[:] = [*rest[:first], *parts, *rest[first:]]
     try:
-        return device_id_or_none(key.get("rid")), str(tostring(key, xmlns=namespace))
+        if first == 0:
+            header.text = start
+        else:
+            rest[first - 1].tail = start
+        for part in parts:
+            part.tail = after_part
+            if inner:
+                part.text = inner[0]
+                for key in part:
+                    key.tail = inner[1]
+        return serialise(message)
     finally:
-        key.tail = tail
+        header[:] = original
+        for element, text, tail in saved:
+            element.text, element.tail = text, tail
 
 
-def _group(group: ET.Element) -> _Group:
-    keys = tuple(_key_text(key, OMEMO2_NS) for key in group if key.tag == f"{{{OMEMO2_NS}}}key")
-    shell = ET.Element(group.tag, group.attrib)
-    marker, text = _marker(OMEMO2_NS)
-    shell.append(marker)
-    open_, close = _cut(shell, text, OMEMO2_NS, top_level=False)
-    return _Group(open_, close, keys)
-
-
-def split(message: ET.Element, outer: str) -> SplitStanza | None:
-    """Cut ``message`` (serialised in stream namespace ``outer``) around its keys.
+def split(message: ET.Element, serialise: Serialiser) -> SplitStanza | None:
+    """Cut ``message`` around its keys, as ``serialise`` writes it (the relay's stanza
+    serialiser, muc_stanzas.serialise).
 
     None when the message has no single OMEMO element with a header: every member then
-    gets the same text. The header's children are replaced for the cut and put back, so
-    ``message`` is unchanged afterwards.
+    gets the same text. One serialisation of the whole message, cut at separators put in
+    for it; ``message`` is unchanged afterwards (whitespace between keys aside, which
+    the copies and :attr:`SplitStanza.whole` leave out).
     """
     found = omemo_header(message)
     if found is None:
         return None
     namespace, header = found
-    original: Sequence[ET.Element] = list(header)
-    parts = [child for child in original if _is_key_part(child, namespace)]
+    parts = [child for child in header if _is_key_part(child, namespace)]
     if not parts:
         return None
-    marker, text = _marker(namespace)
-    first = original.index(parts[0])  # the keys go where the first one was
-    rest = [child for child in original if not _is_key_part(child, namespace)]
-    header[:] = [*rest[:first], marker, *rest[first:]]
-    try:
-        head, tail = _cut(message, text, outer, top_level=True)
-    finally:
-        header[:] = original
-    if namespace == LEGACY_NS:
-        legacy = tuple(_key_text(key, namespace) for key in parts)
-        every = "".join(text for _rid, text in legacy)
-        return SplitStanza(namespace, head, tail, legacy=legacy, every=every)
+    legacy = namespace == LEGACY_NS
+    tokens = [_token() for _ in range(2 if legacy else 4)]
+    text = _serialise_with_tokens(message, header, parts, serialise, *tokens)
+    head, _, after = text.partition(tokens[0])
+    *chunks, tail = after.split(tokens[1])
+    if len(chunks) != len(parts):  # cannot happen: each token is in the text once per part
+        raise ValueError("trim separators not found in the serialised stanza")
+    if legacy:
+        keys = tuple(zip((_rid(p, f"{{{LEGACY_NS}}}key") for p in parts), chunks, strict=True))
+        return SplitStanza(namespace, head, tail, legacy=keys, every="".join(chunks))
     groups: dict[str, tuple[_Group, ...]] = {}
-    texts: list[str] = []
-    for part in parts:
-        group = _group(part)
-        texts += (group.open, *(text for _rid, text in group.keys), group.close)
+    for part, chunk in zip(parts, chunks, strict=True):
+        open_, _, inside = chunk.partition(tokens[2])
+        *texts, close = inside.split(tokens[3])
+        rids = (_rid(key, f"{{{OMEMO2_NS}}}key") for key in part)
+        group = _Group(open_, close, tuple(zip(rids, texts, strict=True)))
         jid = jid_or_none(part.get("jid"))
         if jid is not None:
             groups[jid] = (*groups.get(jid, ()), group)
-    return SplitStanza(namespace, head, tail, groups=groups, every="".join(texts))
+    every = "".join(chunk.replace(tokens[2], "").replace(tokens[3], "") for chunk in chunks)
+    return SplitStanza(namespace, head, tail, groups=groups, every=every)

@@ -256,7 +256,7 @@ class Relay:
         root.extend(copy.deepcopy(c) for c in source if not _strip(c))
         root.append(ms.element("stanza-id", ns.SID, id=stanza_id, by=thread_jid))
         root.append(ms.occupant_id(occupant.occupant_id))
-        cut = split(root, ns.COMPONENT) if self.devices is not None else None
+        cut = split(root, ms.serialise) if self.devices is not None else None
         serialised = cut.whole if cut is not None else ms.serialise(root)
         copies = await self._copies(msg, cut, serialised)
         if copies is None:
