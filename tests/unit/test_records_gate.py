@@ -248,3 +248,17 @@ async def test_retention_purges_old_copies_and_the_rest_still_verifies(world: Wo
         await session.execute(delete(DocumentationCopy).where(DocumentationCopy.position == 3))
     with pytest.raises(DocumentationError, match="broken at 3"):
         await world.documentation.read("icu-1")
+
+
+@pytest.mark.requirement("I.6")
+async def test_key_transport_for_others_is_no_gap(world: World) -> None:
+    gate = RecordsGate(Inner(), world.device, world.documentation)
+    anna = await Sender.create(ANNA, LEGACY, world.directory)
+    await Sender.create(BEN, LEGACY, world.directory)
+    element = await anna.encrypt("x", [BEN])
+    payload = element.find(f"{{{LEGACY.uri}}}payload")
+    assert payload is not None
+    element.remove(payload)  # what a key transport message carries: keys, no payload
+    verdict = await gate.evaluate(context(ANNA, message(ANNA, element, "kt1")))
+    assert not verdict.rejected and verdict.notices == ()
+    assert await world.documentation.read("icu-1") == []

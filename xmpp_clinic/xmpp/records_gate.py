@@ -99,6 +99,8 @@ class RecordsGate:
 
     async def _document(self, ctx: MessageContext, header: OmemoHeader, keyed: bool) -> bool:
         """Decrypt and append the copy; True when it was a gap (no key, undecryptable)."""
+        if not keyed and not header.has_payload:
+            return False  # key transport for other devices: no message, no gap
         sender = fast_bare(ctx.sender)
         thread = ctx.thread.split("@", 1)[0]
         message_id = ctx.stanza.get("id", "")
