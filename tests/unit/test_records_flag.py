@@ -131,3 +131,10 @@ def test_cli_set_documented_takes_on_or_off(config: Path) -> None:
     assert code == 2 and "on or off" in err
     code, _, err = cli(config, "set-documented", "nowhere", "on")
     assert code == 1 and "nowhere" in err
+
+
+@pytest.mark.requirement("I.6")
+async def test_readers_without_the_records_jid_still_see_the_flag(store: Store) -> None:
+    await service(store).create("icu-1", "ICU", [ANNA], documented=True)
+    [thread] = await ThreadService(store, user_domains=DOMAINS).list()
+    assert thread.documented and thread.member_jids == {ANNA}

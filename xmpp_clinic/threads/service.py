@@ -8,6 +8,7 @@ next decision (store/changes.py) and ``xmpp-clinic audit events`` shows who did 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -53,18 +54,20 @@ def _group(name: str) -> str:
         raise InvalidThread(str(exc)) from None
 
 
-def _info(thread: Thread, records: MemberInfo | None = None) -> ThreadInfo:
-    """The thread as plain data; ``records`` is the documentation member of a documented
-    thread (I.6), listed like any member so that clients encrypt for it."""
+def _info(
+    thread: Thread, documented_since: datetime | None = None, records_jid: str | None = None
+) -> ThreadInfo:
+    """The thread as plain data. A documented thread (I.6) lists the documentation member
+    ``records_jid`` (when known) like any member, so that clients encrypt for it."""
     members = tuple(
         MemberInfo(m.jid, check_affiliation(m.affiliation), m.since) for m in thread.members
     )
-    if records is not None:
-        members += (records,)
+    if documented_since is not None and records_jid:
+        members += (MemberInfo(records_jid, "member", documented_since),)
     kind: Kind = "direct" if thread.kind == "direct" else "group"
     return ThreadInfo(
         thread.id, thread.name, thread.title, kind, thread.subject, thread.created_at,
-        members, documented=records is not None,
+        members, documented=documented_since is not None,
     )  # fmt: skip
 
 
@@ -101,10 +104,10 @@ class ThreadService:
         # localpart is reserved, so no thread takes its address.
         self._records_jid = records_jid
 
-    async def _records(
+    async def _documented(
         self, session: AsyncSession, thread_ids: Iterable[int]
-    ) -> dict[int, MemberInfo]:
-        """The records member of each documented thread among ``thread_ids``."""
+    ) -> dict[int, datetime]:
+        """Since when each documented thread among ``thread_ids`` is documented."""
         ids = list(thread_ids)
         if not ids:
             return {}
@@ -113,11 +116,11 @@ class ThreadService:
                 DocumentedThread.thread_id.in_(ids)
             )
         )
-        jid = self._records_jid or ""
-        return {tid: MemberInfo(jid, "member", since) for tid, since in rows if jid}
+        return {tid: since for tid, since in rows}
 
     async def _documented_info(self, session: AsyncSession, thread: Thread) -> ThreadInfo:
-        return _info(thread, (await self._records(session, [thread.id])).get(thread.id))
+        since = (await self._documented(session, [thread.id])).get(thread.id)
+        return _info(thread, since, self._records_jid)
 
     def _check_not_reserved(self, name: str) -> None:
         if self._records_jid is not None and name == self._records_jid.split("@", 1)[0]:
@@ -218,8 +221,8 @@ class ThreadService:
         async with self._store.session() as session:
             query = select(Thread).options(selectinload(Thread.members)).order_by(Thread.name)
             threads = list((await session.execute(query)).scalars())
-            records = await self._records(session, [t.id for t in threads])
-            return [_info(t, records.get(t.id)) for t in threads]
+            documented = await self._documented(session, [t.id for t in threads])
+            return [_info(t, documented.get(t.id), self._records_jid) for t in threads]
 
     async def get(self, name: str) -> ThreadInfo:
         async with self._store.session() as session:
