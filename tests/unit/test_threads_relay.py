@@ -351,3 +351,27 @@ class TestTrimmingFailsClosed(ThreadStanzaTest):
         self.send(None)
         page = self.run_coro(self.archive.query(ArchiveQuery(thread_id=1)))
         assert page.entries == []
+
+
+class TestArchivedHook(ThreadStanzaTest):
+    """The records member links its documentation copy to the archive (II.2)."""
+
+    def test_the_hook_hears_thread_message_id_sender_stanza_id_and_seq(self) -> None:
+        from xmpp_clinic.xmpp.relay import Relay
+
+        heard: list[tuple[str, str, str, str, int]] = []
+
+        async def archived(thread: str, message_id: str, sender: str, sid: str, seq: int) -> None:
+            heard.append((thread, message_id, sender, sid, seq))
+            raise RuntimeError("a broken hook changes nothing for the message")
+
+        self.xmpp.remove_handler("ThreadMessage")
+        Relay(
+            self.host, self.archive, EncryptedOnly(), new_id=lambda: "sid-1", archived=archived
+        ).attach()
+        self.join(f"{ALICE}/phone", "Alice")
+        self.join(f"{BOB}/pc", "Bob")
+        self.recv_settled(OMEMO_MESSAGE)
+        self.send(relayed(f"{ALICE}/phone"))
+        self.send(relayed(f"{BOB}/pc"))
+        assert heard == [("ward", "m1", ALICE, "sid-1", 1)]

@@ -22,7 +22,7 @@ import copy
 import logging
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from slixmpp import Message
@@ -55,6 +55,10 @@ log = logging.getLogger(__name__)
 # before the sender is told to retry: a stalled database must not hold every thread
 # silently (I.12).
 STORE_TIMEOUT = 15.0
+
+# Told once a message is archived and delivered: (thread name, the sender's message id,
+# the sender's bare JID, stanza-id, sequence number). Must not raise.
+ArchivedHook = Callable[[str, str, str, str, int], Awaitable[None]]
 
 
 SEQ = f"{{{ns.CLINIC_SEQ}}}seq"
@@ -102,11 +106,13 @@ class Relay:
         *,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         devices: DeviceSource | None = None,
+        archived: ArchivedHook | None = None,
     ) -> None:
         self.host = host
         self.archive = archive
         self.policy = policy
         self.devices = devices  # whose keys each member's copy keeps (trimming.py)
+        self.archived = archived  # told of each archived message (records documentation)
         self._new_id = new_id  # stanza-ids; tests pass a counter
         # The latest message of each thread with one still in flight: the next waits for
         # it at each step, so archive order = delivery order = arrival order (II.2).
@@ -288,6 +294,13 @@ class Relay:
             if text is None:
                 text = built[member] = with_seq(copies(member), entry.seq)
             self.host.xmpp.send(ms.address(text, recipient.jid))
+        turn.delivered.set()  # the next message need not wait for the hook below
+        if self.archived is not None:
+            sender = fast_bare(occupant.bare)
+            try:
+                await self.archived(thread.name, msg["id"], sender, stanza_id, entry.seq)
+            except Exception:
+                log.warning("archived hook failed", extra={"care_thread": thread.name})
         return True
 
     async def _copies(
