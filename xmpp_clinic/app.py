@@ -21,6 +21,7 @@ from xmpp_clinic.directory.service import DirectoryService
 from xmpp_clinic.directory.sync import DirectorySync
 from xmpp_clinic.policy.pipeline import Pipeline
 from xmpp_clinic.policy.verdict import MessagePolicy
+from xmpp_clinic.records import member_jid
 from xmpp_clinic.records.member import open_documentation
 from xmpp_clinic.registry.service import DeviceRegistry
 from xmpp_clinic.report.scheduler import ReportScheduler
@@ -42,6 +43,7 @@ from xmpp_clinic.xmpp.muc_admin import MemberLists
 from xmpp_clinic.xmpp.parts import PartTracker
 from xmpp_clinic.xmpp.pep import ComponentPep, DeviceDiscovery
 from xmpp_clinic.xmpp.privilege import Privileges
+from xmpp_clinic.xmpp.records_member import RecordsPart
 from xmpp_clinic.xmpp.relay import Relay
 from xmpp_clinic.xmpp.roster_sync import RosterSync
 from xmpp_clinic.xmpp.search import DirectorySearch
@@ -73,6 +75,7 @@ class Gateway:
             self.store,
             user_domains=settings.xmpp.user_domains,
             directory=settings.directory is not None,
+            records_jid=member_jid(settings.records.localpart, settings.xmpp.component_jid),
         )
         self.archive = MessageArchive(self.store)
         self.audit_log = AuditLog(self.store)
@@ -99,7 +102,12 @@ class Gateway:
             self.thread_host, self.archive, PartSets(self.store), settings.parts
         )
         self.delivery = DeliveryTracker(self.thread_host, Deliveries(self.store), settings.delivery)
-        inner = self.parts.gate(policy or self.pipeline)
+        # The documentation member (I.6) decrypts its copy once the pipeline and the
+        # part check accepted a message, and refuses it if the copy cannot be stored.
+        self.records = RecordsPart(
+            self.thread_host, settings.records, self.store, ComponentPep(self.component)
+        )
+        inner = self.records.gate(self.parts.gate(policy or self.pipeline))
         self.policy: MessagePolicy = self.client_versions.gate(self.delivery.gate(inner))
         self.reports = ReportScheduler(settings, self.store)
         # Retention runs inside the gateway on its schedule (I.7, IV.8); an erasure that
@@ -114,9 +122,10 @@ class Gateway:
             seen=self.pipeline.drain_seen,
         )
         self.changes.on_change("threads", self.thread_host.reload)
+        self.changes.on_change("threads", self.records.notices.check)
         self.changes.on_change("devices", self.pipeline.reload)
         self.changes.on_change("devices", self.devices.devices_changed)
-        self.thread_host.on_member_arrival(self.devices.member_arrived)
+        self.thread_host.on_member_arrival(self._member_arrived)
         self.component.add_event_handler("session_start", self.devices.online)
         for part in (
             self.thread_host,
@@ -127,6 +136,7 @@ class Gateway:
             SelfPing(self.thread_host),
             AdminCommands(self.thread_host),
             self.client_versions,
+            self.records,
         ):
             part.attach()
         device_commands.attach(self.component, self.registry)
@@ -183,6 +193,7 @@ class Gateway:
                 extra={"setting": "policy.device_approval"},
             )
         await self.store.migrate()
+        await self.records.start()
         await self._record("start")
         await self._start_bridge()
         self.reports.start()
@@ -213,6 +224,7 @@ class Gateway:
         if self.bridge is not None:
             await self.bridge.stop()
         await self._drain_archive()
+        await self.records.stop()
         with contextlib.suppress(Exception):
             await self._record("stop")
         await self.store.close()
@@ -248,7 +260,16 @@ class Gateway:
 
     async def _members(self) -> set[str]:
         """Every member of every thread: whose devices the periodic refresh reads (I.4)."""
-        return {member.jid for thread in self.thread_host.book for member in thread.members}
+        return {
+            member.jid
+            for thread in self.thread_host.book
+            for member in thread.members
+            if member.jid != self.records.jid  # the gateway's own device: nothing to discover
+        }
+
+    def _member_arrived(self, jid: str) -> None:
+        if jid != self.records.jid:
+            self.devices.member_arrived(jid)
 
     async def _record(self, kind: str) -> None:
         async with self.store.session() as session:

@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from xmpp_clinic.cli.common import ConfigOption, run, settings_from
+from xmpp_clinic.cli.common import EXIT_USAGE, ConfigOption, fail, run, settings_from
 from xmpp_clinic.config import Settings, weakened_controls
 
 log = logging.getLogger("xmpp_clinic.config")
@@ -22,11 +22,15 @@ def run_verb(config: ConfigOption = None) -> None:
     """Run the gateway until SIGTERM or Ctrl-C."""
     from xmpp_clinic.app import run_gateway
     from xmpp_clinic.logs import setup_logging
+    from xmpp_clinic.records.keys import RecordsKeyError
 
     settings = settings_from(config)
     setup_logging(settings.logging)
     log_warnings(settings)
-    run(run_gateway(settings))
+    try:
+        run(run_gateway(settings))
+    except RecordsKeyError as exc:  # the documentation key is missing: a config problem
+        fail(str(exc), EXIT_USAGE)
 
 
 def check_config(config: ConfigOption = None) -> None:

@@ -21,6 +21,7 @@ import typer
 from xmpp_clinic.cli.common import EXIT_USAGE, fail, person
 from xmpp_clinic.config import ConfigError, Settings, validate_settings, weakened_controls
 from xmpp_clinic.jids import InvalidJid, check_domain
+from xmpp_clinic.records.keys import create_key
 from xmpp_clinic.templates import EJABBERD_TEMPLATE, PROSODY_TEMPLATE, render
 
 STATE_DIR = Path("/var/lib/xmpp-clinic")
@@ -219,6 +220,12 @@ def init(
         _write(target)
         created = " (mode 0600)" if target.mode is not None else ""
         typer.echo(f"wrote {target.path}{created}")
+    # The documentation member's key (I.6): the gateway refuses to start without it once
+    # a thread was documented, so it is made here, once, and never overwritten.
+    key_file = settings.records.key_file
+    if not key_file.exists():
+        create_key(key_file)
+        typer.echo(f"wrote {key_file} (mode 0600; back it up with the store)")
     for warning in weakened_controls(settings):
         typer.echo(f"warning: {warning}", err=True)
 
