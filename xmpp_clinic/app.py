@@ -38,6 +38,7 @@ from xmpp_clinic.xmpp.component import ClinicComponent
 from xmpp_clinic.xmpp.delivery import DeliveryTracker
 from xmpp_clinic.xmpp.delivery import attach_commands as attach_delivery_commands
 from xmpp_clinic.xmpp.device_upkeep import DeviceUpkeep
+from xmpp_clinic.xmpp.history import JoinHistory
 from xmpp_clinic.xmpp.mam import ThreadArchive
 from xmpp_clinic.xmpp.muc_admin import MemberLists
 from xmpp_clinic.xmpp.parts import PartTracker
@@ -129,10 +130,22 @@ class Gateway:
         self.component.add_event_handler("session_start", self.devices.online)
         for part in (
             self.thread_host,
-            Relay(self.thread_host, self.archive, self.policy),
+            # Each member's copy carries only that member's keys (issue 13, II.3); the
+            # relay and MAM tell delivery tracking who got what (II.2).
+            Relay(
+                self.thread_host,
+                self.archive,
+                self.policy,
+                devices=self.pipeline,
+                archived=self.records.archived,
+                delivery=self.delivery,
+            ),
             MemberLists(self.thread_host),
             ThreadDisco(self.thread_host),
-            ThreadArchive(self.thread_host, self.archive),
+            ThreadArchive(
+                self.thread_host, self.archive, devices=self.pipeline, delivery=self.delivery
+            ),
+            JoinHistory(self.thread_host, self.archive, devices=self.pipeline),
             SelfPing(self.thread_host),
             AdminCommands(self.thread_host),
             self.client_versions,

@@ -1,12 +1,9 @@
 """Delivery tracking with real clients on Prosody and ejabberd (issue 11, II.2).
 
-Until ``app.py`` wires delivery tracking in and ``relay.py`` / ``mam.py`` call its hooks
-(``DeliveryTracker.relayed`` after a fan-out, ``.fetched`` after a MAM page), this test
-puts the tracker in front of the pipeline itself and makes those two calls in the
-relay's and MAM's place, with what they would pass: the archive's entry and the
-members whose sessions got it; the archive ids Carol's query returned. Everything else
-is the real path: the displayed marker through the gateway, the direct notice over the
-server, the ad-hoc command over XMPP.
+The gateway is built as ``xmpp-clinic run`` builds it: the relay records who got a
+message live, MAM records what a member fetched, the displayed marker goes through the
+gateway, the not-delivered notice is sent by the gateway's own watcher over the server,
+and the "who has my message?" ad-hoc command is asked over XMPP.
 """
 
 from __future__ import annotations
@@ -36,25 +33,15 @@ from tests.integration.device_policy_helpers import create_thread
 from xmpp_clinic import namespaces as ns
 from xmpp_clinic.app import Gateway
 from xmpp_clinic.archive.messages import ArchiveQuery
-from xmpp_clinic.completeness.delivery_store import Deliveries
 from xmpp_clinic.config import load_settings
 from xmpp_clinic.dev.servers import DevServer
-from xmpp_clinic.policy.verdict import MessageContext, MessagePolicy, Verdict
-from xmpp_clinic.xmpp.delivery import DeliveryTracker, attach_commands
+from xmpp_clinic.xmpp.delivery import DeliveryTracker
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 MakeUsers = Callable[..., list[str]]
 NOTIFY_MINUTES = 0.05  # three seconds
 PLAIN = ("xep_0030", "xep_0004", "xep_0050", "xep_0059", "xep_0297", "xep_0313")
-
-
-class _Deferred:
-    inner: MessagePolicy | None = None
-
-    async def evaluate(self, ctx: MessageContext) -> Verdict:
-        assert self.inner is not None
-        return await self.inner.evaluate(ctx)
 
 
 @pytest.fixture
@@ -68,17 +55,12 @@ async def delivery_gateway(
         delivery={"notify_after_minutes": NOTIFY_MINUTES},
     )
     settings = load_settings(path)
-    deferred = _Deferred()
-    gateway = Gateway(settings, policy=deferred)
-    tracker = DeliveryTracker(gateway.thread_host, Deliveries(gateway.store), settings.delivery)
-    deferred.inner = tracker.gate(gateway.pipeline)
-    attach_commands(gateway.thread_host, tracker.deliveries)
+    gateway = Gateway(settings)
     await gateway.start()
     try:
         await gateway.component.wait_online(timeout=15)
-        yield GatewayHandle(gateway, settings, path, xmpp_server), tracker
+        yield GatewayHandle(gateway, settings, path, xmpp_server), gateway.delivery
     finally:
-        await tracker.stop()
         await gateway.stop()
 
 
@@ -133,11 +115,12 @@ async def test_delivered_fetched_read_and_the_not_delivered_notice_for_a_thread_
         assert info is not None
         entry = (await gw.gateway.archive.query(ArchiveQuery(thread_id=info.id))).entries[-1]
         assert entry.stanza_id == got.stanza_id
-        kind, rest = entry.stanza.split(" ", 1)
-        archived = ET.fromstring(f'{kind} xmlns="{ns.COMPONENT}" {rest}')
-        # In the relay's place: Alice's and Bob's sessions got it live.
-        tracker.relayed(info, entry.seq, entry.stanza_id, alice, {alice, bob}, archived)
-        await tracker.flush()
+        await tracker.flush()  # the relay recorded Alice's and Bob's sessions as live
+
+        async def delivered_to_bob() -> bool:
+            return (await statuses(tracker, entry.stanza_id)).get(bob) == "delivered"
+
+        await eventually(delivered_to_bob)
 
         displayed = talkers[1].make_message(thread, mtype="groupchat")
         marker = ET.SubElement(displayed.xml, f"{{{ns.CHAT_MARKERS}}}displayed")
@@ -157,20 +140,18 @@ async def test_delivered_fetched_read_and_the_not_delivered_notice_for_a_thread_
         plain += [carol_bot, dave_bot, alice_cmd]
         to_carol, to_dave = unread_notices(carol_bot, gw.jid), unread_notices(dave_bot, gw.jid)
         fetched = await fetch_thread_history(carol_bot, thread)
-        # In MAM's place: the archive ids Carol's query returned.
-        returned = [
-            sid for m in fetched if (sid := m.xml.find(f"{{{ns.SID}}}stanza-id")) is not None
-        ]
-        tracker.fetched(info, carol, [str(sid.get("id")) for sid in returned])
-        await tracker.flush()
+        assert fetched  # MAM recorded the archive ids Carol's query returned
 
+        async def fetched_by_carol() -> bool:
+            await tracker.flush()
+            return (await statuses(tracker, entry.stanza_id)).get(carol) == "fetched"
+
+        await eventually(fetched_by_carol)
+        # Dave has neither received nor fetched it: the gateway's watcher tells him once.
+        await eventually(lambda: asyncio.sleep(0, bool(to_dave)), timeout=30)
         await asyncio.sleep(NOTIFY_MINUTES * 60)
-        assert await tracker.notify_due() == 1
-        await eventually(lambda: asyncio.sleep(0, bool(to_dave)))
         assert to_dave == ["There are unread messages in Ward4B."]
-        await asyncio.sleep(0.5)
         assert to_carol == []
-        assert await tracker.notify_due() == 0
 
         adhoc: Any = alice_cmd.plugin["xep_0050"]
         started = await adhoc.send_command(gw.jid, "thread-delivery", action="execute")

@@ -41,9 +41,9 @@ from tests.integration.device_policy_helpers import (
     create_thread,
 )
 from xmpp_clinic.clock import utcnow
-from xmpp_clinic.policy.fallback import FALLBACK_TEXT
 from xmpp_clinic.dev.servers import DevServer
 from xmpp_clinic.omemo import LEGACY_NS
+from xmpp_clinic.policy.fallback import FALLBACK_TEXT
 from xmpp_clinic.registry.model import DeviceState
 from xmpp_clinic.registry.service import DeviceRegistry
 

@@ -33,13 +33,9 @@ from xmpp_clinic.app import Gateway
 from xmpp_clinic.config import load_settings
 from xmpp_clinic.dev.omemo_client import omemo_of
 from xmpp_clinic.dev.servers import DevServer
-from xmpp_clinic.policy.verdict import MessageContext, MessagePolicy, Verdict
 from xmpp_clinic.records.documentation import DocumentedMessage
 from xmpp_clinic.records.keys import RecordsKeyError
-from xmpp_clinic.threads import ThreadService
-from xmpp_clinic.xmpp.pep import ComponentPep
 from xmpp_clinic.xmpp.records_gate import GAP_NOTICE
-from xmpp_clinic.xmpp.records_member import RecordsPart
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -47,47 +43,22 @@ ALL_DEVICES = {"device_approval": "all"}
 PLAIN_PLUGINS = ("xep_0030", "xep_0045", "xep_0060")
 
 
-class LatePolicy:
-    """The relay's policy, filled in once the records part exists (test wiring only)."""
-
-    inner: MessagePolicy | None = None
-
-    async def evaluate(self, ctx: MessageContext) -> Verdict:
-        assert self.inner is not None
-        return await self.inner.evaluate(ctx)
-
-
 class Documenting:
-    """A gateway with the records member wired in as app.py is asked to."""
+    """A gateway with its records member, as ``xmpp-clinic run`` builds it."""
 
     def __init__(self, server: DevServer, folder: Path) -> None:
         self.folder = folder
         self.path = write_config(server, folder, policy=ALL_DEVICES)
         self.settings = load_settings(self.path)
-        late = LatePolicy()
-        self.gateway = Gateway(self.settings, policy=late)
-        gw = self.gateway
-        self.part = RecordsPart(
-            gw.thread_host, self.settings.records, gw.store, ComponentPep(gw.component)
-        )
-        threads = ThreadService(
-            gw.store, user_domains=self.settings.xmpp.user_domains, records_jid=self.part.jid
-        )
-        gw.threads = threads
-        gw.thread_host.service = threads
-        late.inner = self.part.gate(gw.pipeline)
-        self.part.attach()
-        gw.changes.on_change("threads", self.part.notices.check)
-        self.handle = GatewayHandle(gw, self.settings, self.path, server)
+        self.gateway = Gateway(self.settings)  # as `xmpp-clinic run` builds it
+        self.part = self.gateway.records
+        self.handle = GatewayHandle(self.gateway, self.settings, self.path, server)
 
     async def start(self) -> None:
-        await self.gateway.store.migrate()
-        await self.part.start()
         await self.gateway.start()
         await self.gateway.component.wait_online(timeout=15)
 
     async def stop(self) -> None:
-        await self.part.stop()
         await self.gateway.stop()
 
     async def copies(self, thread: str) -> list[DocumentedMessage]:

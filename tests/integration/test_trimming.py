@@ -38,9 +38,6 @@ from tests.integration.conftest import PASSWORD, GatewayHandle
 from tests.integration.device_policy_helpers import create_thread
 from xmpp_clinic import namespaces
 from xmpp_clinic.omemo import LEGACY_NS, OMEMO2_NS, jid_or_none
-from xmpp_clinic.xmpp.history import JoinHistory
-from xmpp_clinic.xmpp.mam import ThreadArchive
-from xmpp_clinic.xmpp.relay import Relay
 from xmpp_clinic.xmpp.threads import ThreadHost
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300), pytest.mark.requirement("II.3")]
@@ -50,27 +47,11 @@ MakeUsers = Callable[..., list[str]]
 GatewayFactory = Callable[..., Awaitable[GatewayHandle]]
 
 
-def trimmed(gw: GatewayHandle) -> GatewayHandle:
-    """The gateway with relay, MAM and join history reading devices from the pipeline.
-
-    What app.py wires (``devices=self.pipeline``); done here as well so these tests run
-    before and after that wiring: the handlers are replaced by equivalent ones.
-    """
-    gateway = gw.gateway
-    host, archive = gateway.thread_host, gateway.archive
-    gateway.component.remove_handler("ThreadMessage")
-    gateway.component.remove_handler("ThreadMAM")
-    Relay(host, archive, gateway.policy, devices=gateway.pipeline).attach()
-    ThreadArchive(host, archive, devices=gateway.pipeline).attach()
-    JoinHistory(host, archive, devices=gateway.pipeline).attach()
-    return gw
-
-
 @pytest.mark.requirement("II.3", "II.1")
 async def test_each_member_decrypts_its_own_copy_which_holds_only_its_keys(
     make_users: MakeUsers, gateway_factory: GatewayFactory
 ) -> None:
-    gw = trimmed(await gateway_factory(policy=ALL_DEVICES))
+    gw = await gateway_factory(policy=ALL_DEVICES)
     alice, bob, carol = make_users("alice", "bob", "carol")
     thread = create_thread(gw, "ward3", [alice, bob, carol])
     phone = await connect_omemo_bot(alice, PASSWORD, gw.server)
@@ -116,7 +97,7 @@ async def test_each_member_decrypts_its_own_copy_which_holds_only_its_keys(
 async def test_mam_gives_a_member_every_key_they_are_entitled_to_and_no_other(
     make_users: MakeUsers, gateway_factory: GatewayFactory
 ) -> None:
-    gw = trimmed(await gateway_factory(policy=ALL_DEVICES))
+    gw = await gateway_factory(policy=ALL_DEVICES)
     alice, bob = make_users("alice", "bob")
     thread = create_thread(gw, "icu", [alice, bob])
     storage = MemoryStorage()  # Alice's laptop, kept for its next login
@@ -154,7 +135,7 @@ async def test_mam_gives_a_member_every_key_they_are_entitled_to_and_no_other(
 async def test_omemo2_copies_carry_only_the_members_own_keys_group(
     make_users: MakeUsers, gateway_factory: GatewayFactory
 ) -> None:
-    gw = trimmed(await gateway_factory(policy=ALL_DEVICES))
+    gw = await gateway_factory(policy=ALL_DEVICES)
     kai, alice, bob = make_users("kai", "alice", "bob")
     thread = create_thread(gw, "ward7", [kai, alice, bob])
     directory = Directory()
@@ -190,7 +171,7 @@ async def test_history_on_join_is_trimmed_and_decrypts(
 ) -> None:
     if "history_sender" not in inspect.getsource(ThreadHost):
         pytest.skip("the room host does not call history_sender yet (xmpp/threads.py)")
-    gw = trimmed(await gateway_factory(policy=ALL_DEVICES))
+    gw = await gateway_factory(policy=ALL_DEVICES)
     alice, dave = make_users("alice", "dave")
     thread = create_thread(gw, "onc", [alice, dave])
     storage = MemoryStorage()

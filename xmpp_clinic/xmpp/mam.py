@@ -41,6 +41,7 @@ from xmpp_clinic.threads import MemberInfo, ThreadInfo
 from xmpp_clinic.trimming import DeviceIndex, DeviceSource, omemo_header, trim
 from xmpp_clinic.xmpp import forms
 from xmpp_clinic.xmpp import muc_stanzas as ms
+from xmpp_clinic.xmpp.delivery import DeliveryListener
 from xmpp_clinic.xmpp.errors import FormError, maps_domain_errors
 from xmpp_clinic.xmpp.routing import ToThreadIq, handle
 from xmpp_clinic.xmpp.threads import ThreadHost
@@ -127,11 +128,17 @@ class ThreadArchive:
     """Serves each thread's archive to its current members."""
 
     def __init__(
-        self, host: ThreadHost, archive: MessageArchive, *, devices: DeviceSource | None = None
+        self,
+        host: ThreadHost,
+        archive: MessageArchive,
+        *,
+        devices: DeviceSource | None = None,
+        delivery: DeliveryListener | None = None,
     ) -> None:
         self.host = host
         self.archive = archive
         self.devices = devices  # whose keys each result keeps (trimming.py)
+        self.delivery = delivery  # which archive ids each member fetched (II.2, issue 11)
 
     def attach(self) -> None:
         handle(self.host.xmpp, "ThreadMAM", ToThreadIq(self.host.domain, ns.MAM), self._on_query)
@@ -148,6 +155,8 @@ class ThreadArchive:
         for entry in page.entries:
             archived = member_copy(entry, member.jid, index)
             self.host.send(self._result(thread, iq["from"].full, query["queryid"], entry, archived))
+        if self.delivery is not None and page.entries:
+            self.delivery.fetched(thread, member.jid, [e.stanza_id for e in page.entries])
         self._reply_fin(iq, page)
 
     def _request(self, thread: ThreadInfo, member: MemberInfo, query: MAM) -> ArchiveQuery:

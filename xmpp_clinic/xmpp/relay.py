@@ -45,6 +45,7 @@ from xmpp_clinic.store import StoreUnavailable
 from xmpp_clinic.threads import ThreadInfo
 from xmpp_clinic.trimming import DeviceSource, SplitStanza, split
 from xmpp_clinic.xmpp import muc_stanzas as ms
+from xmpp_clinic.xmpp.delivery import DeliveryListener
 from xmpp_clinic.xmpp.occupants import Occupant
 from xmpp_clinic.xmpp.routing import ToThread, handle
 from xmpp_clinic.xmpp.threads import ThreadHost
@@ -107,7 +108,9 @@ class Relay:
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         devices: DeviceSource | None = None,
         archived: ArchivedHook | None = None,
+        delivery: DeliveryListener | None = None,
     ) -> None:
+        self.delivery = delivery  # who got each message live (II.2, issue 11)
         self.host = host
         self.archive = archive
         self.policy = policy
@@ -294,7 +297,11 @@ class Relay:
             if text is None:
                 text = built[member] = with_seq(copies(member), entry.seq)
             self.host.xmpp.send(ms.address(text, recipient.jid))
-        turn.delivered.set()  # the next message need not wait for the hook below
+        turn.delivered.set()  # the next message need not wait for the hooks below
+        if self.delivery is not None:
+            self.delivery.relayed(
+                current or thread, entry.seq, stanza_id, fast_bare(occupant.bare), built, root
+            )
         if self.archived is not None:
             sender = fast_bare(occupant.bare)
             try:
