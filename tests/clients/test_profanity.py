@@ -44,14 +44,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 UNENCRYPTED_HINT = "enable OMEMO and resend"
 
 
-def defect(point: int, what: str) -> pytest.MarkDecorator:
-    """A step that waits for issue 9, point ``point``: it fails today, and strictly, so
-    the mark must go when the fix lands."""
-    return pytest.mark.xfail(
-        strict=True, raises=AssertionError, reason=f"issue 9 point {point}: {what}"
-    )
-
-
 async def test_profanity_device_is_pending_until_hospital_it_approves_it(ward: Ward) -> None:
     """I.4: a new device is pending, its owner is told so, the CLI approves it."""
     device = await ward.pat_device_record()
@@ -140,7 +132,6 @@ async def test_message_from_the_other_member_is_shown_decrypted(ward: Ward) -> N
     await ward.profanity.wait_for(f"~ {BOT_NICK}: K+ 4.1 rechecked")
 
 
-@defect(3, "no history on join: xmpp_clinic/xmpp/history.py is not attached in app.py")
 async def test_rejoin_shows_recent_history(ward: Ward) -> None:
     """II.4: Profanity has no MUC MAM; what it can show of the past is join history
     (issue 9 point 3).
