@@ -191,10 +191,12 @@ async def test_message_reaches_bobs_approved_device_but_not_his_pending_one(
         [for_carol] = await carol_inbox.take(1)
         [for_phone] = await phone_inbox.take(1)
         assert for_carol.body == for_phone.body == "CT at 15:00"
+        # Bob's copy carries only his approved phone's key (the tablet's was stripped,
+        # I.5), Carol's only hers: each member gets only its own keys (II.3, issue 13).
         unreadable = await tablet_inbox.take_unreadable()
-        assert key_rids(unreadable) == [rid for rid in sent_rids if rid != tablet]
+        assert key_rids(unreadable) == [phone]
         assert tablet_inbox.messages.empty()
-        assert [key_rids(m) for m in carol_inbox.received] == [key_rids(unreadable)]
+        assert [key_rids(m) for m in carol_inbox.received] == [[await own_device_id(carol_bot)]]
     finally:
         await asyncio.gather(*(disconnect_bot(bot) for bot in bots))
 

@@ -36,15 +36,11 @@ from tests.integration.test_threads_membership import (
 from xmpp_clinic.app import Gateway
 from xmpp_clinic.config import load_settings
 from xmpp_clinic.dev.servers import DevServer, EjabberdServer
-from xmpp_clinic.directory.ejabberd_roster import COMMANDS, EjabberdRosterApi
+from xmpp_clinic.directory.ejabberd_roster import COMMANDS
 from xmpp_clinic.directory.ldap import LdapUnavailable, read_ldap
-from xmpp_clinic.directory.service import DirectoryService
 from xmpp_clinic.omemo import LEGACY_NS
 from xmpp_clinic.registry.model import DeviceState, ObservedDevice
 from xmpp_clinic.settings.directory import DirectorySettings
-from xmpp_clinic.xmpp.privilege import Privileges
-from xmpp_clinic.xmpp.roster_sync import RosterSync
-from xmpp_clinic.xmpp.search import DirectorySearch
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -76,9 +72,7 @@ async def directory_gateway(xmpp_server: DevServer, tmp_path: Path) -> AsyncIter
     parameter is the gateway's folder, so the section is added to the file here)."""
     started: list[Gateway] = []
 
-    async def start(
-        directory: dict[str, Any], prepare: Callable[[Gateway], None] | None = None
-    ) -> GatewayHandle:
+    async def start(directory: dict[str, Any]) -> GatewayHandle:
         folder = tmp_path / f"dgw{len(started)}"
         folder.mkdir()
         path = write_config(xmpp_server, folder, policy={"device_approval": "all"})
@@ -86,9 +80,7 @@ async def directory_gateway(xmpp_server: DevServer, tmp_path: Path) -> AsyncIter
         data["directory"] = directory
         path.write_text(tomli_w.dumps(data), encoding="utf-8")
         settings = load_settings(path)
-        gateway = Gateway(settings)
-        if prepare is not None:
-            prepare(gateway)
+        gateway = Gateway(settings)  # as `xmpp-clinic run` builds it, [directory] wired
         started.append(gateway)
         await gateway.start()
         await gateway.component.wait_online(timeout=15)
@@ -237,29 +229,6 @@ async def test_ldap_sync_moves_and_offboards_people(
     assert [d.state for d in devices] == [DeviceState.REVOKED]
 
 
-def with_roster_sync(gateway: Gateway) -> None:
-    """The wiring app.py gets (see the report): privileges, roster sync on every change."""
-    settings = gateway.settings
-    assert settings.directory is not None
-    privileges = Privileges(gateway.component, user_domains=settings.xmpp.user_domains)
-    directory = DirectoryService(gateway.store, max_removal_share=1.0)
-    api_url = settings.directory.ejabberd_api_url
-    sync = RosterSync(
-        gateway.component,
-        privileges,
-        directory.snapshot,
-        lambda: gateway.thread_host.book,
-        group=settings.directory.roster_group,
-        api=EjabberdRosterApi(api_url) if api_url else None,
-    )
-    privileges.attach()
-    sync.attach()
-    gateway.changes.on_change("directory", sync.changed)
-    gateway.changes.on_change("threads", sync.changed)
-    gateway.component.add_shutdown_hook(sync.stop)
-    gateway.component.add_shutdown_hook(privileges.stop)
-
-
 async def clinic_group(bot: ClientXMPP, group: str) -> dict[str, str]:
     """The person's own roster, fetched by their client: JID -> name within ``group``."""
     await bot.get_roster(timeout=15)
@@ -335,9 +304,7 @@ async def test_roster_group_holds_threads_and_colleagues_and_follows_membership(
     xmpp/roster_sync.py): without ``directory.ejabberd_api_url`` the test states it and
     asserts the documented fallback, one clear warning and a roster left alone; with it,
     see test_ejabberd_rosters_are_written_through_its_http_api."""
-    gw = await directory_gateway(
-        {"max_removal_share": 0.5, "roster_group": "Clinic"}, prepare=with_roster_sync
-    )
+    gw = await directory_gateway({"max_removal_share": 0.5, "roster_group": "Clinic"})
     users = make_users("alice", "bob", "carol")
     if gw.server.kind == "prosody":
         await roster_follows_membership(gw, users, tmp_path / "staff.csv")
@@ -380,7 +347,6 @@ async def test_ejabberd_rosters_are_written_through_its_http_api(
     data["directory"] = {"max_removal_share": 0.5, "ejabberd_api_url": api}
     path.write_text(tomli_w.dumps(data), encoding="utf-8")
     gateway = Gateway(load_settings(path))
-    with_roster_sync(gateway)
     await gateway.start()
     try:
         await gateway.component.wait_online(timeout=15)
@@ -389,12 +355,6 @@ async def test_ejabberd_rosters_are_written_through_its_http_api(
         await roster_follows_membership(gw, users, tmp_path / "staff.csv")
     finally:
         await gateway.stop()
-
-
-def with_search(gateway: Gateway) -> None:
-    """The wiring app.py gets (see the report): XEP-0055 search over the directory."""
-    directory = DirectoryService(gateway.store, max_removal_share=1.0)
-    DirectorySearch(gateway.component, directory.snapshot).attach()
 
 
 async def search(bot: ClientXMPP, component: str, **terms: str) -> tuple[str, list[str]]:
@@ -417,7 +377,7 @@ async def search(bot: ClientXMPP, component: str, **terms: str) -> tuple[str, li
 async def test_members_find_colleagues_outsiders_are_forbidden(
     make_users: Callable[..., list[str]], directory_gateway: Start, tmp_path: Path
 ) -> None:
-    gw = await directory_gateway({"max_removal_share": 0.5}, prepare=with_search)
+    gw = await directory_gateway({"max_removal_share": 0.5})
     alice, bob, carol, outsider = make_users("alice", "bob", "carol", "outsider")
     export = tmp_path / "staff.csv"
     export.write_text(
