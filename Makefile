@@ -20,8 +20,12 @@ venv: $(STAMP)
 demo: deps venv
 	$(BIN)/xmpp-clinic demo
 
+# Test files run in parallel, each file whole on one worker (its tests may build on each
+# other, as the client suite's steps do); every worker starts its own private servers.
+TEST_WORKERS ?= 3
+
 test: deps venv
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The client-compatibility suite alone (Profanity under tmux; also part of make test).
 test-clients: deps venv
