@@ -39,7 +39,7 @@ from tests.helpers.omemo import decrypt_history, fetch_thread_history
 from tests.helpers.registry import wait_for_device
 from xmpp_clinic.registry.model import DeviceState
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240), pytest.mark.requirement("II.4")]
 
 UNENCRYPTED_HINT = "enable OMEMO and resend"
 

@@ -19,7 +19,7 @@ from tests.clients.server_muc import open_server_muc_ward
 from tests.clients.ward import Ward
 from xmpp_clinic.dev.servers import DevServer
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240), pytest.mark.requirement("II.4")]
 
 # In this order: the first needs Bot away from the room, the others have it join.
 STEPS = (

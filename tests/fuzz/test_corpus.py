@@ -22,7 +22,11 @@ from tests.fuzz.model import Case, marker_for
 from tests.fuzz.rig import Rig
 from tests.fuzz.runner import run_case
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.timeout(180),
+    pytest.mark.requirement("II.1", "II.2", "II.3", "IV.2", "I.12"),
+]
 
 
 def test_cases_have_unique_ids_and_markers() -> None:

@@ -29,7 +29,11 @@ from tests.fuzz.grammar import MARK, Shape, render, slots, structure
 from tests.fuzz.model import error_or
 from tests.fuzz.rig import ANSWER_TIMEOUT, Rig
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.timeout(300),
+    pytest.mark.requirement("II.1", "II.3", "I.12"),
+]
 
 ANY_ANSWER = error_or("relayed")  # any refusal but a server error, or let through cleaned
 RESPONSIVE_EVERY = 10

@@ -22,6 +22,8 @@ from xmpp_clinic.store import Store
 from xmpp_clinic.store.models.retention import ThreadRetention
 from xmpp_clinic.store.models.threads import Thread
 
+pytestmark = pytest.mark.requirement("I.6", "I.7")
+
 MSH = (
     "MSH|^~\\&|HIS|HOSPITAL|XMPP-CLINIC|CLINIC|20260302080000||"
     "ADT^{trigger}^ADT_{trigger}|{cid}|P|2.5"

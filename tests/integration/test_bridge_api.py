@@ -27,6 +27,8 @@ from xmpp_clinic.bridge.tokens import TokenBook
 from xmpp_clinic.settings.bridge import BridgeSettings
 from xmpp_clinic.store import Store
 
+pytestmark = pytest.mark.requirement("I.6", "II.2", "II.3")
+
 
 class Live:
     def __init__(self, store: Store, client: httpx.AsyncClient, tokens: dict[str, str]) -> None:

@@ -25,6 +25,8 @@ from xmpp_clinic.settings.bridge import Hl7PushSettings
 from xmpp_clinic.store import Store
 from xmpp_clinic.store.models.bridge import BridgeOutbox
 
+pytestmark = pytest.mark.requirement("I.6")
+
 
 def free_port() -> int:
     with socket.socket() as sock:

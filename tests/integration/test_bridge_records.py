@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 from fhir.resources.R4B.bundle import Bundle
 from sqlalchemy import update
 
@@ -26,6 +27,8 @@ from xmpp_clinic.settings.bridge import BridgeSettings
 from xmpp_clinic.store import Store
 from xmpp_clinic.store.models.records import DocumentationCopy
 from xmpp_clinic.threads import ThreadService
+
+pytestmark = pytest.mark.requirement("I.6", "II.2")
 
 
 async def test_real_documentation_copies_in_order_and_a_broken_chain_is_503(tmp_path: Path) -> None:

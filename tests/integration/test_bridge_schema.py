@@ -14,12 +14,16 @@ import re
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.unit.test_bridge_support import documented_store
 from xmpp_clinic.bridge.api import BridgeContext
 from xmpp_clinic.bridge.cases import CaseBook
 from xmpp_clinic.bridge.http import HttpBridge
 from xmpp_clinic.bridge.tokens import TokenBook
 from xmpp_clinic.settings.bridge import BridgeSettings
+
+pytestmark = pytest.mark.requirement("I.6")
 
 CHECKS = ",".join(
     [

@@ -9,7 +9,10 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 import tomli_w
+
+pytestmark = pytest.mark.requirement("I.6")
 
 
 def _free_port() -> int:

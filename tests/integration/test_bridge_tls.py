@@ -23,6 +23,8 @@ from xmpp_clinic.bridge.api import BridgeContext
 from xmpp_clinic.bridge.http import HttpBridge
 from xmpp_clinic.settings.bridge import BridgeSettings
 
+pytestmark = pytest.mark.requirement("I.5", "I.6")
+
 NOW = datetime.now(UTC)
 
 

@@ -41,7 +41,11 @@ from xmpp_clinic.config import load_settings
 from xmpp_clinic.dev.servers import DevServer, EjabberdServer, ProsodyServer
 from xmpp_clinic.dev.servers.ejabberd_config import YamlValue
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.timeout(180),
+    pytest.mark.requirement("IV.2", "II.1"),
+]
 
 REPO = Path(__file__).resolve().parents[2]
 LUA_MODULE = REPO / "plugins" / "mod_clinic_confine.lua"

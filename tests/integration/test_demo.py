@@ -16,7 +16,11 @@ import pytest
 
 from xmpp_clinic.dev.demo import CONVERSATION, HANDOVER, PLAINTEXT
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.timeout(240),
+    pytest.mark.requirement("II.1", "I.4"),
+]
 
 
 def _section(output: str, number: int) -> str:

@@ -42,7 +42,7 @@ from xmpp_clinic.omemo import LEGACY_NS
 from xmpp_clinic.registry.model import DeviceState, ObservedDevice
 from xmpp_clinic.settings.directory import DirectorySettings
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240), pytest.mark.requirement("IV.2")]
 
 
 HEADER = "jid,name,staff_id,role,groups\n"

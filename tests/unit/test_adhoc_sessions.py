@@ -19,6 +19,8 @@ from xmpp_clinic.xmpp.adhoc import SESSIONS_PER_PERSON, CommandSessions
 from xmpp_clinic.xmpp.component import ClinicComponent
 from xmpp_clinic.xmpp.device_commands import attach
 
+pytestmark = pytest.mark.requirement("I.12", "II.1")
+
 IT = "it@hospital.test/gajim"
 OPS = "ops@hospital.test/psi"
 BOB = "bob@hospital.test"

@@ -18,6 +18,8 @@ from xmpp_clinic.cli import app
 from xmpp_clinic.settings.bridge import Hl7PushSettings
 from xmpp_clinic.store import Store
 
+pytestmark = pytest.mark.requirement("I.6", "I.12")
+
 runner = CliRunner()
 
 

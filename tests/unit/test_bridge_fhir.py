@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from fhir.resources.R4B.communication import Communication
 from fhir.resources.R4B.documentreference import DocumentReference
 
@@ -15,6 +16,8 @@ from xmpp_clinic.bridge.fhir import (
     transcript,
 )
 from xmpp_clinic.bridge.guard import RateLimit
+
+pytestmark = pytest.mark.requirement("I.6", "II.2")
 
 CASE = Case("V100", "P42", "ICU", None, None)
 

@@ -15,6 +15,8 @@ from xmpp_clinic.bridge.mdm import MdmDocument, build
 from xmpp_clinic.bridge.outbox import backoff
 from xmpp_clinic.settings.bridge import Hl7PushSettings
 
+pytestmark = pytest.mark.requirement("I.6")
+
 MSH = "MSH|^~\\&|HIS|HOSP|XC|CLINIC|20260302080000||ADT^{t}^ADT_{t}|C1|P|2.5"
 
 

@@ -8,6 +8,8 @@ from pydantic import ValidationError
 from tests.unit.test_import_rules import imports_of, module_sources
 from xmpp_clinic.settings.bridge import BridgeSettings, host_port
 
+pytestmark = pytest.mark.requirement("I.6", "I.12")
+
 
 @pytest.mark.parametrize(
     ("data", "key"),

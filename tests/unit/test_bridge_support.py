@@ -20,6 +20,8 @@ from xmpp_clinic.bridge.records import DocumentedAttachment, DocumentedMessage
 from xmpp_clinic.store import Store
 from xmpp_clinic.threads import ThreadService
 
+pytestmark = pytest.mark.requirement("I.6")
+
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 DOMAIN = "hospital.example"
 ALICE, BOB = f"alice@{DOMAIN}", f"bob@{DOMAIN}"

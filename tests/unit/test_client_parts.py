@@ -9,6 +9,8 @@ import pytest
 from xmpp_clinic.client import Reassembly, part_marker, split_text
 from xmpp_clinic.completeness.parts import PartMarker, read_marker
 
+pytestmark = pytest.mark.requirement("II.2")
+
 LAB = "lab@hospital.test"
 
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from tests.unit.harness import COMPONENT, ComponentTest, make_settings
 from xmpp_clinic import __version__
 from xmpp_clinic.xmpp.component import ClinicComponent
+
+pytestmark = pytest.mark.requirement("I.1", "II.4")
 
 
 class TestComponentDiscovery(ComponentTest):

@@ -18,6 +18,8 @@ from xmpp_clinic.config import load_settings
 from xmpp_clinic.store import Store
 from xmpp_clinic.threads import ThreadService
 
+pytestmark = pytest.mark.requirement("II.2")
+
 ALICE, BOB, CAROL = (f"{n}@hospital.test" for n in ("alice", "bob", "carol"))
 runner = CliRunner()
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from xmpp_clinic.completeness.delivery import (
     Delivery,
     Status,
@@ -12,6 +14,8 @@ from xmpp_clinic.completeness.delivery import (
     report_lines,
     unread_notice,
 )
+
+pytestmark = pytest.mark.requirement("II.2")
 
 AT = datetime(2026, 3, 2, 14, 2, tzinfo=UTC)
 ROW = Delivery("ward4b", 1, "sid-1", "alice@h.test", "bob@h.test", AT)

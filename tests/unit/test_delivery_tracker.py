@@ -7,6 +7,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from slixmpp.plugins.xep_0004 import Form
 
 from tests.unit.test_threads_relay import OMEMO_MESSAGE
@@ -18,6 +19,8 @@ from xmpp_clinic.settings.completeness import DeliverySettings
 from xmpp_clinic.xmpp.adhoc import Request
 from xmpp_clinic.xmpp.delivery import DeliveryTracker, WhoHasMyMessage
 from xmpp_clinic.xmpp.errors import FormError
+
+pytestmark = pytest.mark.requirement("II.2")
 
 START = datetime(2026, 3, 2, 14, 2, tzinfo=UTC)
 

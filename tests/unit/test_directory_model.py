@@ -16,6 +16,8 @@ from xmpp_clinic.directory.model import (
 from xmpp_clinic.directory.service import left_jids
 from xmpp_clinic.threads.binding import reconcile
 
+pytestmark = pytest.mark.requirement("IV.2")
+
 DOMAINS = frozenset({"hospital.test"})
 HEADER = "jid,name,staff_id,role,groups\n"
 

@@ -20,6 +20,8 @@ from xmpp_clinic.store import Base, Store
 from xmpp_clinic.store.changes import ChangeWatcher
 from xmpp_clinic.threads import InvalidThread, NotInDirectory, ThreadService
 
+pytestmark = pytest.mark.requirement("IV.2", "III.3")
+
 DOMAINS = frozenset({"hospital.test"})
 HEADER = "jid,name,staff_id,role,groups\n"
 TWO_WARDS = (

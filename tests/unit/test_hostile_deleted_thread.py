@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from unittest import mock
 
+import pytest
+
 from tests.unit.threads_stanza_base import ALICE, BOB, WARD, ThreadStanzaTest, oid
+
+pytestmark = pytest.mark.requirement("IV.2")
 
 MUC = "http://jabber.org/protocol/muc"
 MUC_USER = "http://jabber.org/protocol/muc#user"

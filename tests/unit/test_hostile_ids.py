@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+import pytest
 from slixmpp.test import TestSocket as MockSocket
 from slixmpp.xmlstream import tostring
 
 from tests.unit.threads_stanza_base import ALICE, COMPONENT, WARD, ThreadStanzaTest
 from xmpp_clinic import namespaces as ns
 from xmpp_clinic.xmpp import muc_stanzas as ms
+
+pytestmark = pytest.mark.requirement("I.12")
 
 STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 ODD_ID = "fz&#10;line&#13;cr&#9;tab"

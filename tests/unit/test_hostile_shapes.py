@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+import pytest
+
 from tests.unit.threads_stanza_base import ALICE, COMPONENT, WARD, ThreadStanzaTest
+
+pytestmark = pytest.mark.requirement("I.12")
 
 MUC = "http://jabber.org/protocol/muc"
 MUC_ADMIN = "http://jabber.org/protocol/muc#admin"

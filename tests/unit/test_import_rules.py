@@ -19,7 +19,11 @@ import ast
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+import pytest
+
 import xmpp_clinic
+
+pytestmark = pytest.mark.requirement("II.4")
 
 PACKAGE = "xmpp_clinic"
 ROOT = Path(xmpp_clinic.__file__).parent

@@ -7,6 +7,8 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from unittest import mock
 
+import pytest
+
 from tests.unit.harness import STANZAS
 from tests.unit.threads_stanza_base import (
     ALICE,
@@ -20,6 +22,8 @@ from tests.unit.threads_stanza_base import (
 from xmpp_clinic.archive.messages import MessageArchive, NewMessage
 from xmpp_clinic.store import Store, StoreUnavailable
 from xmpp_clinic.xmpp.errors import STORE_DOWN
+
+pytestmark = pytest.mark.requirement("II.4", "IV.2")
 
 MAM = "urn:xmpp:mam:2"
 RSM = "http://jabber.org/protocol/rsm"

@@ -24,6 +24,8 @@ from xmpp_clinic.policy.e2e import check_e2e
 from xmpp_clinic.policy.verdict import REFUSALS, ReasonCode
 from xmpp_clinic.settings.completeness import DeliverySettings, PartsSettings
 
+pytestmark = pytest.mark.requirement("II.2")
+
 ALICE = "alice@hospital.test"
 AT = datetime(2026, 3, 2, 14, 2, tzinfo=UTC)
 KEY = base64.b64encode(b"\x33" + bytes(97)).decode()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from tests.unit.test_threads_relay import IV, KEY
 from tests.unit.threads_stanza_base import ALICE, BOB, WARD, EncryptedOnly, ThreadStanzaTest
 from xmpp_clinic.archive.messages import ArchiveQuery
@@ -13,6 +15,8 @@ from xmpp_clinic.completeness.part_store import PartSets
 from xmpp_clinic.policy.verdict import MessagePolicy
 from xmpp_clinic.settings.completeness import PartsSettings
 from xmpp_clinic.xmpp.parts import PartTracker
+
+pytestmark = pytest.mark.requirement("II.2")
 
 START = datetime(2026, 3, 2, 14, 2, tzinfo=UTC)
 CLOCK = START.astimezone().strftime("%H:%M")

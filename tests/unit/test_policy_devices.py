@@ -6,11 +6,15 @@ import base64
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from xmpp_clinic.omemo import LEGACY_NS, OMEMO2_NS, OmemoHeader, parse_header
 from xmpp_clinic.policy.devices import DeviceCheck, DeviceFacts, check_devices
 from xmpp_clinic.policy.verdict import Action
 from xmpp_clinic.registry.model import Device, DeviceKey, DeviceState
 from xmpp_clinic.registry.snapshot import RegistrySnapshot
+
+pytestmark = pytest.mark.requirement("I.4", "I.5", "III.3")
 
 NOW = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 ALICE, BOB, MALLORY = "alice@h.test", "bob@h.test", "mallory@h.test"

@@ -10,9 +10,13 @@ from __future__ import annotations
 import base64
 import xml.etree.ElementTree as ET
 
+import pytest
+
 from xmpp_clinic.omemo import parse_header
 from xmpp_clinic.policy.e2e import check_e2e
 from xmpp_clinic.policy.verdict import Action, Verdict
+
+pytestmark = pytest.mark.requirement("II.1")
 
 HEAD = '<message xmlns="jabber:component:accept" type="groupchat" to="w@clinic.h.test">'
 KEY = base64.b64encode(b"\x33" + bytes(97)).decode()  # a Signal message's size and version

@@ -14,6 +14,7 @@ from typing import Any
 
 import oldmemo
 import oldmemo.etree
+import pytest
 import twomemo
 import twomemo.etree
 
@@ -22,6 +23,8 @@ from xmpp_clinic.dev.omemo_client import MemoryStorage
 from xmpp_clinic.omemo import OmemoHeader, parse_header
 from xmpp_clinic.policy.e2e import check_e2e
 from xmpp_clinic.policy.verdict import Action
+
+pytestmark = pytest.mark.requirement("II.1", "II.4")
 
 ALICE, BOB = "alice@h.test", "bob@h.test"
 

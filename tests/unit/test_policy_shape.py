@@ -9,10 +9,14 @@ import copy
 import sys
 import xml.etree.ElementTree as ET
 
+import pytest
+
 from xmpp_clinic.omemo import MAX_KEYS
 from xmpp_clinic.policy import check_shape
 from xmpp_clinic.policy.shape import MAX_CHARS, MAX_DEPTH, MAX_ELEMENTS
 from xmpp_clinic.policy.verdict import Action, Refusal
+
+pytestmark = pytest.mark.requirement("I.12")
 
 HEAD = '<message xmlns="jabber:component:accept" type="groupchat" to="w@clinic.h.test" id="m1">'
 

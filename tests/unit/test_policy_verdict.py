@@ -7,6 +7,8 @@ as ``<CODE xmlns='urn:xmpp-clinic:policy:0'/>`` inside ``<error>``.
 
 from __future__ import annotations
 
+import pytest
+
 from xmpp_clinic.policy.verdict import (
     DEFAULT_REFUSAL,
     NOT_REFUSALS,
@@ -16,6 +18,8 @@ from xmpp_clinic.policy.verdict import (
     Verdict,
     refusal,
 )
+
+pytestmark = pytest.mark.requirement("I.12", "II.1", "I.4", "IV.2")
 
 POLICY_CODES = {
     ReasonCode.STANZA_TOO_LARGE,

@@ -18,6 +18,8 @@ from xmpp_clinic.records.identity import RecordsDevice
 from xmpp_clinic.records.keys import RecordsKeyError
 from xmpp_clinic.store import Store
 
+pytestmark = pytest.mark.requirement("I.6", "II.1")
+
 RECORDS = "records@clinic.hospital.test"
 
 

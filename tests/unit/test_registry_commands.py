@@ -6,6 +6,7 @@ import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
 import xeddsa
 from slixmpp.test.mocksocket import TestSocket as MockSocket
 
@@ -15,6 +16,8 @@ from xmpp_clinic.registry.model import DeviceState, ObservedDevice
 from xmpp_clinic.registry.service import DeviceRegistry
 from xmpp_clinic.xmpp.component import ClinicComponent
 from xmpp_clinic.xmpp.device_commands import attach
+
+pytestmark = pytest.mark.requirement("I.4", "I.5", "III.3")
 
 IT = "it@hospital.test/gajim"
 BOB = "bob@hospital.test"

@@ -27,6 +27,8 @@ from xmpp_clinic.settings.retention import BackupSettings, RetentionSettings
 from xmpp_clinic.store import Store
 from xmpp_clinic.threads import ThreadService
 
+pytestmark = pytest.mark.requirement("I.9", "I.7")
+
 ALICE = "alice@hospital.test"
 SECRET_MARK = "CIPHERTEXT-MARK-7f3a"
 

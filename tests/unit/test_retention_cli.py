@@ -19,6 +19,8 @@ from xmpp_clinic.config import load_settings
 from xmpp_clinic.store import Store
 from xmpp_clinic.threads import ThreadService
 
+pytestmark = pytest.mark.requirement("I.7")
+
 ALICE = "alice@hospital.test"
 runner = CliRunner()
 

@@ -18,6 +18,8 @@ from xmpp_clinic.store import Store
 from xmpp_clinic.store.models.devices import DeviceNoticeRecord, DeviceRecord
 from xmpp_clinic.threads import ThreadService
 
+pytestmark = pytest.mark.requirement("I.7")
+
 ALICE = "alice@hospital.test"
 MALICE = "malice@hospital.test"
 BOB = "bob@hospital.test"

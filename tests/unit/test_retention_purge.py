@@ -26,6 +26,8 @@ from xmpp_clinic.store import Store
 from xmpp_clinic.store.models.devices import DeviceRecord
 from xmpp_clinic.threads import ThreadService
 
+pytestmark = pytest.mark.requirement("I.7", "IV.8", "II.3")
+
 ALICE = "alice@hospital.test"
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from unittest import mock
 
+import pytest
+
 from tests.unit.threads_stanza_base import ALICE, COMPONENT, WARD, ThreadStanzaTest
+
+pytestmark = pytest.mark.requirement("I.12")
 
 MUC = "http://jabber.org/protocol/muc"
 STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"

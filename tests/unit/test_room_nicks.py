@@ -7,6 +7,8 @@ import pytest
 from xmpp_clinic.limits import MAX_NICK_CHARS
 from xmpp_clinic.nicks import NickProblem, prepare
 
+pytestmark = pytest.mark.requirement("IV.2")
+
 ALICE = prepare("Alice")
 
 

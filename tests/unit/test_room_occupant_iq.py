@@ -10,7 +10,11 @@ import xml.etree.ElementTree as ET
 from typing import Any
 from unittest import mock
 
+import pytest
+
 from tests.unit.threads_stanza_base import ALICE, BOB, EVE, WARD, ThreadStanzaTest
+
+pytestmark = pytest.mark.requirement("II.4")
 
 INFO = "http://jabber.org/protocol/disco#info"
 VERSION = "jabber:iq:version"

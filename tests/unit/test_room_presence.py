@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.unit.threads_stanza_base import ALICE, BOB, WARD, ThreadStanzaTest, oid
+
+pytestmark = pytest.mark.requirement("II.1")
 
 MUC = "http://jabber.org/protocol/muc"
 MUC_USER = "http://jabber.org/protocol/muc#user"

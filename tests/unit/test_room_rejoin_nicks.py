@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+import pytest
+
 from tests.unit.threads_stanza_base import ALICE, BOB, CAROL, WARD, ThreadStanzaTest, oid
 from xmpp_clinic.threads import ThreadInfo
 from xmpp_clinic.xmpp.occupants import Occupant
+
+pytestmark = pytest.mark.requirement("IV.2")
 
 MUC = "http://jabber.org/protocol/muc"
 MUC_USER = "http://jabber.org/protocol/muc#user"

@@ -8,9 +8,13 @@ and keeps their nicks bound.
 
 from __future__ import annotations
 
+import pytest
+
 from tests.unit.threads_stanza_base import ALICE, BOB, WARD, ThreadStanzaTest, oid
 from xmpp_clinic.xmpp.occupant_journal import ThreadRows
 from xmpp_clinic.xmpp.threads import ThreadHost
+
+pytestmark = pytest.mark.requirement("I.12")
 
 MUC = "http://jabber.org/protocol/muc"
 MUC_USER = "http://jabber.org/protocol/muc#user"

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from unittest import mock
 
+import pytest
+
 from tests.unit.harness import COMPONENT, STANZAS
 from tests.unit.threads_stanza_base import ALICE, BOB, CAROL, EVE, WARD, ThreadStanzaTest
 from xmpp_clinic.archive.audit import AuditLog
 from xmpp_clinic.store import StoreUnavailable
+
+pytestmark = pytest.mark.requirement("IV.2")
 
 ADMIN = "http://jabber.org/protocol/muc#admin"
 OWNER = "http://jabber.org/protocol/muc#owner"

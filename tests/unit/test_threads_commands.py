@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from unittest import mock
 
+import pytest
+
 from tests.unit.threads_stanza_base import ALICE, BOB, CAROL, COMPONENT, EVE, ThreadStanzaTest
 from xmpp_clinic.archive.audit import AuditLog
 from xmpp_clinic.store import StoreUnavailable
 from xmpp_clinic.threads import direct_name
+
+pytestmark = pytest.mark.requirement("IV.2")
 
 CMD = "http://jabber.org/protocol/commands"
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from unittest import mock
 
+import pytest
+
 from tests.unit.threads_stanza_base import (
     ALICE,
     BOB,
@@ -18,6 +20,8 @@ from tests.unit.threads_stanza_base import (
 )
 from xmpp_clinic.store import StoreUnavailable
 from xmpp_clinic.xmpp.routing import ToThread
+
+pytestmark = pytest.mark.requirement("IV.2")
 
 MUC = "http://jabber.org/protocol/muc"
 MUC_USER = "http://jabber.org/protocol/muc#user"

@@ -6,12 +6,15 @@ from __future__ import annotations
 import base64
 import xml.etree.ElementTree as ET
 
+import pytest
 from sqlalchemy import text
 
 from tests.unit.threads_stanza_base import ALICE, BOB, WARD, EncryptedOnly, ThreadStanzaTest, oid
 from xmpp_clinic.archive.messages import ArchiveQuery
 from xmpp_clinic.policy.fallback import FALLBACK_LANG, FALLBACK_TEXT
 from xmpp_clinic.policy.verdict import Action, MessageContext, Verdict
+
+pytestmark = pytest.mark.requirement("II.1", "IV.2")
 
 AXOLOTL = "eu.siacs.conversations.axolotl"
 # OMEMO as clients put it on the wire: a Signal message's version byte and size (98
