@@ -68,9 +68,7 @@ def organisational(control: str, owner: str, *evidence: Evidence) -> Assessment:
 def weakened(facts: Facts) -> list[str]:
     """Controls weaker than production needs, for the top of the report (I.12)."""
     settings, server, state = facts.settings, facts.server, facts.state
-    found = weakened_controls(settings)
-    if settings.directory is None:
-        found.append("no [directory]: members are typed in by hand, not taken from the directory")
+    found = weakened_controls(settings)  # names the missing [directory] itself
     if server.confinement is None:
         found.append("server confinement unknown: give --server-config to check it")
     elif not server.confinement:
