@@ -265,7 +265,8 @@ class MessageArchive:
             return await anchor(session, thread_id)
 
     async def verify(self, thread_id: int) -> int | None:
-        """The seq of the first entry whose digest does not match, or None if intact (II.2).
+        """The seq of the first missing entry or of the first entry whose digest does not
+        match, whichever comes first; None if intact (II.2).
 
         The chain starts at the thread's purge anchor (I.7): the last purged message's
         sequence and digest, or the genesis hash when nothing was purged.
@@ -280,6 +281,9 @@ class MessageArchive:
             rows = list((await session.execute(query)).scalars())
         pairs = [(row_canonical(r), r.digest) for r in rows]
         broken = first_break(pairs, start[1])
+        gap = next((i for i, r in enumerate(rows) if r.seq != start[0] + 1 + i), None)
+        if gap is not None and (broken is None or gap <= broken):
+            return start[0] + 1 + gap  # the first missing seq: a deleted row is named
         return rows[broken].seq if broken is not None else None
 
     async def query(self, q: ArchiveQuery) -> ArchivePage:
