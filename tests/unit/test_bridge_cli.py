@@ -1,4 +1,7 @@
-"""``xmpp-clinic bridge token|outbox|bind``: tokens shown once and kept hashed (I.6, I.12)."""
+"""``xmpp-clinic bridge token|outbox|bind`` and ``threads create --case`` (I.6, I.12).
+
+Tokens are shown once and kept hashed; a thread binds to a HIS case by either verb.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from tests.unit.test_bridge_support import documented_store
+from xmpp_clinic.bridge.cases import CaseBook
 from xmpp_clinic.bridge.outbox import Outbox
 from xmpp_clinic.bridge.records import NoDocumentation
 from xmpp_clinic.cli import app
@@ -32,7 +36,11 @@ def config(tmp_path: Path) -> Path:
     asyncio.run(seed())
     path = tmp_path / "clinic.toml"
     data = {
-        "xmpp": {"component_jid": "clinic.hospital.test", "secret": "s"},
+        "xmpp": {
+            "component_jid": "clinic.hospital.test",
+            "secret": "s",
+            "user_domains": ["hospital.test"],
+        },
         "store": {"url": f"sqlite+aiosqlite:///{tmp_path / 'clinic.db'}"},
         "bridge": {"enabled": True, "hl7": {"host": "127.0.0.1", "port": 9}},
     }
@@ -109,3 +117,28 @@ def test_bind_names_an_unknown_thread(config: Path) -> None:
     assert code == 1 and "nosuch" in out
     code, out = cli("bridge", "bind", "icu-bed3", "V1", "-c", str(config))
     assert code == 0 and "bound to case V1" in out
+
+
+def test_threads_create_with_case_binds_the_thread(config: Path) -> None:
+    def create(name: str, visit: str) -> tuple[int, str]:
+        return cli(
+            "threads", "create", name, "--title", name, "--member", "alice@hospital.test",
+            "--case", visit, "-c", str(config),
+        )  # fmt: skip
+
+    async def bindings() -> dict[str, str]:
+        store = Store(f"sqlite+aiosqlite:///{config.parent / 'clinic.db'}")
+        try:
+            return {t: c.visit for t, c in (await CaseBook(store).bindings()).items()}
+        finally:
+            await store.close()
+
+    code, out = create("ward3", "V42")
+    assert code == 0 and "bound to case V42" in out
+    assert asyncio.run(bindings()) == {"ward3": "V42"}
+
+    code, out = create("ward4", " ")  # no visit: bad usage, and no thread is created
+    assert code == 2 and "visit number" in out
+    assert "ward4" not in asyncio.run(bindings())
+    code, out = cli("threads", "list", "--json", "-c", str(config))
+    assert "ward4" not in [t["name"] for t in json.loads(out)]

@@ -4,6 +4,7 @@ Changes are written to the store; a running gateway applies them before its next
 decision (removed members are kicked and lose history at once). Only people of
 ``xmpp.user_domains`` can be added; with none configured, nobody can (IV.2). JIDs and
 titles are checked as they are parsed: a malformed one is bad usage (exit 2).
+``create --case VISIT`` binds the new thread to a HIS case, as ``bridge bind`` does (I.6).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from xmpp_clinic.bridge.cases import CaseBook
 from xmpp_clinic.cli.common import (
     EXIT_USAGE,
     ConfigOption,
@@ -52,6 +54,13 @@ T = TypeVar("T")
 
 def _with_service(config: Path | None, action: Callable[[ThreadService], Awaitable[T]]) -> T:
     """Migrate the store, run ``action`` with a ThreadService, close the store."""
+    return _with_service_and_store(config, lambda service, _store: action(service))
+
+
+def _with_service_and_store(
+    config: Path | None, action: Callable[[ThreadService, Store], Awaitable[T]]
+) -> T:
+    """As :func:`_with_service`, for an action that also needs the store (cases, I.6)."""
     settings = settings_from(config)
 
     def service(store: Store) -> Awaitable[T]:
@@ -61,7 +70,8 @@ def _with_service(config: Path | None, action: Callable[[ThreadService], Awaitab
                 user_domains=settings.xmpp.user_domains,
                 directory=settings.directory is not None,
                 records_jid=member_jid(settings.records.localpart, settings.xmpp.component_jid),
-            )
+            ),
+            store,
         )
 
     try:
@@ -115,23 +125,39 @@ def create(
             help="Documented in the patient record: the documentation member takes part.",
         ),
     ] = False,
+    case: Annotated[
+        str | None,
+        typer.Option(
+            "--case",
+            metavar="VISIT",
+            help="Bind to the HIS case (visit number, PV1-19): exports name its patient.",
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Create a members-only care thread."""
-    thread = _with_service(
-        config,
-        lambda s: s.create(
+    """Create a members-only care thread, bound to a HIS case with ``--case`` (I.6)."""
+    if case is not None and not case.strip():
+        fail("--case needs a visit number (PV1-19)", EXIT_USAGE)
+    who = actor()
+
+    async def make(service: ThreadService, store: Store) -> ThreadInfo:
+        thread = await service.create(
             name,
             title,
             member or [],
             owner=owner,
             kind="direct" if direct else "group",
             groups=group_name or [],
-            actor=actor(),
+            actor=who,
             documented=documented,
-        ),
-    )
+        )
+        if case is not None:
+            await CaseBook(store).bind(thread.name, case, actor=who)
+        return thread
+
+    thread = _with_service_and_store(config, make)
     said = ", documented in the patient record" if thread.documented else ""
+    said += f", bound to case {case}" if case is not None else ""
     typer.echo(f"created thread {thread.name} with {plural(len(thread.members), 'member')}{said}")
 
 
