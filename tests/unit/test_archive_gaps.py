@@ -13,11 +13,11 @@ from typer.testing import CliRunner
 from tests.unit.cli_store import build_template, use_template, write_config
 from xmpp_clinic.archive.messages import MessageArchive, NewMessage
 from xmpp_clinic.cli import app
-
-pytestmark = pytest.mark.requirement("II.2")
 from xmpp_clinic.config import load_settings
 from xmpp_clinic.store import Store
 from xmpp_clinic.threads import ThreadService
+
+pytestmark = pytest.mark.requirement("II.2")
 
 ALICE = "alice@hospital.test"
 runner = CliRunner()
