@@ -37,6 +37,7 @@ from tests.helpers.twomemo import Directory, OmemoTwoDevice
 from tests.integration.conftest import PASSWORD, GatewayHandle
 from tests.integration.device_policy_helpers import create_thread
 from xmpp_clinic import namespaces
+from xmpp_clinic.dev.omemo_client import omemo_of
 from xmpp_clinic.omemo import LEGACY_NS, OMEMO2_NS, jid_or_none
 from xmpp_clinic.xmpp.threads import ThreadHost
 
@@ -113,6 +114,9 @@ async def test_mam_gives_a_member_every_key_they_are_entitled_to_and_no_other(
         for device_id in alice_ids:
             await wait_for_device(gw.gateway.registry, alice, device_id)
         await wait_for_device(gw.gateway.registry, bob, bob_id)
+        # Bob's client must know both of Alice's devices before it writes: under load the
+        # PEP notice of the laptop's device list can come after his first message.
+        await omemo_of(writer).refresh_device_lists({JID(alice)}, force_download=True)
         inbox = OmemoInbox(writer)
         for text in sent:
             await send_omemo_groupchat(writer, thread, text)

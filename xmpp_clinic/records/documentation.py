@@ -177,8 +177,9 @@ class Documentation:
         """The thread's documentation in order, decrypted; the chain is checked from the
         start, so a missing or altered copy is :class:`DocumentationError`."""
         async with self._store.session() as session:
-            key = await self._data_key(session, thread, create=False)
-            anchor = await session.get(DocumentationKey, thread)
+            # Copies first, then their key: SQLite reads each statement at its own moment,
+            # and a key is committed together with (never after) the thread's first copy,
+            # so a copy appended between the two reads still finds its key.
             rows: Sequence[DocumentationCopy] = (
                 await session.scalars(
                     select(DocumentationCopy)
@@ -186,6 +187,8 @@ class Documentation:
                     .order_by(DocumentationCopy.position)
                 )
             ).all()
+            key = await self._data_key(session, thread, create=False)
+            anchor = await session.get(DocumentationKey, thread)
         if not rows:
             return []
         if key is None:
