@@ -60,7 +60,8 @@ class ClientVersionTest(ThreadStanzaTest):
             f'<presence from="{full}" to="{WARD}/{nick}"><x xmlns="http://jabber.org/protocol/muc"/>{CAPS}</presence>'
         )
         self.run_coro(asyncio.sleep(0.05))  # the presence handlers start the query
-        self._waited_on.update(self.versions._asking.values())
+        asking = list(self.versions._asking.values())
+        self._waited_on.update(asking)
         self.settle()
         query = self.sent_until_version_query()
         if query is None:
@@ -68,7 +69,9 @@ class ClientVersionTest(ThreadStanzaTest):
         self.recv(
             f'<iq type="result" from="{full}" to="{COMPONENT}" id="{query.get("id")}">{answer}</iq>'
         )
-        self.run_coro(asyncio.gather(*self._waited_on, return_exceptions=True))
+        # Only the version queries: other tasks pending on the shared loop (waiters left
+        # by earlier tests) never finish.
+        self.run_coro(asyncio.gather(*asking, return_exceptions=True))
         self.settle()
         return query
 
@@ -132,14 +135,17 @@ class TestNotify(ClientVersionTest):
             f'<presence from="{BOB}/pc" to="{WARD}/Bob"><x xmlns="http://jabber.org/protocol/muc"/></presence>'
         )
         self.run_coro(asyncio.sleep(0.05))
-        self._waited_on.update(self.versions._asking.values())
+        asking = list(self.versions._asking.values())
+        self._waited_on.update(asking)
         self.settle()
         query = self.sent_until_version_query()
         assert query is not None
         self.recv(
             f'<iq type="error" from="{BOB}/pc" to="{COMPONENT}" id="{query.get("id")}">{error}</iq>'
         )
-        self.run_coro(asyncio.gather(*self._waited_on, return_exceptions=True))
+        # Only the version queries: other tasks pending on the shared loop (waiters left
+        # by earlier tests) never finish.
+        self.run_coro(asyncio.gather(*asking, return_exceptions=True))
         assert self.notices() == []
         (recorded,) = self.run_coro(self.sessions.of(BOB))
         assert not recorded.outdated and recorded.software.name == ""
