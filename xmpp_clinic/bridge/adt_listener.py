@@ -1,22 +1,26 @@
 """The MLLP listener for ADT (``[bridge.adt] listen``): read, apply, acknowledge (I.6, I.7).
 
-A01 admits a case, A08 updates it, A40 moves a merged patient's cases to the surviving
-number, A03 discharges it: the case's threads close (retention starts) and documented
-ones are queued as MDM documents. Malformed messages get AR with ERR naming the field;
-one that cannot be applied (A03 for an unknown visit) gets AE; both change nothing.
+A01 admits a case (on a ward mapped in ``[bridge.adt.ward_threads]`` it also opens the
+admission's case thread, :mod:`.wards`), A08 updates it, A40 moves a merged patient's
+cases to the surviving number, A03 discharges it: the case's threads close (retention
+starts) and documented ones are queued as MDM documents. Malformed messages get AR
+with ERR naming the field; one that cannot be applied (A03 for an unknown visit, a
+ward group missing from the directory) gets AE; both change nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from xmpp_clinic.bridge import hl7wire
 from xmpp_clinic.bridge.adt import AdtEvent, AdtRefusal, ack, read
 from xmpp_clinic.bridge.cases import CaseBook, CaseError
+from xmpp_clinic.bridge.wards import WardThreads
 from xmpp_clinic.settings.bridge import host_port
 from xmpp_clinic.store import Store, StoreUnavailable
+from xmpp_clinic.threads import InvalidThread, ThreadExists
 
 log = logging.getLogger(__name__)
 ACTOR = "hl7:adt"
@@ -24,11 +28,19 @@ OnClosed = Callable[[list[str]], Awaitable[None]]
 
 
 class AdtListener:
-    """Serve ADT over MLLP on ``listen``; ``on_closed`` gets the threads an A03 closed."""
+    """Serve ADT over MLLP on ``listen``; ``on_closed`` gets the threads an A03 closed;
+    ``ward_threads`` maps ward codes (PV1-3.1) to the directory groups of their staff."""
 
-    def __init__(self, listen: str, store: Store, on_closed: OnClosed | None = None) -> None:
+    def __init__(
+        self,
+        listen: str,
+        store: Store,
+        on_closed: OnClosed | None = None,
+        ward_threads: Mapping[str, str] | None = None,
+    ) -> None:
         self._address = host_port(listen)
         self._cases = CaseBook(store)
+        self._wards = WardThreads(store, ward_threads or {}, actor=ACTOR)
         self._on_closed = on_closed
         self._server: asyncio.Server | None = None
 
@@ -68,6 +80,15 @@ class AdtListener:
             return ack(
                 text, "AE", control_id=checked.control_id, trigger=checked.trigger, refusal=refusal
             )
+        except (InvalidThread, ThreadExists) as exc:
+            log.warning("bridge: ADT ward %s has no case thread: %s", checked.ward, exc)
+            refusal = AdtRefusal(
+                "AE", "PV1", 3, 207, f"ward {checked.ward}: {exc}", checked.control_id,
+                checked.trigger,
+            )  # fmt: skip
+            return ack(
+                text, "AE", control_id=checked.control_id, trigger=checked.trigger, refusal=refusal
+            )
         except StoreUnavailable:
             refusal = AdtRefusal(
                 "AE",
@@ -85,6 +106,8 @@ class AdtListener:
 
     async def _apply(self, event: AdtEvent) -> None:
         if event.trigger == "A01":
+            # The thread first: a ward group missing from the directory changes nothing.
+            await self._wards.open(event.visit, event.ward)
             await self._cases.admit(
                 event.visit, event.patient, event.ward, at=event.at, actor=ACTOR
             )

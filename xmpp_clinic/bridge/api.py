@@ -88,6 +88,8 @@ class MessageOut(BaseModel):
     body: str
     attachments: list[AttachmentOut]
     gap: bool
+    parts: int
+    missing_parts: list[int]
     parts_missing: int
 
 
@@ -238,6 +240,8 @@ def create_app(ctx: BridgeContext) -> FastAPI:
                     for a in m.attachments
                 ],
                 gap=m.gap,
+                parts=m.parts,
+                missing_parts=list(m.missing_parts),
                 parts_missing=m.parts_missing,
             )
             for m in page

@@ -94,9 +94,18 @@ def communication(thread: str, case: Case | None, message: DocumentedMessage) ->
     }
     if message.gap:
         data["statusReason"] = {"text": "no documentation copy (sender did not encrypt to it)"}
+    if message.missing_parts:
+        data["note"] = [{"text": _missing(message)}]
     if payload:
         data["payload"] = payload
     return Communication.model_validate(data)
+
+
+def _missing(message: DocumentedMessage) -> str:
+    """ "part 2 of 3 never arrived" (II.2), every missing part named."""
+    numbers = ", ".join(str(n) for n in message.missing_parts)
+    noun = "part" if len(message.missing_parts) == 1 else "parts"
+    return f"{noun} {numbers} of {message.parts} never arrived"
 
 
 def transcript(thread: str, title: str, messages: Sequence[DocumentedMessage]) -> str:
@@ -110,7 +119,9 @@ def transcript(thread: str, title: str, messages: Sequence[DocumentedMessage]) -
         lines.append(f"{head}: {m.body}")
         for a in m.attachments:
             lines.append(f"    file {a.title or a.url} ({a.media_type}, {a.size} bytes)")
-        if m.parts_missing:
+        if m.missing_parts:
+            lines.append(f"    ({_missing(m)})")
+        elif m.parts_missing:
             lines.append(f"    ({m.parts_missing} part(s) of this message never arrived)")
     return "\n".join(lines) + "\n"
 

@@ -5,6 +5,12 @@ from the documentation copies at each attempt, so nothing readable sits in the o
 AA removes the row (and records ``bridge.mdm-delivered``); AE, AR, a timeout or a refused
 connection keep it, with the answer in ``last_result`` and the next attempt after an
 exponential backoff. A restart picks up where it stopped: nothing is lost.
+
+:meth:`Outbox.push_if_new` is what closing a thread (``threads close``, A03) and the
+schedule (``[bridge.hl7] push_interval_minutes``) call: it queues a documented thread
+only when it has copies the HIS has not yet accepted and nothing of it is waiting
+already (a waiting document is built when it is sent, so it carries them). The delivered
+event notes how far the document reached (``through-seq N``), so the next push knows.
 """
 
 from __future__ import annotations
@@ -12,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,7 +30,7 @@ from xmpp_clinic.archive import audit
 from xmpp_clinic.archive.audit import AuditEvent, append
 from xmpp_clinic.bridge import fhir, hl7wire, mdm
 from xmpp_clinic.bridge.cases import CaseBook
-from xmpp_clinic.bridge.records import DocumentationCopies
+from xmpp_clinic.bridge.records import DocumentationCopies, DocumentedMessage
 from xmpp_clinic.clock import utcnow
 from xmpp_clinic.settings.bridge import Hl7PushSettings
 from xmpp_clinic.store import Store, StoreUnavailable
@@ -32,6 +40,7 @@ from xmpp_clinic.threads import ThreadNotFound, ThreadService
 log = logging.getLogger(__name__)
 DELIVERED = "bridge.mdm-delivered"
 QUEUED = "bridge.mdm-queued"
+_THROUGH = re.compile(r"through-seq (\d+)")
 
 
 @dataclass(frozen=True)
@@ -111,6 +120,32 @@ class Outbox:
             return None
         return await self.enqueue(thread, actor=actor)
 
+    async def push_if_new(self, thread: str, *, actor: str) -> Pending | None:
+        """Queue ``thread``'s transcript if it is documented, has copies the HIS has not
+        accepted yet, and has no document waiting (closing, schedule; I.6)."""
+        if not await self._copies.documented(thread):
+            return None
+        async with self._store.session() as session:
+            waiting = await session.scalar(
+                select(func.count()).select_from(BridgeOutbox).where(BridgeOutbox.thread == thread)
+            )
+            sent = [e for e in await audit.events(session, subject=thread) if e.action == DELIVERED]
+        if waiting:
+            return None
+        reached = max((int(m.group(1)) for e in sent if (m := _THROUGH.search(e.note))), default=0)
+        if through(await self._copies.copies(thread)) <= reached:
+            return None
+        return await self.enqueue(thread, actor=actor)
+
+    async def push_documented(self, *, actor: str) -> list[Pending]:
+        """The schedule's pass: :meth:`push_if_new` for every thread."""
+        queued = []
+        for info in await self._threads.list():
+            pushed = await self.push_if_new(info.name, actor=actor)
+            if pushed is not None:
+                queued.append(pushed)
+        return queued
+
     async def pending(self) -> list[Pending]:
         async with self._store.session() as session:
             rows = (await session.scalars(select(BridgeOutbox).order_by(BridgeOutbox.id))).all()
@@ -135,7 +170,7 @@ class Outbox:
 
     async def _attempt(self, entry: Pending) -> int:
         try:
-            message = await self._message(entry)
+            message, reached = await self._message(entry)
         except ThreadNotFound:
             await self._drop(entry, "thread-deleted")
             return 0
@@ -152,13 +187,13 @@ class Outbox:
             result = f"unreachable: {type(exc).__name__}"
         else:
             if ack.accepted:
-                await self._drop(entry, "aa")
+                await self._drop(entry, "aa", reached)
                 return 1
             result = f"{ack.code}: {ack.text}"[:500]
         await self._retry(entry, result)
         return 0
 
-    async def _message(self, entry: Pending) -> str:
+    async def _message(self, entry: Pending) -> tuple[str, int]:
         info = await self._threads.get(entry.thread)
         copies = await self._copies.copies(entry.thread)
         document = mdm.MdmDocument(
@@ -170,17 +205,18 @@ class Outbox:
             fhir.transcript(entry.thread, info.title, copies),
             max((m.at for m in copies), default=entry.created_at),
         )
-        return mdm.build(document, self._settings, utcnow())
+        return mdm.build(document, self._settings, utcnow()), through(copies)
 
-    async def _drop(self, entry: Pending, reason: str) -> None:
+    async def _drop(self, entry: Pending, reason: str, reached: int = 0) -> None:
         async with self._store.session() as session:
             await session.execute(
                 delete(BridgeOutbox).where(BridgeOutbox.control_id == entry.control_id)
             )
             action = DELIVERED if reason == "aa" else "bridge.mdm-dropped"
-            await append(
-                session, AuditEvent("gateway", action, reason, entry.thread, entry.control_id)
+            note = (
+                f"{entry.control_id} through-seq {reached}" if reason == "aa" else entry.control_id
             )
+            await append(session, AuditEvent("gateway", action, reason, entry.thread, note))
 
     async def _retry(self, entry: Pending, result: str) -> None:
         log.warning(
@@ -206,6 +242,22 @@ class Outbox:
                 log.error("bridge: outbox paused: %s", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), self._settings.poll_seconds)
+
+
+async def schedule(outbox: Outbox, seconds: float, *, actor: str = "gateway") -> None:
+    """Every ``seconds`` (``push_interval_minutes``): queue what documented threads
+    wrote since their last push (I.6)."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await outbox.push_documented(actor=actor)
+        except StoreUnavailable as exc:
+            log.error("bridge: scheduled push skipped: %s", exc)
+
+
+def through(copies: Sequence[DocumentedMessage]) -> int:
+    """The highest copy position ``copies`` reach (a reassembled set: its last part)."""
+    return max((max(m.seq, m.through_seq) for m in copies), default=0)
 
 
 def _pending(row: BridgeOutbox) -> Pending:

@@ -34,7 +34,10 @@ class DocumentedMessage:
     """One documented message: sequence, sender, time and the reassembled text.
 
     ``gap`` is True where the thread has a message but no documentation copy (the body
-    is then empty); ``parts_missing`` counts parts of a split message that never came.
+    is then empty). A part set (II.2) is one message at its first part's ``seq``: the
+    parts that came, joined in part order; ``parts`` is its size, ``missing_parts`` the
+    numbers that never came (``parts_missing`` counts them) and ``through_seq`` the
+    position of its last copy (0: ``seq`` itself).
     """
 
     seq: int
@@ -45,6 +48,9 @@ class DocumentedMessage:
     attachments: tuple[DocumentedAttachment, ...] = ()
     gap: bool = False
     parts_missing: int = 0
+    parts: int = 1
+    missing_parts: tuple[int, ...] = ()
+    through_seq: int = 0
 
 
 class DocumentationCopies(Protocol):

@@ -1,7 +1,9 @@
 """The bridge as one service the gateway starts and stops (I.6).
 
 ``[bridge] enabled``: the HTTP API on ``[bridge] listen``; ``[bridge.hl7] host``: the MDM
-outbox delivers there; ``[bridge.adt] listen``: the ADT listener. A discharge (A03)
+outbox delivers there (and, with ``push_interval_minutes``, queues what documented
+threads wrote since their last push on that schedule); ``[bridge.adt] listen``: the ADT
+listener, opening case threads on the wards of ``ward_threads``. A discharge (A03)
 queues the transcript of each closed, documented thread for the HIS.
 """
 
@@ -14,7 +16,7 @@ import logging
 from xmpp_clinic.bridge.adt_listener import ACTOR, AdtListener
 from xmpp_clinic.bridge.api import BridgeContext
 from xmpp_clinic.bridge.http import HttpBridge
-from xmpp_clinic.bridge.outbox import Outbox
+from xmpp_clinic.bridge.outbox import Outbox, schedule
 from xmpp_clinic.bridge.records import DocumentationCopies
 from xmpp_clinic.settings.bridge import BridgeSettings
 from xmpp_clinic.store import Store
@@ -32,17 +34,17 @@ class BridgeService:
         self.http = HttpBridge(settings, ctx) if settings.enabled else None
         self.outbox = Outbox(store, copies, settings.hl7) if settings.hl7.host else None
         self.adt = (
-            AdtListener(settings.adt.listen, store, self._discharged)
+            AdtListener(settings.adt.listen, store, self._discharged, settings.adt.ward_threads)
             if settings.adt.listen
             else None
         )
-        self._outbox_task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def _discharged(self, threads: list[str]) -> None:
         if self.outbox is None:
             return
         for thread in threads:
-            await self.outbox.enqueue_documented(thread, actor=ACTOR)
+            await self.outbox.push_if_new(thread, actor=ACTOR)
 
     async def start(self) -> None:
         """Open what is configured; a port that cannot be bound raises OSError."""
@@ -51,7 +53,12 @@ class BridgeService:
         if self.adt is not None:
             await self.adt.start()
         if self.outbox is not None:
-            self._outbox_task = asyncio.create_task(self.outbox.run(), name="bridge-outbox")
+            self._tasks.append(asyncio.create_task(self.outbox.run(), name="bridge-outbox"))
+            minutes = self._settings.hl7.push_interval_minutes
+            if minutes is not None:
+                self._tasks.append(
+                    asyncio.create_task(schedule(self.outbox, minutes * 60), name="bridge-push")
+                )
         log.info(
             "bridge: api %s, hl7 push %s, adt %s",
             "on" if self.http else "off",
@@ -60,11 +67,11 @@ class BridgeService:
         )
 
     async def stop(self) -> None:
-        if self._outbox_task is not None:
-            self._outbox_task.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._outbox_task
-            self._outbox_task = None
+                await task
+        self._tasks.clear()
         if self.adt is not None:
             await self.adt.stop()
         if self.http is not None:

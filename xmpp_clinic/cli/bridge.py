@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from xmpp_clinic.bridge.cases import CaseBook
-from xmpp_clinic.bridge.documentation import RecordsCopies
+from xmpp_clinic.bridge.documentation import open_copies
 from xmpp_clinic.bridge.outbox import Outbox
 from xmpp_clinic.bridge.records import NoDocumentation
 from xmpp_clinic.bridge.service import BridgeService
@@ -28,7 +28,6 @@ from xmpp_clinic.cli.common import (
     with_store,
 )
 from xmpp_clinic.records.keys import RecordsKeyError
-from xmpp_clinic.records.member import open_documentation
 from xmpp_clinic.store import Store
 from xmpp_clinic.threads import ThreadNotFound
 
@@ -53,11 +52,11 @@ def serve(config: ConfigOption = None) -> None:
         store = Store(settings.store.url)
         await store.migrate()
         try:
-            documentation = await open_documentation(store, settings.records.key_file)
+            copies = await open_copies(store, settings.records.key_file)
         except RecordsKeyError as exc:
             await store.close()
             fail(str(exc), EXIT_USAGE)
-        service = BridgeService(bridge, store, RecordsCopies(documentation))
+        service = BridgeService(bridge, store, copies)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -7,10 +7,13 @@ a ``group`` attribute here would make the CLI register the group twice).
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from datetime import datetime
 from typing import Annotated
 
 import typer
 
+from xmpp_clinic.bridge.documentation import open_copies
+from xmpp_clinic.bridge.outbox import Outbox, Pending
 from xmpp_clinic.cli import threads as threads_cli
 from xmpp_clinic.cli.common import (
     EXIT_USAGE,
@@ -24,6 +27,7 @@ from xmpp_clinic.cli.common import (
 )
 from xmpp_clinic.cli.purge import receipt_book
 from xmpp_clinic.cli.threads import NameArg
+from xmpp_clinic.records.keys import RecordsKeyError
 from xmpp_clinic.retention.erasure import Eraser, Erasure
 from xmpp_clinic.retention.policy import InvalidPeriod, format_period, parse_period
 from xmpp_clinic.retention.server_mam import server_archive
@@ -71,13 +75,29 @@ def set_retention(
 
 @threads_cli.group.command("close")
 def close(name: NameArg, config: ConfigOption = None) -> None:
-    """Start the thread's retention period now (the case ended, I.7)."""
+    """Start the thread's retention period now (the case ended, I.7); with
+    ``[bridge.hl7] host``, a documented thread's transcript is queued for the HIS (I.6)."""
     settings = settings_from(config)
+    hl7 = settings.bridge.hl7
+    who = actor()
+
+    async def go(store: Store) -> tuple[datetime, Pending | None]:
+        # The copies open first: a missing key refuses before anything changes.
+        copies = await open_copies(store, settings.records.key_file) if hl7.host else None
+        at = await ThreadRetentionService(store).close(name, actor=who)
+        if copies is None:
+            return at, None
+        return at, await Outbox(store, copies, hl7).push_if_new(name, actor=who)
+
     try:
-        at = with_store(settings, lambda s: ThreadRetentionService(s).close(name, actor=actor()))
+        at, queued = with_store(settings, go)
     except ThreadNotFound as exc:
         fail(str(exc))
+    except RecordsKeyError as exc:
+        fail(f"not closed: its documentation cannot be read for the HIS: {exc}")
     typer.echo(f"closed {name}: its retention period started {at.isoformat()}")
+    if queued is not None:
+        typer.echo(f"queued MDM^{queued.event} v{queued.version} for the HIS ({queued.control_id})")
 
 
 @threads_cli.group.command("delete")

@@ -3,17 +3,30 @@
 ``[bridge] listen`` starts the HTTP API (FHIR R4 and the thread API); ``[bridge.hl7]``
 names the HIS's MLLP receiver for MDM^T02 pushes; ``[bridge.adt] listen`` opens the MLLP
 listener for ADT A01/A03/A08/A40. Each part is off while its address is unset.
+
+``[bridge.adt.ward_threads]`` maps a ward's point-of-care code (PV1-3.1, as the HIS
+sends it) to the directory group of its staff: an A01 on such a ward opens one case
+thread per admission, bound to that group::
+
+    [bridge.adt.ward_threads]
+    "4B" = "ward-4b"
+    ICU = "ward-icu"
 """
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
 
+from xmpp_clinic.directory.model import InvalidGroup, check_group
 from xmpp_clinic.settings.base import FilePath, Section
 
 Port = Annotated[int, Field(ge=1, le=65535)]
+# A ward code as ADT carries it in PV1-3.1 (the same shape bridge.adt reads identifiers in).
+_WARD_CODE = re.compile(r"^[A-Za-z0-9._:/-]{1,64}$")
+MAX_WARDS = 1000
 
 
 class Hl7PushSettings(Section):
@@ -29,17 +42,37 @@ class Hl7PushSettings(Section):
     retry_first_seconds: float = Field(default=5.0, gt=0, le=3600)
     retry_max_seconds: float = Field(default=900.0, gt=0, le=86400)
     poll_seconds: float = Field(default=2.0, gt=0, le=600)
+    # Unset: documents go to the HIS only when a thread is closed (threads close, A03).
+    push_interval_minutes: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
 
 
 class AdtSettings(Section):
     """The MLLP listener for ADT from the HIS (admissions, discharges, merges)."""
 
     listen: str = ""  # "host:port"; empty: no listener
+    ward_threads: dict[str, str] = Field(default_factory=dict)  # PV1-3.1 -> directory group
 
     @field_validator("listen")
     @classmethod
     def _address(cls, value: str) -> str:
         return _checked_address(value) if value else value
+
+    @field_validator("ward_threads")
+    @classmethod
+    def _wards(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > MAX_WARDS:
+            raise ValueError(f"at most {MAX_WARDS} wards")
+        for ward, group in value.items():
+            if not _WARD_CODE.match(ward):
+                raise ValueError(
+                    f"ward code {ward!r} is not a PV1-3 point of care "
+                    "(1-64 of A-Z a-z 0-9 . _ : / -)"
+                )
+            try:
+                check_group(group)
+            except InvalidGroup as exc:
+                raise ValueError(f"ward {ward!r}: {exc}") from None
+        return value
 
 
 class BridgeSettings(Section):
