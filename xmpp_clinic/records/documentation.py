@@ -26,9 +26,14 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xmpp_clinic.clock import as_utc
+from xmpp_clinic.records import attachments as attached
+from xmpp_clinic.records.aesgcm import find_links
+from xmpp_clinic.records.attachments import AttachmentInfo
 from xmpp_clinic.records.keys import KEY_BYTES, seal, unseal
+from xmpp_clinic.records.vetting import VettedFile
 from xmpp_clinic.store import Store
 from xmpp_clinic.store.models.records import DocumentationCopy, DocumentationKey
+from xmpp_clinic.store.models.records_attachments import DocumentationAttachment
 
 Kind = Literal["message", "gap"]
 GENESIS = b"\x00" * 32
@@ -69,6 +74,12 @@ class DocumentedMessage:
     message_id: str
     stanza_id: str
     seq: int | None
+    attachments: tuple[AttachmentInfo, ...] = ()  # its aesgcm:// files, in link order
+
+
+def links_of(content: Content) -> list[str]:
+    """The ``aesgcm://`` links a message's content carries (body and SCE content)."""
+    return find_links(f"{content.body}\n{content.sce_content}")
 
 
 class DocumentationError(Exception):
@@ -147,6 +158,11 @@ class Documentation:
             )  # fmt: skip
             row.digest = _digest(previous, row)
             session.add(row)
+            if copy.content is not None:
+                links = links_of(copy.content)
+                session.add_all(
+                    attached.pending_rows(key, copy.thread, position, row.digest, links)
+                )
             return position
 
     async def link(
@@ -187,6 +203,7 @@ class Documentation:
                     .order_by(DocumentationCopy.position)
                 )
             ).all()
+            files = await attached.rows_of(session, thread)
             key = await self._data_key(session, thread, create=False)
             anchor = await session.get(DocumentationKey, thread)
         if not rows:
@@ -196,6 +213,7 @@ class Documentation:
         found: list[DocumentedMessage] = []
         assert anchor is not None  # the key row exists whenever copies do
         previous, start = anchor.anchor_digest, anchor.anchor_position + 1
+        by_copy = _files_by_copy(thread, files, {r.position: r.digest for r in rows})
         for expected, row in enumerate(rows, start=start):
             if row.position != expected or _digest(previous, row) != row.digest:
                 raise DocumentationError(f"the documentation of {thread!r} is broken at {expected}")
@@ -204,6 +222,10 @@ class Documentation:
                 continue
             try:
                 plain = json.loads(unseal(key, row.sealed, _context(thread, row.position)))
+                content = Content(plain.get("body", ""), plain.get("sce_content", ""))
+                shown = _attachments(key, row.position, len(links_of(content)), by_copy)
+            except DocumentationError:
+                raise
             except Exception:
                 raise DocumentationError(
                     f"copy {row.position} of {thread!r} cannot be decrypted"
@@ -213,7 +235,7 @@ class Documentation:
                     thread, row.position, row.at, row.sender,
                     "gap" if row.kind == "gap" else "message",
                     plain.get("body", ""), plain.get("sce_content", ""),
-                    plain.get("gap_reason", ""), row.message_id, row.stanza_id, row.seq,
+                    plain.get("gap_reason", ""), row.message_id, row.stanza_id, row.seq, shown,
                 )
             )  # fmt: skip
         return found
@@ -244,6 +266,12 @@ class Documentation:
                     )
                 )
                 deleted += int(getattr(result, "rowcount", 0) or 0)
+                await session.execute(
+                    delete(DocumentationAttachment).where(
+                        DocumentationAttachment.thread == thread,
+                        DocumentationAttachment.position <= last[0],
+                    )
+                )
                 anchor.anchor_position, anchor.anchor_digest = last[0], last[1]
         return deleted
 
@@ -255,3 +283,103 @@ class Documentation:
                     select(DocumentationCopy.thread).distinct().order_by(DocumentationCopy.thread)
                 )
             )
+
+    async def pending_attachments(self) -> list[tuple[str, int]]:
+        """(thread, position) of every copy with an attachment not fetched yet."""
+        async with self._store.session() as session:
+            found = await session.execute(
+                select(DocumentationAttachment.thread, DocumentationAttachment.position)
+                .where(DocumentationAttachment.status == attached.PENDING)
+                .distinct()
+                .order_by(DocumentationAttachment.thread, DocumentationAttachment.position)
+            )
+            return [(t, p) for t, p in found.all()]
+
+    async def pending_links(self, thread: str, position: int) -> list[tuple[int, str]]:
+        """(number, link) of the copy's attachments not fetched yet (links hold keys)."""
+        async with self._store.session() as session:
+            key = await self._data_key(session, thread, create=False)
+            rows = await attached.rows_of(session, thread, position)
+        if key is None:
+            return []
+        return [
+            (row.number, str(attached.meta_of(key, row)["url"]))
+            for row in rows
+            if row.status == attached.PENDING
+        ]
+
+    async def settle_attachment(
+        self, thread: str, position: int, number: int, outcome: VettedFile | str
+    ) -> bool:
+        """Store the fetched file (a VettedFile) or record the gap (its reason) for one
+        pending attachment; False when it is no longer pending (purged, settled)."""
+        async with self._store.session() as session:
+            key = await self._data_key(session, thread, create=False)
+            copy_digest = await session.scalar(
+                select(DocumentationCopy.digest).where(
+                    DocumentationCopy.thread == thread, DocumentationCopy.position == position
+                )
+            )
+            row = await session.scalar(
+                select(DocumentationAttachment).where(
+                    DocumentationAttachment.thread == thread,
+                    DocumentationAttachment.position == position,
+                    DocumentationAttachment.number == number,
+                )
+            )
+            if key is None or copy_digest is None or row is None or row.status != attached.PENDING:
+                return False
+            url = str(attached.meta_of(key, row)["url"])
+            attached.settle(key, copy_digest, row, url, outcome)
+            return True
+
+    async def attachment(
+        self, thread: str, position: int, number: int
+    ) -> tuple[AttachmentInfo, bytes] | None:
+        """One attachment and its stored file (b"" unless stored), checked against its
+        copy; None when there is none. DocumentationError when it was altered."""
+        async with self._store.session() as session:
+            key = await self._data_key(session, thread, create=False)
+            copy_digest = await session.scalar(
+                select(DocumentationCopy.digest).where(
+                    DocumentationCopy.thread == thread, DocumentationCopy.position == position
+                )
+            )
+            rows = await attached.rows_of(session, thread, position)
+        row = next((r for r in rows if r.number == number), None)
+        if key is None or copy_digest is None or row is None:
+            return None
+        where = f"attachment {number} of copy {position} of {thread!r}"
+        if attached.digest(copy_digest, row) != row.digest:
+            raise DocumentationError(f"{where} does not match its copy")
+        try:
+            return attached.info_of(key, row), attached.content_of(key, row)
+        except Exception:
+            raise DocumentationError(f"{where} cannot be decrypted") from None
+
+
+def _files_by_copy(
+    thread: str, files: Sequence[DocumentationAttachment], copy_digests: dict[int, bytes]
+) -> dict[int, list[DocumentationAttachment]]:
+    """Attachment rows by copy position, each checked against its copy's digest (rows of
+    copies purged or appended meanwhile are left out)."""
+    by_copy: dict[int, list[DocumentationAttachment]] = {}
+    for row in files:
+        copy_digest = copy_digests.get(row.position)
+        if copy_digest is None:
+            continue
+        if attached.digest(copy_digest, row) != row.digest:
+            raise DocumentationError(
+                f"attachment {row.number} of copy {row.position} of {thread!r} was altered"
+            )
+        by_copy.setdefault(row.position, []).append(row)
+    return by_copy
+
+
+def _attachments(
+    key: bytes, position: int, links: int, by_copy: dict[int, list[DocumentationAttachment]]
+) -> tuple[AttachmentInfo, ...]:
+    rows = by_copy.get(position, [])
+    if [r.number for r in rows] != list(range(1, links + 1)):
+        raise DocumentationError(f"an attachment of copy {position} is missing")
+    return tuple(attached.info_of(key, r) for r in rows)

@@ -15,6 +15,7 @@ import logging
 
 from xmpp_clinic.policy.verdict import MessageContext, MessagePolicy, ReasonCode, Verdict
 from xmpp_clinic.records import member_jid
+from xmpp_clinic.records.fetch import AttachmentFetcher
 from xmpp_clinic.records.member import RecordsMember, open_member
 from xmpp_clinic.settings.records import RecordsSettings
 from xmpp_clinic.store import Store
@@ -40,6 +41,7 @@ class RecordsPart:
         self.jid = member_jid(settings.localpart, host.settings.xmpp.component_jid)
         self.notices = DocumentationNotices(host)
         self.member: RecordsMember | None = None
+        self.fetcher: AttachmentFetcher | None = None
 
     def gate(self, inner: MessagePolicy) -> MessagePolicy:
         """``inner`` with documentation of documented threads (the relay's policy)."""
@@ -59,7 +61,9 @@ class RecordsPart:
                 extra={"setting": "records.key_file", "path": str(self.settings.key_file)},
             )
         RecordsPep(self.host.xmpp, member.device).attach()
+        self.fetcher = AttachmentFetcher(member.documentation, self.settings)
         self.member = member
+        await self.fetcher.resume()  # attachments an earlier run had not fetched yet
         await self.notices.check()  # remember which threads are documented now
         return member
 
@@ -77,6 +81,8 @@ class RecordsPart:
             log.warning("documentation copy not linked to the archive", extra={"seq": seq})
 
     async def stop(self) -> None:
+        if self.fetcher is not None:
+            await self.fetcher.close()
         if self.member is not None:
             await self.member.device.close()
 
@@ -96,7 +102,9 @@ class _Gate:
         if member is None:
             return Verdict.reject(ReasonCode.DOCUMENTATION_NOT_STORED, "")
         if self._gate is None:
-            self._gate = RecordsGate(self.inner, member.device, member.documentation)
+            self._gate = RecordsGate(
+                self.inner, member.device, member.documentation, self.part.fetcher
+            )
         # A flag switched while the gateway ran: the room hears of it before this message.
         await self.part.notices.check()
         return await self._gate.evaluate(ctx)
