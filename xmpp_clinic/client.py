@@ -10,7 +10,9 @@ the receiving side: it decrypts, puts a set back together in part order whatever
 the parts came in, and says which parts are missing ("part 2 of 3 missing").
 
 Splitting and reassembly (:func:`split_text`, :class:`Reassembly`) are pure and usable
-without slixmpp; the two classes below them are the thin XMPP edge.
+without slixmpp; :func:`encrypt_text` and :func:`decrypt_part` are the thin XMPP edge that
+both the two classes below and the demo's phones (:mod:`xmpp_clinic.dev.demo_clients`)
+use, so there is one sending and one reading side of the part protocol.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ class Assembled:
     text: str
     set_id: str = ""  # "" for a message that was never split
     of: int = 1
+    arrived: tuple[int, ...] = ()  # the part numbers in the order they came in
 
 
 class Reassembly:
@@ -94,7 +97,7 @@ class Reassembly:
             return None
         del self._sets[key]
         whole = "".join(known.texts[n] for n in range(1, known.of + 1))
-        return Assembled(sender, whole, marker.set_id, known.of)
+        return Assembled(sender, whole, marker.set_id, known.of, tuple(known.texts))
 
     def missing(self) -> list[str]:
         """ "part x of y missing" for every part of every set not yet complete."""
@@ -111,6 +114,77 @@ def _omemo(client: ClientXMPP) -> Any:
     return plugins["xep_0384"]
 
 
+async def thread_members(client: ClientXMPP, thread_jid: str, timeout: float = 20) -> set[str]:
+    """Every member's bare JID from the thread's owner, admin and member lists (offline
+    members too: they read later by MAM, so every part is encrypted for them as well)."""
+    muc = client.plugin["xep_0045"]
+    found: set[str] = set()
+    for affiliation in AFFILIATIONS:
+        jids = await muc.get_affiliation_list(JID(thread_jid), affiliation, timeout=timeout)
+        found |= {JID(jid).bare for jid in jids}
+    found.discard("")
+    return found
+
+
+@dataclass(frozen=True)
+class EncryptedText:
+    """One text as OMEMO groupchat messages ready to send, in part order (II.1, II.2)."""
+
+    messages: list[Message]
+    set_id: str  # "" when the text fits in one unmarked message
+    # Names of the errors python-omemo reported for single devices it could not
+    # encrypt for (the message is still readable by every other device).
+    device_errors: list[str]
+
+
+async def encrypt_text(
+    client: ClientXMPP, thread_jid: str, text: str, *, max_part_bytes: int
+) -> EncryptedText:
+    """``text`` split at ``max_part_bytes``, every part OMEMO-encrypted for every member's
+    devices and marked ``<part set n of/>``; a text that fits is one unmarked message.
+
+    ``client`` needs XEP-0045 and slixmpp-omemo (``xep_0384``) loaded. Raises
+    :class:`RuntimeError` when a part cannot be encrypted for anyone.
+    """
+    recipients = {JID(j) for j in await thread_members(client, thread_jid)}
+    recipients.discard(JID(client.boundjid.bare))
+    pieces = split_text(text, max_part_bytes)
+    set_id = uuid.uuid4().hex if len(pieces) > 1 else ""
+    messages: list[Message] = []
+    errors: list[str] = []
+    for n, piece in enumerate(pieces, start=1):
+        message = client.make_message(mto=JID(thread_jid), mtype="groupchat")
+        message["body"] = piece
+        encrypted, device_errors = await _omemo(client).encrypt_message(message, recipients)
+        errors.extend(type(error).__name__ for error in device_errors)
+        if encrypted is None:
+            raise RuntimeError("the text could not be encrypted for the thread's members")
+        if set_id:
+            encrypted.append(part_marker(PartMarker(set_id, n, len(pieces))))
+        messages.append(encrypted)
+    return EncryptedText(messages, set_id, errors)
+
+
+@dataclass(frozen=True)
+class ReadPart:
+    """One decrypted message: its sender's bare JID, its marker (None when unsplit), text."""
+
+    sender: str
+    marker: PartMarker | None
+    text: str
+
+
+async def decrypt_part(client: ClientXMPP, message: Message) -> ReadPart:
+    """Read the part marker of an OMEMO ``message`` and decrypt it.
+
+    Raises :class:`~xmpp_clinic.completeness.parts.MarkerError` for a marker that cannot
+    be a part's, or python-omemo's error for a message that does not decrypt.
+    """
+    marker = read_marker(message.xml, MAX_PARTS)
+    plain, device = await _omemo(client).decrypt_message(message)
+    return ReadPart(str(device.bare_jid), marker, str(plain["body"]))
+
+
 class ThreadPoster:
     """Posts texts into one thread as OMEMO messages, split into part sets (II.1, II.2)."""
 
@@ -123,34 +197,15 @@ class ThreadPoster:
 
     async def members(self, timeout: float = 20) -> set[str]:
         """Every member's bare JID from the thread's owner, admin and member lists."""
-        muc = self.client.plugin["xep_0045"]
-        found: set[str] = set()
-        for affiliation in AFFILIATIONS:
-            jids = await muc.get_affiliation_list(
-                JID(self.thread_jid), affiliation, timeout=timeout
-            )
-            found |= {JID(jid).bare for jid in jids}
-        found.discard("")
-        return found
+        return await thread_members(self.client, self.thread_jid, timeout)
 
     async def encrypt_parts(self, text: str) -> list[Message]:
         """``text`` as encrypted, marked messages ready to send (one without a marker
         when it fits in one part)."""
-        recipients = {JID(j) for j in await self.members()}
-        recipients.discard(JID(self.client.boundjid.bare))
-        pieces = split_text(text, self.max_part_bytes)
-        set_id = uuid.uuid4().hex
-        out: list[Message] = []
-        for n, piece in enumerate(pieces, start=1):
-            message = self.client.make_message(mto=JID(self.thread_jid), mtype="groupchat")
-            message["body"] = piece
-            encrypted, _errors = await _omemo(self.client).encrypt_message(message, recipients)
-            if encrypted is None:
-                raise RuntimeError("the text could not be encrypted for the thread's members")
-            if len(pieces) > 1:
-                encrypted.append(part_marker(PartMarker(set_id, n, len(pieces))))
-            out.append(encrypted)
-        return out
+        encrypted = await encrypt_text(
+            self.client, self.thread_jid, text, max_part_bytes=self.max_part_bytes
+        )
+        return encrypted.messages
 
     async def post(self, text: str) -> list[str]:
         """Encrypt, mark and send ``text``; the message ids, in part order."""
@@ -182,12 +237,11 @@ class PartInbox:
         if message.xml.find(f"{{{LEGACY_NS}}}encrypted/{{{LEGACY_NS}}}payload") is None:
             return  # key transport: nothing to read
         try:
-            marker = read_marker(message.xml, MAX_PARTS)
-            plain, device = await _omemo(self.client).decrypt_message(message)
+            part = await decrypt_part(self.client, message)
         except Exception as exc:  # a bad marker (MarkerError) or an undecryptable message
             self.failures.append(type(exc).__name__)
             return
-        whole = self.reassembly.add(str(device.bare_jid), marker, str(plain["body"]))
+        whole = self.reassembly.add(part.sender, part.marker, part.text)
         if whole is not None:
             await self.messages.put(whole)
 

@@ -45,12 +45,14 @@ def test_parts_in_any_order_reassemble_in_part_order() -> None:
     assert reader.missing() == ["part 2 of 3 missing"]
     whole = reader.add(LAB, PartMarker("s", 2, 3), "b")
     assert whole is not None and (whole.text, whole.of) == ("abc", 3)
+    assert whole.arrived == (3, 1, 2)  # the order they came in, for a reader to show
     assert reader.missing() == []
 
 
 def test_an_unsplit_message_is_whole_at_once() -> None:
     whole = Reassembly().add(LAB, None, "BP 120/80")
     assert whole is not None and whole.text == "BP 120/80" and whole.set_id == ""
+    assert (whole.of, whole.arrived) == (1, ())
 
 
 def test_a_repeated_or_resized_part_is_ignored() -> None:

@@ -5,9 +5,13 @@ and an SQLite store in a temporary folder. Then the story: a clinician's client
 discovers the gateway; IT creates a ward thread; four clinicians' phones (slixmpp-omemo,
 legacy OMEMO) publish their devices and IT approves them after comparing fingerprints;
 the fourth hands over and goes off shift; the three on shift exchange OMEMO messages and
-a plaintext message is refused; the fourth comes back and catches up by MAM. The CLI
-command for each IT step is printed. Nothing outside the temporary folder is touched;
-everything started here is stopped again. Fictional people, fictional text.
+a plaintext message is refused; the fourth comes back and catches up by MAM. Then a long
+lab report goes as a part set ("part x of y", II.2) that every phone reassembles, and a
+part held back on the way is reported missing, by the phones and by the thread, until it
+arrives. The phones send and read parts with :mod:`xmpp_clinic.client`, the library a
+hospital integration uses. The CLI command for each IT step is printed. Nothing outside
+the temporary folder is touched; everything started here is stopped again. Fictional
+people, fictional text.
 """
 
 from __future__ import annotations
@@ -29,10 +33,11 @@ from rich.table import Table
 from slixmpp import JID, ClientXMPP
 
 from xmpp_clinic.app import Gateway
+from xmpp_clinic.client import split_text
 from xmpp_clinic.clock import utcnow
 from xmpp_clinic.config import Settings, load_settings
 from xmpp_clinic.dev.bots import BotLoginError, connect_bot, disconnect_bot
-from xmpp_clinic.dev.demo_clients import Phone, PhoneError
+from xmpp_clinic.dev.demo_clients import Decrypted, Phone, PhoneError
 from xmpp_clinic.dev.servers import DevServer, start_server, write_gateway_config
 from xmpp_clinic.omemo import LEGACY_NS
 from xmpp_clinic.registry.model import Device
@@ -53,6 +58,51 @@ CONVERSATION = (  # (index into CLINICIANS, text)
 )
 HANDOVER = "Handing over: bed 4 BP was high this morning."
 PLAINTEXT = "Is the bed 4 check done?"
+# Part sets (II.2): the demo splits at 512 bytes (the default is 4000) so that a lab
+# report of a readable length needs three parts, and announces a missing part after 2 s.
+PARTS = {"max_part_bytes": 512, "timeout_seconds": 2}
+LAB_REPORT = "\n".join(
+    (
+        "Lab report, bed 7 (fictional patient), drawn 06:40, validated 08:15.",
+        "Full blood count: Hb 13.2 g/dl, WBC 7.9 /nl, platelets 245 /nl, MCV 88 fl.",
+        "Differential: neutrophils 61 %, lymphocytes 28 %, monocytes 7 %, eosinophils 3 %.",
+        "Electrolytes: sodium 139 mmol/l, potassium 4.1 mmol/l, chloride 102 mmol/l.",
+        "Kidney: creatinine 0.9 mg/dl, eGFR 84 ml/min/1.73m2, urea 32 mg/dl.",
+        "Liver: ALT 24 U/l, AST 21 U/l, GGT 30 U/l, bilirubin 0.6 mg/dl.",
+        "Inflammation: CRP 4 mg/l (down from 38 mg/l on admission), PCT 0.04 ng/ml.",
+        "Coagulation: INR 1.0, aPTT 29 s, fibrinogen 3.1 g/l.",
+        "Glucose 96 mg/dl fasting, HbA1c 5.4 %.",
+        "Cardiac: troponin T hs 6 ng/l, NT-proBNP 110 pg/ml.",
+        "Thyroid: TSH 1.8 mU/l.",
+        "Iron: ferritin 96 ng/ml, transferrin saturation 27 %, vitamin B12 410 pg/ml.",
+        "Lipids: total cholesterol 182 mg/dl, LDL 104 mg/dl, HDL 55 mg/dl.",
+        "Blood gas (venous): pH 7.38, pCO2 44 mmHg, bicarbonate 25 mmol/l, lactate 0.9.",
+        "Urine: no leukocytes, no nitrite, no protein, no blood.",
+        "Blood cultures from admission: no growth after 5 days.",
+        "Comment: all values within reference ranges; no objection to discharge today.",
+        "Validated by the laboratory's physician on duty.",
+    )
+)
+DISCHARGE_NOTE = "\n".join(
+    (
+        "Discharge note, bed 7 (fictional patient), for the family doctor.",
+        "Admitted with community-acquired pneumonia of the right lower lobe.",
+        "Treated with amoxicillin/clavulanate for 5 days, then amoxicillin by mouth.",
+        "Afebrile since day 3; CRP back to normal; chest X-ray improving.",
+        "Medication at discharge: amoxicillin 1 g three times a day for 2 more days.",
+        "Follow-up: family doctor in one week, chest X-ray in six weeks.",
+        "Warning signs explained: fever, shortness of breath, chest pain: come back.",
+        "The patient and his daughter have a printed copy of this note.",
+        "Sick note issued until the end of next week.",
+        "Allergies: none known; no reaction to the antibiotics given on the ward.",
+        "Vaccinations: pneumococcal and influenza vaccination recommended once recovered.",
+        "Smoking: stopped two years ago; encouraged to stay off.",
+        "Mobility: walks the ward corridor unaided; no help needed at home.",
+        "Diet: normal; drinks enough; weight stable at 78 kg.",
+        "Results still pending: none; all lab values are in the attached report.",
+        "Signed for the ward team on behalf of the attending physician.",
+    )
+)
 DISCOVERY_WAIT = 3.0  # seconds the gateway gets to discover the devices on its own
 DEMO_TIMEOUT = 150.0
 IT_ACTOR = "it:demo"
@@ -71,6 +121,8 @@ class Tally:
     refused: int = 0
     approved: int = 0
     caught_up: int = 0
+    reassembled: int = 0  # part sets put back together by the other members' phones
+    missing_reported: int = 0  # held-back parts the thread announced
 
 
 def write_demo_config(server: DevServer, directory: Path) -> Path:
@@ -79,7 +131,7 @@ def write_demo_config(server: DevServer, directory: Path) -> Path:
         "notice_url": f"https://{server.domain}/privacy/messaging",
         "controller_contact": f"mailto:dpo@{server.domain}",
     }
-    return write_gateway_config(server, directory, privacy=privacy)
+    return write_gateway_config(server, directory, privacy=privacy, parts=PARTS)
 
 
 def step(title: str) -> None:
@@ -254,6 +306,119 @@ async def catch_up(
     tally.caught_up = len(history)
 
 
+def _size(text: str) -> str:
+    lines = text.count("\n") + 1
+    return f"{lines} lines, {len(text.encode('utf-8')):,} bytes"
+
+
+def _parts_line(got: Decrypted) -> str:
+    """ "part 1 of 3, part 3 of 3, part 2 of 3": the parts in the order they came in."""
+    return ", ".join(f"part {n} of {got.of}" for n in got.arrived)
+
+
+async def take_whole(
+    phones: list[Phone], sender: Phone, text: str, parts: int, tally: Tally
+) -> None:
+    """Every phone gets ``text`` whole from ``sender``'s part set; print how it came in."""
+    for phone in phones:
+        got = await phone.next_message()
+        if got.body != text or got.sender != sender.jid or got.of != parts:
+            raise DemoFailed(
+                f"{phone.name} put together {got.of} part(s) of {len(got.body)} characters "
+                f"from {got.sender}, not {sender.name}'s {parts} parts"
+            )
+        if phone is sender:
+            console.print(f"    {phone.name:10} sees its {parts} parts come back")
+            continue
+        console.print(
+            f"    {phone.name:10} {_parts_line(got)} [green]reassembled[/]", soft_wrap=True
+        )
+        console.print(
+            f"    {'':10} [green]{got.body.splitlines()[0]}[/] ... ({_size(got.body)}, as sent)",
+            soft_wrap=True,
+        )
+        tally.reassembled += 1
+
+
+async def send_lab_report(
+    thread: str, sender: Phone, late: Phone, phones: list[Phone], tally: Tally
+) -> None:
+    step("8. A long lab report goes as a part set (II.2: part x of y)")
+    await late.join(thread)
+    console.print(f"  {late.name} rejoins the thread.")
+    limit = sender.max_part_bytes
+    pieces = len(split_text(LAB_REPORT, limit))
+    console.print(
+        f"  parts.max_part_bytes = {limit} in this demo (default 4000): {sender.name}'s phone "
+        f"splits the report ({_size(LAB_REPORT)}) into {pieces} parts, encrypts each with "
+        "OMEMO for every member and marks it beside the OMEMO element (all the gateway "
+        "can read of it):",
+        soft_wrap=True,
+    )
+    console.print(
+        f"    [cyan]<part xmlns='urn:xmpp-clinic:parts:0' set='...' n='1' of='{pieces}'/>[/]",
+        soft_wrap=True,
+    )
+    console.print(
+        f"  [bold]{sender.name}[/] sends (encrypted, {pieces} parts): {LAB_REPORT.splitlines()[0]}"
+    )
+    sent = await sender.send_encrypted(thread, LAB_REPORT)
+    if sent != pieces or pieces < 2:
+        raise DemoFailed(f"the lab report went as {sent} message(s), not as {pieces} parts")
+    await take_whole(phones, sender, LAB_REPORT, pieces, tally)
+
+
+async def wait_missing(phone: Phone, expected: list[str], timeout: float = 15.0) -> None:
+    """Wait until ``phone``'s reassembler names exactly ``expected`` as missing."""
+    deadline = time.monotonic() + timeout
+    while phone.missing() != expected:
+        if time.monotonic() > deadline:
+            raise DemoFailed(f"{phone.name} reports {phone.missing() or 'nothing'} missing")
+        await asyncio.sleep(0.05)
+
+
+async def notice_on(phone: Phone, starts: str, timeout: float = 15.0) -> str:
+    """The next notice of the thread on ``phone`` that starts with ``starts``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        notice = await phone.next_notice(max(0.1, deadline - time.monotonic()))
+        if notice.startswith(starts):
+            return notice
+
+
+async def lose_a_part(thread: str, sender: Phone, phones: list[Phone], tally: Tally) -> None:
+    step("9. A part that does not arrive is reported, and its late arrival completes the set")
+    messages = await sender.encrypt(thread, DISCHARGE_NOTE)
+    if len(messages) != 3:
+        raise DemoFailed(f"the discharge note went as {len(messages)} message(s), not 3")
+    console.print(
+        f"  [bold]{sender.name}[/] sends a discharge note ({_size(DISCHARGE_NOTE)}) as 3 parts; "
+        "part 2 is held back on the way, as a bad connection would.",
+        soft_wrap=True,
+    )
+    messages[0].send()
+    messages[2].send()
+    others = [phone for phone in phones if phone is not sender]
+    for phone in others:
+        await wait_missing(phone, ["part 2 of 3 missing"])
+        console.print(f"    {phone.name:10} has parts 1 and 3: [yellow]part 2 of 3 missing[/]")
+    timeout = PARTS["timeout_seconds"]
+    console.print(f"  After parts.timeout_seconds ({timeout} s here) the thread tells everyone:")
+    for phone in phones:
+        notice = await notice_on(phone, "Part 2 of 3 of ")
+        console.print(f"    {phone.name:10} sees: [yellow]{notice}[/]", soft_wrap=True)
+    tally.missing_reported += 1
+    console.print("  Part 2 arrives late:")
+    messages[1].send()
+    await take_whole(phones, sender, DISCHARGE_NOTE, 3, tally)
+    for phone in phones:
+        notice = await notice_on(phone, "All 3 parts of ")
+        console.print(f"    {phone.name:10} sees: [green]{notice}[/]", soft_wrap=True)
+    left = [f"{phone.name}: {phone.missing()}" for phone in phones if phone.missing()]
+    if left:
+        raise DemoFailed(f"parts still missing after the late part: {'; '.join(left)}")
+
+
 async def story(run_dir: Path, tally: Tally) -> None:
     console.print("Starting a private Prosody on loopback ...")
     server = start_server("prosody", run_dir / "prosody")
@@ -282,7 +447,7 @@ async def with_gateway(
     people = [*CLINICIANS, LATE_JOINER]
     jids = server.register_many({user: password for user, _name in people})
     phones = [
-        Phone(name, name.split()[-1], jid, password)
+        Phone(name, name.split()[-1], jid, password, max_part_bytes=settings.parts.max_part_bytes)
         for (_user, name), jid in zip(people, jids, strict=True)
     ]
     client = await connect_clinician(phones[0].jid, password, server)
@@ -312,6 +477,8 @@ async def with_gateway(
         await converse(thread_jid, talkers, tally)
         await refuse_plaintext(thread_jid, talkers, tally)
         await catch_up(thread_jid, late, last_seen, server, phones, tally)
+        await send_lab_report(thread_jid, phones[2], late, phones, tally)
+        await lose_a_part(thread_jid, phones[0], phones, tally)
         failures = [f"{p.name}: {', '.join(p.failures)}" for p in phones if p.failures]
         if failures:
             raise DemoFailed(f"OMEMO errors on the phones: {'; '.join(failures)}")
@@ -368,7 +535,8 @@ async def run_demo() -> None:
         f"[green]Demo finished[/] at {wall_clock(utcnow())}, "
         f"{time.monotonic() - began:.0f} s after it started: "
         f"{tally.approved} devices approved, {tally.decrypted} decryptions by other members, "
-        f"{tally.refused} plaintext refused, {tally.caught_up} messages caught up by MAM; "
-        "everything stopped.",
+        f"{tally.refused} plaintext refused, {tally.caught_up} messages caught up by MAM, "
+        f"{tally.reassembled} part sets reassembled by other members, "
+        f"{tally.missing_reported} missing part announced; everything stopped.",
         soft_wrap=True,
     )

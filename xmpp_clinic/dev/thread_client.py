@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
-from typing import Literal
 
 from slixmpp import JID, ClientXMPP, Iq, Message
 from slixmpp.xmlstream.handler import CoroutineCallback
@@ -19,9 +18,18 @@ from slixmpp.xmlstream.matcher import MatchXPath
 from slixmpp.xmlstream.stanzabase import StanzaBase
 
 from xmpp_clinic import namespaces
+from xmpp_clinic.client import thread_members
 from xmpp_clinic.omemo import LEGACY_NS
 
-AFFILIATIONS: tuple[Literal["owner", "admin", "member"], ...] = ("owner", "admin", "member")
+__all__ = [
+    "archived_sender",
+    "as_direct_from",
+    "fetch_history",
+    "has_omemo_payload",
+    "join_thread",
+    "stanza_id",
+    "thread_members",  # the client library's: one list of who a message is encrypted for
+]
 HISTORY_MAX = 250
 _query_ids = itertools.count(1)
 
@@ -29,17 +37,6 @@ _query_ids = itertools.count(1)
 async def join_thread(client: ClientXMPP, thread: str, nick: str, timeout: float = 20) -> None:
     """Join a thread like a MUC room; raises slixmpp's PresenceError when refused."""
     await client.plugin["xep_0045"].join_muc_wait(JID(thread), nick, maxstanzas=0, timeout=timeout)
-
-
-async def thread_members(client: ClientXMPP, thread: str, timeout: float = 20) -> set[str]:
-    """Every member's bare JID from the owner, admin and member lists (offline too)."""
-    muc = client.plugin["xep_0045"]
-    found: set[str] = set()
-    for affiliation in AFFILIATIONS:
-        jids = await muc.get_affiliation_list(JID(thread), affiliation, timeout=timeout)
-        found |= {JID(jid).bare for jid in jids}
-    found.discard("")
-    return found
 
 
 async def fetch_history(
