@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import subprocess
 import tarfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -56,20 +57,32 @@ def _key(gpg: gnupg.GPG, email: str) -> str:
     return str(gpg.gen_key(spec).fingerprint)
 
 
+def stop_agents(*homes: Path) -> None:
+    """Stop the gpg-agent (and any other daemon) GnuPG started for each throwaway home:
+    they would otherwise outlive the test run, one per home."""
+    for home in homes:
+        subprocess.run(
+            ["gpgconf", "--homedir", str(home), "--kill", "all"], check=False, timeout=30
+        )
+
+
 @pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keys]:
     """Throwaway keys without passphrase (I.9): the hospital's and the gateway's."""
     root = tmp_path_factory.mktemp("gpg")
     gateway, g = _home(root, "g")
     hospital, h = _home(root, "h")
     auditor, a = _home(root, "a")
-    gateway_fpr = _key(g, "gateway@clinic.test")
-    hospital_fpr = _key(h, "backup@hospital.test")
-    for source, fpr, targets in ((g, gateway_fpr, (h, a)), (h, hospital_fpr, (g, a))):
-        public = source.export_keys(fpr)
-        for target in targets:
-            target.import_keys(public)
-    return Keys(gateway, hospital, auditor, hospital_fpr)
+    try:
+        gateway_fpr = _key(g, "gateway@clinic.test")
+        hospital_fpr = _key(h, "backup@hospital.test")
+        for source, fpr, targets in ((g, gateway_fpr, (h, a)), (h, hospital_fpr, (g, a))):
+            public = source.export_keys(fpr)
+            for target in targets:
+                target.import_keys(public)
+        yield Keys(gateway, hospital, auditor, hospital_fpr)
+    finally:
+        stop_agents(gateway, hospital, auditor)
 
 
 def settings(keys: Keys) -> BackupSettings:

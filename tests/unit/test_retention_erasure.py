@@ -7,15 +7,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, inspect, text
+from sqlalchemy import Connection, inspect, select, text
 
 from xmpp_clinic.archive.audit import AuditEvent, AuditLog
 from xmpp_clinic.archive.messages import ArchiveQuery, MessageArchive, NewMessage
+from xmpp_clinic.records.documentation import Content, Documentation, NewCopy
 from xmpp_clinic.retention.erasure import Eraser
 from xmpp_clinic.retention.receipts import ReceiptBook, load_public_key, verify
 from xmpp_clinic.retention.scrub import name_pattern
+from xmpp_clinic.retention.server_mam import NoServerArchive, ServerPurge, ServerRequest
 from xmpp_clinic.store import Store
+from xmpp_clinic.store.models.completeness import DeliveryRow, PartSetRow
 from xmpp_clinic.store.models.devices import DeviceNoticeRecord, DeviceRecord
+from xmpp_clinic.store.models.directory import DirectoryJid, DirectoryMembership, DirectoryPerson
 from xmpp_clinic.threads import ThreadService
 
 pytestmark = pytest.mark.requirement("I.7")
@@ -23,6 +27,7 @@ pytestmark = pytest.mark.requirement("I.7")
 ALICE = "alice@hospital.test"
 MALICE = "malice@hospital.test"
 BOB = "bob@hospital.test"
+KEY = bytes(range(32))  # the records key file's key
 
 
 @pytest.fixture
@@ -33,8 +38,23 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
     await store.close()
 
 
-def eraser(store: Store, tmp_path: Path) -> Eraser:
-    return Eraser(store, ReceiptBook(store, tmp_path / "key.pem", tmp_path / "receipts"), batch=3)
+class FakeServer:
+    """A server archive that records what it was asked and does it."""
+
+    kind = "fake"
+    can_expire = True
+
+    def __init__(self) -> None:
+        self.asked: list[ServerRequest] = []
+
+    async def purge(self, requests: list[ServerRequest]) -> list[ServerPurge]:
+        self.asked += requests
+        return [r.outcome(self.kind, True, 3, "") for r in requests]
+
+
+def eraser(store: Store, tmp_path: Path, server: object = None) -> Eraser:
+    book = ReceiptBook(store, tmp_path / "key.pem", tmp_path / "receipts")
+    return Eraser(store, book, batch=3, server=server)  # type: ignore[arg-type]
 
 
 async def scan(store: Store, needle: str) -> list[tuple[str, str]]:
@@ -74,6 +94,25 @@ async def populate(store: Store) -> int:
         session.add(DeviceRecord(jid=ALICE, namespace="omemo", device_id=7, state="approved"))
         session.add(DeviceNoticeRecord(jid=ALICE, text=f"device 7 of {ALICE} approved"))
     await AuditLog(store).record(AuditEvent(f"xmpp:{ALICE}", "device.approved", "ok", ALICE))
+    async with store.session() as session:  # directory, completeness (issue 11)
+        person = DirectoryPerson(key="uid=alice", name="Dr Alice Example", staff_id="S-17",
+                                 role="physician")  # fmt: skip
+        person.jids = [DirectoryJid(jid=ALICE)]
+        person.groups = [DirectoryMembership(group="ward-7")]
+        session.add(person)
+        now = datetime.now(UTC)
+        for n, (sender, member) in enumerate([(BOB, ALICE), (ALICE, BOB)]):
+            session.add(
+                DeliveryRow(thread="ward", seq=n + 1, stanza_id=f"m{n}", sender=sender,
+                            member=member, at=now)
+            )  # fmt: skip
+        session.add(
+            PartSetRow(thread="ward", set_id="s1", sender=ALICE, nick="Al", of=2, received="1",
+                       first_at=now)
+        )  # fmt: skip
+    docs = Documentation(store, KEY)  # the records member's copies (issue 14)
+    for n, sender in enumerate([BOB, ALICE, BOB]):
+        await docs.append(NewCopy("ward", datetime.now(UTC), sender, f"d{n}", Content(f"t{n}")))
     async with store.session() as session:  # rows other rooms keep by thread name and JID
         await session.execute(
             text("INSERT INTO thread_nicks (thread, jid, nick) VALUES ('ward', :j, 'Al')"),
@@ -99,7 +138,46 @@ async def test_erased_person_is_named_only_by_receipt_and_event(
     assert [e.action for e in events] == ["person.erased"]
     assert erasure.receipt.body["items"][0]["deleted"] == {
         "memberships": 2, "devices": 1, "notices": 1, "thread_nicks": 1, "thread_occupants": 1,
+        "directory_persons": 1, "directory_jids": 1, "directory_memberships": 1,
+        "delivery_records": 1, "part_sets": 1,
     }  # fmt: skip
+    async with store.session() as session:  # the name and staff id are gone with the row
+        assert (await session.scalars(select(DirectoryPerson))).all() == []
+        assert (await session.scalars(select(DeliveryRow.member))).all() == [BOB]
+
+
+async def test_erasure_keeps_the_documentation_chain_readable(store: Store, tmp_path: Path) -> None:
+    """I.6, II.2: Alice's copies stay under the pseudonym and the chain still verifies."""
+    await populate(store)
+    erasure = await eraser(store, tmp_path).erase_person(ALICE, actor="cli:dpo")
+    copies = await Documentation(store, KEY).read("ward")
+    assert [(c.sender, c.body) for c in copies] == [
+        (BOB, "t0"), (erasure.pseudonym, "t1"), (BOB, "t2"),
+    ]  # fmt: skip
+    item = next(
+        i for i in erasure.receipt.body["items"] if i["what"] == "documentation-pseudonymised"
+    )
+    assert [(t["thread"], t["positions"]) for t in item["threads"]] == [("ward", [2])]
+
+
+async def test_erasure_purges_the_persons_server_archive(store: Store, tmp_path: Path) -> None:
+    """I.7: the person's whole server MAM is asked for; the result is in the receipt."""
+    await populate(store)
+    server = FakeServer()
+    erasure = await eraser(store, tmp_path, server).erase_person(ALICE, actor="cli:dpo")
+    assert [(r.user, r.action) for r in server.asked] == [(ALICE, "remove-user")]
+    items = [i for i in erasure.receipt.body["items"] if i["what"] == "server-archive"]
+    assert [(i["user"], i["done"], i["count"]) for i in items] == [(ALICE, True, 3)]
+
+
+async def test_erasure_reports_what_the_server_could_not_purge(
+    store: Store, tmp_path: Path
+) -> None:
+    await populate(store)
+    erasure = await eraser(store, tmp_path, NoServerArchive()).erase_person(ALICE, actor="c:d")
+    items = [i for i in erasure.receipt.body["items"] if i["what"] == "server-archive"]
+    assert [(i["action"], i["done"]) for i in items] == [("remove-user", False)]
+    assert "server_archive is 'none'" in items[0]["detail"]
 
 
 async def test_erasure_keeps_every_chain_verifiable(store: Store, tmp_path: Path) -> None:
@@ -151,4 +229,6 @@ async def test_deleted_thread_is_named_only_by_receipt_and_event(
     assert page.entries == []
     item = erasure.receipt.body["items"][1]
     assert (item["first_seq"], item["last_seq"], item["count"]) == (1, 4, 4)
+    copies = next(i for i in erasure.receipt.body["items"] if i["what"] == "documentation")
+    assert (copies["first_position"], copies["last_position"], copies["count"]) == (1, 3, 3)
     assert [t.name for t in await ThreadService(store, user_domains=[]).list()] == ["icu"]

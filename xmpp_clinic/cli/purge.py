@@ -105,9 +105,13 @@ def purge(
         if thread is None:
             typer.echo(f"audit metadata: {plural(outcome.audit_events, 'event')} due")
         return
+    linked = outcome.linked
+    copies = "copy" if linked.documentation == 1 else "copies"
     typer.echo(
         f"purged {plural(outcome.messages, 'message')} from {plural(len(outcome.ranges), 'thread')}"
         f", {plural(outcome.audit_events, 'audit event')}, {plural(outcome.devices, 'device')}"
+        f", {plural(linked.deliveries, 'delivery record')}, {plural(linked.part_sets, 'part set')}"
+        f", {linked.documentation} documentation {copies}"
     )
     for r in outcome.server:
         done = f"done ({r.count} deleted)" if r.done and r.count is not None else "done"
@@ -127,6 +131,9 @@ def _outcome_json(outcome: PurgeOutcome, dry_run: bool) -> dict[str, Any]:
         "messages": outcome.messages,
         "audit_events": outcome.audit_events,
         "devices": outcome.devices,
+        "delivery_records": outcome.linked.deliveries,
+        "part_sets": outcome.linked.part_sets,
+        "documentation_copies": outcome.linked.documentation,
         "server": [r.as_json() for r in outcome.server],
         "receipt": outcome.receipt.document() if outcome.receipt else None,
     }

@@ -1,12 +1,16 @@
 """Erasure: delete a thread, erase a person; a signed receipt says what went and what stays (I.7).
 
 ``threads delete NAME``: members are removed first (a running gateway kicks them, 321),
-then the archive is purged in batches, then the thread and everything naming it goes:
+then the archive and the thread's documentation copies are purged in batches, then the
+thread and everything naming it goes (delivery records and part sets by its name):
 audit events that named it are pseudonymised and the audit chain re-chained (old and new
 head in the receipt). ``erase --person JID``: memberships, devices and notices are
-deleted; archived messages the person sent and audit events naming them are pseudonymised
-and re-chained; every other table is scrubbed (:mod:`.scrub`). What stays: the signed
-receipt and the one audit event of the erasure, which name the subject (GDPR Art. 5(2)).
+deleted, and so are their directory entry, delivery records and part sets
+(:mod:`.person`) and, where the server offers an interface, their whole MAM archive on the
+server (what it could not purge is in the receipt); archived messages and documentation
+copies the person sent and audit events naming them are pseudonymised and re-chained;
+every other table is scrubbed (:mod:`.scrub`). What stays: the signed receipt and the
+one audit event of the erasure, which name the subject (GDPR Art. 5(2)).
 """
 
 from __future__ import annotations
@@ -21,6 +25,12 @@ from sqlalchemy import delete, func, select
 from xmpp_clinic.archive import audit
 from xmpp_clinic.archive.purge import purge_through
 from xmpp_clinic.archive.rewrite import rewrite_thread, threads_naming
+from xmpp_clinic.retention.linked import purge_documentation
+from xmpp_clinic.retention.person import (
+    erase_completeness,
+    erase_from_directory,
+    pseudonymise_documentation,
+)
 from xmpp_clinic.retention.receipts import ReceiptBook, SignedReceipt
 from xmpp_clinic.retention.scrub import delete_keyed, scrub_tables, scrubber
 from xmpp_clinic.retention.server_mam import ServerArchive, ServerRequest
@@ -28,6 +38,7 @@ from xmpp_clinic.store import Store
 from xmpp_clinic.store.changes import bump
 from xmpp_clinic.store.models.devices import DeviceNoticeRecord, DeviceRecord
 from xmpp_clinic.store.models.messages import ArchivedMessage
+from xmpp_clinic.store.models.records import DocumentationCopy
 from xmpp_clinic.store.models.threads import Member, Thread
 from xmpp_clinic.threads import ThreadNotFound
 
@@ -36,7 +47,7 @@ PERSON_ERASED = "person.erased"
 # Handled by their own rules here, or allowed to name the subject (the receipts).
 _OWN_RULES = frozenset(
     {"audit_events", "audit_head", "thread_messages", "deletion_receipts", "archive_anchors",
-     "thread_members", "devices", "device_notices", "alembic_version"}
+     "thread_members", "devices", "device_notices", "alembic_version", "documentation"}
 )  # fmt: skip
 KEPT_THREAD = (
     "This receipt and the audit event thread.deleted name the thread (accountability, "
@@ -45,7 +56,12 @@ KEPT_THREAD = (
 KEPT_PERSON = (
     "Messages the person sent stay in the care-thread archives as medical documentation "
     "(BGB 630f), under a pseudonym; their content is end-to-end encrypted and was not read. "
-    "This receipt and the audit event person.erased name the person (GDPR Art. 5(2))."
+    "Documentation copies of what they wrote stay in the patient-record store under the "
+    "pseudonym; their encrypted content was not changed. The hospital directory's source "
+    "(LDAP, CSV) was not changed: a later sync brings the person back unless they are "
+    "removed there. Server archives not purged are listed as server-archive items with "
+    "done=false. This receipt and the audit event person.erased name the person "
+    "(GDPR Art. 5(2))."
 )
 
 
@@ -107,11 +123,19 @@ class Eraser:
                 select(func.max(ArchivedMessage.seq)).where(ArchivedMessage.thread_id == thread_id)
             )
         purged = await purge_through(self._store, thread_id, int(through or 0), batch=self._batch)
+        async with self._store.session() as session:
+            last = await session.scalar(
+                select(func.max(DocumentationCopy.position)).where(DocumentationCopy.thread == name)
+            )
+        copies = await purge_documentation(self._store, name, int(last or 0), batch=self._batch)
         pseudonym = f"erased-{secrets.token_hex(6)}"
         scrub = scrubber(name, pseudonym)
         async with self._store.session() as session:
             late = await session.execute(
                 delete(ArchivedMessage).where(ArchivedMessage.thread_id == thread_id)
+            )
+            late_copies = await session.execute(
+                delete(DocumentationCopy).where(DocumentationCopy.thread == name)
             )
             await session.execute(delete(Thread).where(Thread.id == thread_id))
             keyed = await delete_keyed(session, "thread", name, _OWN_RULES)
@@ -124,6 +148,12 @@ class Eraser:
                  "late_messages": int(late.rowcount)},  # type: ignore[attr-defined]
                 {"what": "audit-pseudonymised", "pseudonym": pseudonym, **rewritten.as_json()},
             ]  # fmt: skip
+            if copies is not None or late_copies.rowcount:  # type: ignore[attr-defined]
+                items.append(
+                    {"what": "documentation", "thread": name,
+                     **(copies.as_json() if copies else {"count": 0}),
+                     "late_copies": int(late_copies.rowcount)}  # type: ignore[attr-defined]
+                )  # fmt: skip
             if others:
                 items.append({"what": "rows-pseudonymised", "columns": others})
             items += server
@@ -143,6 +173,10 @@ class Eraser:
         """Remove or pseudonymise everything naming ``jid`` (I.7, II.3)."""
         pseudonym = f"erased-{secrets.token_hex(6)}@invalid"
         scrub = scrubber(jid, pseudonym)
+        server: list[dict[str, Any]] = []
+        if self._server is not None:  # the person's own server archive, every peer
+            done = await self._server.purge([ServerRequest(jid, "")])
+            server = [{"what": "server-archive", **r.as_json()} for r in done]
         async with self._store.session() as session:
             memberships = await session.execute(delete(Member).where(Member.jid == jid))
             devices = await session.execute(delete(DeviceRecord).where(DeviceRecord.jid == jid))
@@ -157,6 +191,9 @@ class Eraser:
                         {"thread_id": thread_id, "messages": list(changed.seqs),
                          "old_head": changed.old_head, "new_head": changed.new_head}
                     )  # fmt: skip
+            directory, other_jids = await erase_from_directory(session, jid)
+            completeness = await erase_completeness(session, jid)
+            documentation = await pseudonymise_documentation(session, jid, scrub)
             keyed = await delete_keyed(session, "jid", jid, _OWN_RULES)
             rewritten = await audit.rewrite(session, scrub)
             others = await scrub_tables(session, jid, scrub, _OWN_RULES)
@@ -164,15 +201,23 @@ class Eraser:
                 "memberships": int(memberships.rowcount),  # type: ignore[attr-defined]
                 "devices": int(devices.rowcount),  # type: ignore[attr-defined]
                 "notices": int(notices.rowcount),  # type: ignore[attr-defined]
+                **directory,
+                **completeness,
                 **keyed,
             }
+            person = {"what": "person", "person": jid, "pseudonym": pseudonym, "deleted": counts}
+            if other_jids:  # the directory person had more JIDs: erase those separately
+                person["other_jids_removed_from_directory"] = other_jids
             items: list[dict[str, Any]] = [
-                {"what": "person", "person": jid, "pseudonym": pseudonym, "deleted": counts},
+                person,
                 {"what": "messages-pseudonymised", "threads": threads},
                 {"what": "audit-pseudonymised", **rewritten.as_json()},
             ]
+            if documentation:
+                items.append({"what": "documentation-pseudonymised", "threads": documentation})
             if others:
                 items.append({"what": "rows-pseudonymised", "columns": others})
+            items += server
             receipt = self._receipts.sign("erasure", actor, items, rule="request", kept=KEPT_PERSON)
             session.add(self._receipts.row(receipt))
             await audit.append(

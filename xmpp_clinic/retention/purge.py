@@ -1,7 +1,10 @@
 """The purge: messages past their period, old audit metadata, stale devices (I.7, IV.8, II.3).
 
 One run decides per thread what is due (:mod:`.policy`), deletes it in batches from the
-front of the chain (:mod:`xmpp_clinic.archive.purge`), prunes audit events older than
+front of the chain (:mod:`xmpp_clinic.archive.purge`) together with the rows that belong
+to that range (delivery records, settled part sets, documentation copies:
+:mod:`.linked`), deletes delivery records past ``retention.delivery_records_days``,
+prunes audit events older than
 ``retention.audit_metadata_days`` (the audit chain's base moves past them), forgets
 pending and inactive devices, then writes one signed receipt and one audit event
 (``retention.purged``, subject ``receipt:<id>``: the event names no thread or person).
@@ -18,9 +21,11 @@ from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xmpp_clinic.archive import audit
+from xmpp_clinic.archive.messages import anchor
 from xmpp_clinic.archive.purge import PurgedRange, count_due, purge_through
 from xmpp_clinic.archive.purge import due_through as _due_through
 from xmpp_clinic.clock import utcnow
+from xmpp_clinic.retention.linked import LinkedCounts, LinkedPurger, orphan_documentation
 from xmpp_clinic.retention.policy import ThreadPolicy, metadata_cutoffs, thread_policy
 from xmpp_clinic.retention.receipts import ReceiptBook, SignedReceipt
 from xmpp_clinic.retention.server_mam import ServerArchive, ServerPurge, ServerRequest
@@ -63,6 +68,7 @@ class PurgeOutcome:
     ranges: list[PurgedRange] = field(default_factory=list)
     audit_events: int = 0
     devices: int = 0
+    linked: LinkedCounts = field(default_factory=LinkedCounts)
     server: list[ServerPurge] = field(default_factory=list)
     receipt: SignedReceipt | None = None
 
@@ -88,6 +94,7 @@ class Purger:
         self._receipts = receipts
         self._server = server  # with ``component``: also purge the server's copies
         self._component = component
+        self._linked = LinkedPurger(store, settings.purge_batch)
 
     async def due(self, now: datetime, thread: str | None = None) -> list[ThreadDue]:
         """Per thread: its policy, cutoff and the range a purge would remove."""
@@ -134,24 +141,35 @@ class Purger:
             return outcome
         items: list[dict[str, Any]] = []
         for due in outcome.threads:
-            if due.cutoff is None or due.count == 0:
+            if due.cutoff is None:
                 continue
             async with self._store.session() as session:
-                through = await _due_through(session, due.thread_id, due.cutoff)
-            purged = await purge_through(
-                self._store, due.thread_id, through,
-                batch=self._settings.purge_batch, progress=progress,
-                rest=self._settings.purge_rest,
-            )  # fmt: skip
-            if purged is not None:
-                outcome.ranges.append(purged)
-                items.append(
-                    {"what": "messages", "thread": due.name, "policy": due.policy.describe(),
-                     "cutoff": due.cutoff.isoformat(), **purged.as_json()}
+                start, _ = await anchor(session, due.thread_id)
+                through = max(start, await _due_through(session, due.thread_id, due.cutoff))
+            if due.count:
+                purged = await purge_through(
+                    self._store, due.thread_id, through,
+                    batch=self._settings.purge_batch, progress=progress,
+                    rest=self._settings.purge_rest,
                 )  # fmt: skip
+                if purged is not None:
+                    outcome.ranges.append(purged)
+                    items.append(
+                        {"what": "messages", "thread": due.name, "policy": due.policy.describe(),
+                         "cutoff": due.cutoff.isoformat(), **purged.as_json()}
+                    )  # fmt: skip
+            items += await self._linked.with_range(
+                outcome.linked, due.name, due.thread_id, through, due.cutoff
+            )
         if thread is None:
+            default = thread_policy(self._settings, None, None).cutoff(now)
+            assert default is not None
+            names = {d.name for d in outcome.threads}
+            for name in await orphan_documentation(self._store, names):
+                items += await self._linked.with_range(outcome.linked, name, None, 0, default)
             items += await self._metadata(outcome, cuts.audit, cuts.pending_devices,
                                           cuts.inactive_devices)  # fmt: skip
+            items += await self._linked.expired(outcome.linked, cuts.delivery_records)
         server_items: list[dict[str, Any]] = []
         if self._server is not None and self._component is not None and thread is None:
             server_items = await self._server_purge(outcome, now)
@@ -161,8 +179,12 @@ class Purger:
         receipt = self._receipts.sign("purge", actor, items, rule=rule, kept=KEPT)
         async with self._store.session() as session:
             session.add(self._receipts.row(receipt))
-            note = f"{outcome.messages} messages, {outcome.audit_events} audit events, " \
-                   f"{outcome.devices} devices"  # fmt: skip
+            linked = outcome.linked
+            note = (
+                f"{outcome.messages} messages, {outcome.audit_events} audit events, "
+                f"{outcome.devices} devices, {linked.deliveries} delivery records, "
+                f"{linked.part_sets} part sets, {linked.documentation} documentation copies"
+            )
             await audit.append(
                 session, audit.AuditEvent(actor, PURGED, rule, f"receipt:{receipt.id}", note)
             )

@@ -3,7 +3,8 @@
 Every purge, thread deletion and erasure leaves a signed receipt in
 ``retention.receipts_directory``, apart from the store. After a restore, each receipt
 signed by the gateway's key and dated after the backup is applied again, oldest first:
-purged message ranges (and the anchor must match), audit prunes, device clean-ups,
+purged message ranges (and the anchor must match) with their delivery records, part sets
+and documentation copies (whose anchor must match too), audit prunes, device clean-ups,
 deleted threads, erased persons. A receipt whose signature fails stops the restore.
 """
 
@@ -18,6 +19,15 @@ from sqlalchemy import select
 from xmpp_clinic.archive import audit
 from xmpp_clinic.archive.purge import purge_through
 from xmpp_clinic.retention.erasure import Eraser
+from xmpp_clinic.retention.linked import (
+    deliveries_before,
+    deliveries_of,
+    documentation_anchor,
+    forget_settled_sets,
+    purge_deliveries,
+    purge_documentation,
+    purge_part_sets,
+)
 from xmpp_clinic.retention.purge import forget_devices
 from xmpp_clinic.retention.receipts import ReceiptBook, ReceiptInvalid, SignedReceipt, verify
 from xmpp_clinic.store import Store
@@ -82,6 +92,8 @@ async def _apply(store: Store, eraser: Eraser, kind: str, item: dict[str, object
         same_seq = found is not None and found.seq == item["last_seq"]
         if same_seq and found is not None and found.digest.hex() != item["anchor"]:
             raise AnchorMismatch(f"thread {item['thread']}: anchor differs from the receipt")
+    elif kind == "purge" and what in ("delivery-records", "part-sets", "documentation"):
+        await _apply_linked(store, item)
     elif kind == "purge" and what == "audit-events":
         async with store.session() as session:
             await audit.prune_through(session, int(str(item["last_seq"])))
@@ -98,6 +110,31 @@ async def _apply(store: Store, eraser: Eraser, kind: str, item: dict[str, object
     elif kind == "erasure" and what == "person":
         await eraser.erase_person(str(item["person"]), actor=actor)
         done.persons += 1
+
+
+async def _apply_linked(store: Store, item: dict[str, object]) -> None:
+    """Delivery records, part sets and documentation copies a purge removed (I.7)."""
+    what, thread = item["what"], item.get("thread")
+    cutoff = datetime.fromisoformat(str(item["cutoff"])) if "cutoff" in item else None
+    through = int(str(item.get("through_seq", 0)))
+    if what == "delivery-records":
+        where = deliveries_of(str(thread), through) if thread else None
+        if where is None and cutoff is not None:
+            where = deliveries_before(cutoff)
+        if where is not None:
+            await purge_deliveries(store, where, batch=5000)
+    elif what == "part-sets" and cutoff is not None:
+        if thread:
+            thread_id = await _thread_id(store, str(thread))
+            await purge_part_sets(store, str(thread), thread_id, through=through, cutoff=cutoff)
+        else:
+            await forget_settled_sets(store, cutoff)
+    elif what == "documentation":
+        last = int(str(item["last_position"]))
+        await purge_documentation(store, str(thread), last, batch=5000)
+        found = await documentation_anchor(store, str(thread))
+        if found is not None and found[0] == last and found[1].hex() != item["anchor"]:
+            raise AnchorMismatch(f"documentation of {thread}: anchor differs from the receipt")
 
 
 async def _thread_id(store: Store, name: str) -> int | None:

@@ -65,13 +65,16 @@ class PurgeScheduler:
         """One scheduled purge (rule ``schedule``, actor ``gateway``)."""
         outcome = await self.purger.run(actor="gateway", rule="schedule")
         self.runs += 1
-        if outcome.messages or outcome.audit_events or outcome.devices:
+        if outcome.receipt is not None:
             log.info(
                 "retention purge",
                 extra={
                     "messages": outcome.messages,
                     "audit_events": outcome.audit_events,
                     "devices": outcome.devices,
+                    "delivery_records": outcome.linked.deliveries,
+                    "part_sets": outcome.linked.part_sets,
+                    "documentation_copies": outcome.linked.documentation,
                     "receipt": outcome.receipt.id if outcome.receipt else None,
                 },
             )

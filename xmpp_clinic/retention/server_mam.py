@@ -3,10 +3,12 @@
 A member's server keeps its own archive of what the member exchanged with a thread's JID
 (direct messages to the thread, the gateway's notices). After a membership ends, those
 copies go (a request without ``before``); while it lasts, copies older than the thread's cutoff go
-(a request with ``before``). What a server cannot do is returned as a :class:`ServerPurge` with
+(a request with ``before``). An erased person's whole archive goes (a request without a
+peer). What a server cannot do is returned as a :class:`ServerPurge` with
 ``done=False`` and the reason, and lands in the signed receipt: never silently skipped.
 
-- ejabberd 23.01 via mod_http_api: ``remove_mam_for_user_with_peer``; it has no per-peer
+- ejabberd 23.01 via mod_http_api: ``remove_mam_for_user_with_peer`` and (a person's
+  whole archive) ``remove_mam_for_user``; it has no per-peer
   deletion by time (``delete_old_mam_messages`` is whole days for every user).
 - Prosody 0.12 via ``prosodyctl shell`` (the admin socket): the archive store's
   ``find`` and ``delete``, so any storage module works, to the second.
@@ -52,7 +54,8 @@ class ServerPurge:
 
 @dataclass(frozen=True)
 class ServerRequest:
-    """Delete ``user``'s server copies exchanged with ``peer`` (all, or up to ``before``)."""
+    """Delete ``user``'s server copies exchanged with ``peer`` (all, or up to ``before``);
+    ``peer`` empty: every copy the user's archive holds (erasure)."""
 
     user: str
     peer: str
@@ -60,6 +63,8 @@ class ServerRequest:
 
     @property
     def action(self) -> str:
+        if not self.peer:
+            return "remove-user"
         return "remove-peer" if self.before is None else "expire-peer"
 
     def outcome(self, server: str, done: bool, count: int | None, detail: str) -> ServerPurge:
@@ -109,8 +114,11 @@ class EjabberdArchive:
             if r.before is not None:
                 done.append(r.outcome(self.kind, False, None, self.NO_EXPIRE))
                 continue
-            body = {"user": _local(r.user), "host": domain_of(r.user), "with": r.peer}
-            ok, detail = await asyncio.to_thread(self._call, "remove_mam_for_user_with_peer", body)
+            body = {"user": _local(r.user), "host": domain_of(r.user)}
+            command = "remove_mam_for_user"
+            if r.peer:
+                body["with"], command = r.peer, "remove_mam_for_user_with_peer"
+            ok, detail = await asyncio.to_thread(self._call, command, body)
             done.append(r.outcome(self.kind, ok, None, detail))
         return done
 
@@ -141,9 +149,10 @@ def _prosody_line(r: ServerRequest) -> str:
     Find-then-delete by key is exact with every storage module (mod_storage_internal
     would otherwise treat ``with`` and ``end`` as either-or when deleting).
     """
-    query = f"with={_lua(r.peer)}"
+    fields = [f"with={_lua(r.peer)}"] if r.peer else []
     if r.before is not None:
-        query += f', ["end"]={int(r.before.timestamp())}'
+        fields.append(f'["end"]={int(r.before.timestamp())}')
+    query = ", ".join(fields)
     user = _lua(_local(r.user))
     return (
         f'> local s = require"core.storagemanager".open({_lua(domain_of(r.user))}, "archive", '
