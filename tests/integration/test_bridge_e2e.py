@@ -1,0 +1,212 @@
+"""From real OMEMO members to the HIS, on a real Prosody and a real ejabberd (I.6, II.2).
+
+The gateway runs as ``xmpp-clinic run`` builds it (records member, device approval
+"all"); the bridge runs beside it on the same store as ``xmpp-clinic bridge serve`` runs
+it (API on loopback, ADT listener, MDM outbox). The HIS is the ``hl7`` package: its
+asyncio MLLP client sends A01, its asyncio MLLP server receives the MDM.
+
+Two slixmpp-omemo members write in a documented thread bound to the case of the A01,
+one of them a part set in the order 1, 3, 2 and another with part 2 held back. Then:
+the API returns the messages in order with sender and time, each set reassembled and
+the missing part named; the FHIR ``Communication`` and ``DocumentReference`` validate
+and carry the patient and encounter from the A01; ``threads close`` starts the
+retention and delivers an MDM^T02 with the transcript to the listener.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.communication import Communication
+from fhir.resources.R4B.documentreference import DocumentReference
+from slixmpp import ClientXMPP
+
+from tests.helpers.bots import disconnect_bot
+from tests.helpers.omemo import connect_omemo_bot, join_thread, send_omemo_groupchat
+from tests.integration.conftest import PASSWORD, GatewayHandle, write_config
+from tests.integration.device_policy_helpers import cli
+from tests.integration.test_bridge_adt import His, adt, closed_at, pv1
+from tests.integration.test_bridge_hl7 import FakeHis, free_port
+from xmpp_clinic.app import Gateway
+from xmpp_clinic.bridge.documentation import open_copies
+from xmpp_clinic.bridge.service import BridgeService
+from xmpp_clinic.bridge.tokens import TokenBook
+from xmpp_clinic.client import ThreadPoster
+from xmpp_clinic.clock import utcnow
+from xmpp_clinic.config import load_settings
+from xmpp_clinic.dev.servers import DevServer
+from xmpp_clinic.settings.bridge import BridgeSettings
+from xmpp_clinic.store import Store
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.timeout(300),
+    pytest.mark.requirement("I.6", "II.2"),
+]
+
+PATIENT, VISIT = "P42", "V100"
+SET_TEXT = "Befund: " + "Hb 13.2 g/dl; " * 12  # three parts of at most 64 bytes
+HELD_BACK = "Plan: " + "Kontrolle morgen; " * 8
+
+
+@dataclass
+class Clinic:
+    """The gateway, the bridge beside it, the HIS's MLLP receiver, a records:read token."""
+
+    handle: GatewayHandle
+    bridge: BridgeService
+    store: Store
+    his: FakeHis
+    token: str
+
+    async def raw_copies(self, thread: str) -> int:
+        member = self.handle.gateway.records.member
+        assert member is not None
+        return len(await member.documentation.read(thread))
+
+    async def wait_copies(self, thread: str, count: int, timeout: float = 60) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while await self.raw_copies(thread) < count:
+            assert asyncio.get_running_loop().time() < deadline, f"fewer than {count} copies"
+            await asyncio.sleep(0.2)
+
+    def api(self) -> httpx.AsyncClient:
+        assert self.bridge.http is not None
+        return httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{self.bridge.http.port}",
+            headers={"Authorization": f"Bearer {self.token}"},
+        )
+
+
+@pytest.fixture
+async def clinic(xmpp_server: DevServer, tmp_path: Path) -> AsyncIterator[Clinic]:
+    bridge = {
+        "enabled": True,
+        "listen": f"127.0.0.1:{free_port()}",
+        "hl7": {"host": "127.0.0.1", "port": free_port(), "poll_seconds": 0.2},
+        "adt": {"listen": f"127.0.0.1:{free_port()}"},
+    }
+    path = write_config(xmpp_server, tmp_path, policy={"device_approval": "all"}, bridge=bridge)
+    settings = load_settings(path)
+    # `xmpp-clinic run` without its bridge: the bridge runs beside it, as `bridge serve`.
+    gateway = Gateway(settings.model_copy(update={"bridge": BridgeSettings()}))
+    await gateway.start()
+    store = Store(settings.store.url)
+    service: BridgeService | None = None
+    try:
+        await gateway.component.wait_online(timeout=15)
+        await store.migrate()
+        service = BridgeService(
+            settings.bridge, store, await open_copies(store, settings.records.key_file)
+        )
+        await service.start()
+        token = await TokenBook(store).create("HIS", ["records:read"], actor="test")
+        async with FakeHis(settings.bridge.hl7.port) as his:
+            handle = GatewayHandle(gateway, settings, path, xmpp_server)
+            yield Clinic(handle, service, store, his, token)
+    finally:
+        if service is not None:
+            await service.stop()
+        await store.close()
+        await gateway.stop()
+
+
+async def post_parts(bot: ClientXMPP, thread: str, text: str, order: list[int]) -> None:
+    """``text`` as a part set of three, sent in ``order`` (a part left out never comes)."""
+    parts = await ThreadPoster(bot, thread, max_part_bytes=64).encrypt_parts(text)
+    assert len(parts) == 3
+    for n in order:
+        parts[n - 1].send()
+
+
+async def test_real_members_reach_the_api_fhir_and_the_his(
+    make_users: Callable[..., list[str]], clinic: Clinic
+) -> None:
+    started = utcnow() - timedelta(seconds=1)
+    assert clinic.bridge.adt is not None
+    admit = adt("A01", "A1", f"PID|1||{PATIENT}^^^HIS^PI||Doe^Jane", pv1(VISIT))
+    reply = await His(clinic.bridge.adt.port).send(admit)
+    assert str(reply.segment("MSA")(1)) == "AA"  # type: ignore[attr-defined]
+
+    anna, ben = make_users("anna", "ben")
+    await cli(clinic.handle, "threads", "create", "icu", "--title", "ICU bed 3", "--member", anna,
+              "--member", ben, "--documented", "--case", VISIT)  # fmt: skip
+    thread = f"icu@{clinic.handle.jid}"
+    server = clinic.handle.server
+    bots = list(
+        await asyncio.gather(*(connect_omemo_bot(u, PASSWORD, server) for u in (anna, ben)))
+    )
+    try:
+        await join_thread(bots[0], thread, "Anna")
+        await join_thread(bots[1], thread, "Ben")
+        await send_omemo_groupchat(bots[0], thread, "BP 120/80 at 08:00")
+        await clinic.wait_copies("icu", 1)
+        await send_omemo_groupchat(bots[1], thread, "Heparin 5000 IE started")
+        await clinic.wait_copies("icu", 2)
+        await post_parts(bots[0], thread, SET_TEXT, [1, 3, 2])
+        await clinic.wait_copies("icu", 5)
+        await post_parts(bots[1], thread, HELD_BACK, [1, 3])
+        await clinic.wait_copies("icu", 7)
+    finally:
+        await asyncio.gather(*(disconnect_bot(b) for b in bots))
+
+    async with clinic.api() as api:
+        page = (await api.get("/threads/icu/messages")).json()
+        items = page["items"]
+        assert [(m["sender"], m["body"], m["parts"], m["missing_parts"]) for m in items] == [
+            (anna, "BP 120/80 at 08:00", 1, []),
+            (ben, "Heparin 5000 IE started", 1, []),
+            (anna, SET_TEXT, 3, []),
+            (ben, HELD_BACK[:64] + HELD_BACK[128:], 3, [2]),
+        ]
+        seqs = [m["seq"] for m in items]
+        assert seqs == sorted(seqs) and len(set(seqs)) == 4
+        times = [m["at"] for m in items]
+        assert times == sorted(times)
+        assert all(started.isoformat() <= t for t in times)
+
+        bundle = Bundle.model_validate((await api.get("/fhir/Communication?thread=icu")).json())
+        assert bundle.entry is not None and len(bundle.entry) == 4
+        resources = [Communication.model_validate(e.resource.model_dump()) for e in bundle.entry]
+        for resource in resources:
+            assert resource.subject is not None and resource.subject.identifier.value == PATIENT
+            assert resource.encounter is not None and resource.encounter.identifier.value == VISIT
+        assert [r.sender.identifier.value for r in resources] == [anna, ben, anna, ben]
+        assert resources[2].payload[0].contentString == SET_TEXT
+        assert resources[3].note is not None
+        assert resources[3].note[0].text == "part 2 of 3 never arrived"
+
+        raw = (await api.get("/fhir/DocumentReference/icu")).json()
+        document = DocumentReference.model_validate(raw)
+        assert document.subject is not None and document.subject.identifier.value == PATIENT
+        assert document.context is not None
+        assert document.context.encounter[0].identifier.value == VISIT
+
+    closing = await cli(clinic.handle, "threads", "close", "icu")
+    assert "queued MDM^T02 v1" in closing.stdout
+    assert await closed_at(clinic.store, "icu") is not None  # retention started
+    for _ in range(100):
+        if clinic.his.received:
+            break
+        await asyncio.sleep(0.1)
+    (mdm,) = clinic.his.received
+    assert str(mdm.segment("MSH")(9)) == "MDM^T02^MDM_T02"  # type: ignore[attr-defined]
+    assert str(mdm.segment("PID")(3)) == PATIENT  # type: ignore[attr-defined]
+    assert str(mdm.segment("PV1")(19)) == VISIT  # type: ignore[attr-defined]
+    text = "\n".join(str(obx(5)) for obx in mdm.segments("OBX"))  # type: ignore[attr-defined]
+    for said in ("BP 120/80 at 08:00", "Heparin 5000 IE started", SET_TEXT.strip()):
+        assert said in text
+    assert f"{anna}: BP 120/80" in text
+    assert "(part 2 of 3 never arrived)" in text
+    for _ in range(50):
+        if not await clinic.bridge.outbox.pending():  # type: ignore[union-attr]
+            break
+        await asyncio.sleep(0.1)
+    assert "outbox empty" in (await cli(clinic.handle, "bridge", "outbox")).stdout
