@@ -133,6 +133,16 @@ class TestMamAllHistory(MamTest):
         sent = self.query(rsm=f'<set xmlns="{RSM}"><max>0</max></set>')
         assert self.ids(sent) == [] and self.fin(sent)[3] == "5"
 
+    def test_a_result_set_larger_than_the_count_cap_pages_without_a_count(self) -> None:
+        """Above COUNT_CAP the exact count would scan the whole archive per page (issue 13):
+        the page is served, keyset-paged, and <count/> is left out (optional in XEP-0059)."""
+        with mock.patch("xmpp_clinic.archive.messages.COUNT_CAP", 4):
+            sent = self.query(rsm=f'<set xmlns="{RSM}"><max>2</max><before/></set>')
+            assert self.ids(sent) == ["s4", "s5"] and self.fin(sent) == (False, "s4", "s5", None)
+        with mock.patch("xmpp_clinic.archive.messages.COUNT_CAP", 5):
+            sent = self.query(rsm=f'<set xmlns="{RSM}"><max>2</max><before/></set>')
+            assert self.fin(sent)[3] == "5"
+
     def test_unknown_paging_id_is_item_not_found(self) -> None:
         self.recv_settled(
             f'<iq type="set" id="iq9" from="{ALICE}/pc" to="{WARD}"><query xmlns="{MAM}"><set xmlns="{RSM}"><after>nope</after></set></query></iq>'

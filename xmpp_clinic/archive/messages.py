@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 250
+# RSM's <count/> is optional (XEP-0059): an exact count above this many would cost a scan
+# of the thread's archive on every page, so a page of a larger result set carries none.
+COUNT_CAP = 10_000
 
 
 class UnknownId(LookupError):
@@ -88,7 +91,7 @@ class ArchiveQuery:
 class ArchivePage:
     entries: list[ArchiveEntry]
     complete: bool  # no more results in the paging direction
-    count: int  # results matching the query without paging
+    count: int | None  # results matching the query without paging; None above COUNT_CAP
 
 
 def _canonical(seq: int, item: NewMessage) -> bytes:
@@ -292,8 +295,12 @@ class MessageArchive:
         async with self._store.session() as session:
             base = select(ArchivedMessage).where(ArchivedMessage.thread_id == q.thread_id)
             base = await self._filtered(session, base, q)
-            count_query = select(func.count()).select_from(base.subquery())
-            count = (await session.execute(count_query)).scalar_one()
+            capped = base.with_only_columns(ArchivedMessage.id).limit(COUNT_CAP + 1)
+            count: int | None = (
+                await session.execute(select(func.count()).select_from(capped.subquery()))
+            ).scalar_one()
+            if count is not None and count > COUNT_CAP:
+                count = None
             if limit == 0:
                 return ArchivePage([], count == 0, count)
             backwards = q.page_before is not None

@@ -209,7 +209,8 @@ class ThreadArchive:
         if page.entries:
             rsm["first"] = page.entries[0].stanza_id
             rsm["last"] = page.entries[-1].stanza_id
-        rsm["count"] = str(page.count)
+        if page.count is not None:
+            rsm["count"] = str(page.count)
         reply.send()
 
     def _reply_form(self, iq: Iq) -> None:

@@ -22,6 +22,7 @@ class ArchivedMessage(Base):
     __table_args__ = (
         UniqueConstraint("thread_id", "seq", name="uq_thread_messages_thread_seq"),
         Index("ix_thread_messages_thread_at", "thread_id", "at"),
+        Index("ix_thread_messages_thread_id_id", "thread_id", "id"),  # keyset MAM pages
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -1,0 +1,255 @@
+"""MAM at hospital scale: a page of 50 from a thread archive of 1 M or 10 M messages (II.2).
+
+Fills one care thread's archive with N chained messages by bulk insert (not through
+XMPP; the rows are what the relay writes: the full ~3 KB OMEMO stanza of a 20-member
+thread, or ``--stanza-bytes``), starts ``xmpp-clinic run`` against a private server and
+has a member ask for pages of 50 over XMPP, three ways, each ``--pages`` times:
+
+- latest: the newest page (``<before/>``), what every client asks first;
+- middle: the page after a random id in the archive's middle half (keyset paging);
+- range: ``start``/``end`` around a random middle point (a date range of ~10 pages).
+
+Latency = IQ sent until its result (every ``<result>`` message arrives before it).
+Seeding is kept between runs in ``--workdir`` per store and size, so the expensive fill
+is done once. Run by hand, never in CI:
+
+    .venv/bin/python bench/mam.py --server ejabberd --store both --messages 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import asyncpg
+from slixmpp import ClientXMPP
+from sqlalchemy import insert, select
+
+sys.path.insert(0, str(Path(__file__).parent))
+from relay import PASSWORD, stanza
+
+from xmpp_clinic.archive.chain import GENESIS, link
+from xmpp_clinic.archive.messages import row_canonical
+from xmpp_clinic.clock import utcnow
+from xmpp_clinic.config import load_settings
+from xmpp_clinic.dev.bots import connect_bot, disconnect_bot
+from xmpp_clinic.dev.servers import DevServer, ServerKind, start_server, write_gateway_config
+from xmpp_clinic.store import Store
+from xmpp_clinic.store.models.messages import ArchivedMessage
+from xmpp_clinic.store.models.threads import Thread
+
+CHUNK = 20_000
+PAGE = 50
+PG_ADMIN = os.environ.get("XMPP_CLINIC_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+STEP = timedelta(milliseconds=10)  # the seeded messages are 10 ms apart
+
+
+def stamp(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+async def seed(url: str, count: int, payload: str) -> datetime:
+    """``count`` chained messages in thread "bench", 10 ms apart, ending an hour ago."""
+    store = Store(url)
+    first_at = utcnow() - timedelta(hours=1) - STEP * count
+    try:
+        async with store.session() as session:
+            thread_id = await session.scalar(select(Thread.id).where(Thread.name == "bench"))
+            have = await session.scalar(
+                select(ArchivedMessage.seq)
+                .where(ArchivedMessage.thread_id == thread_id)
+                .order_by(ArchivedMessage.seq.desc())
+                .limit(1)
+            )
+        assert thread_id is not None
+        if have == count:
+            async with store.session() as session:
+                at = await session.scalar(
+                    select(ArchivedMessage.at).where(
+                        ArchivedMessage.thread_id == thread_id, ArchivedMessage.seq == 1
+                    )
+                )
+            assert at is not None
+            return at
+        assert not have, "the workdir holds a partial seed: delete it"
+        previous, began = GENESIS, time.perf_counter()
+        for first in range(1, count + 1, CHUNK):
+            rows = []
+            for seq in range(first, min(first + CHUNK, count + 1)):
+                row = ArchivedMessage(
+                    thread_id=thread_id, seq=seq, stanza_id=f"old-{seq}",
+                    at=first_at + STEP * seq, sender="bench0@x", sender_resource="",
+                    nick="m0", occupant_id="o", stanza=payload,
+                )  # fmt: skip
+                previous = link(previous, row_canonical(row))
+                rows.append({c.name: getattr(row, c.name) for c in ArchivedMessage.__table__.c
+                             if c.name != "id"} | {"digest": previous})  # fmt: skip
+            async with store.session() as session:
+                await session.execute(insert(ArchivedMessage), rows)
+            done = min(first + CHUNK - 1, count)
+            if done % 500_000 < CHUNK or done == count:
+                rate = done / (time.perf_counter() - began)
+                print(f"  seeded {done:,} ({rate:,.0f} rows/s)", flush=True)
+        return first_at + STEP
+    finally:
+        await store.close()
+
+
+def mam_query(bot: ClientXMPP, thread: str, fields: dict[str, str], rsm: str) -> ET.Element:
+    query = ET.Element("{urn:xmpp:mam:2}query", {"queryid": "bench"})
+    if fields:
+        form = ET.SubElement(query, "{jabber:x:data}x", {"type": "submit"})
+        for var, value in {"FORM_TYPE": "urn:xmpp:mam:2", **fields}.items():
+            field = ET.SubElement(form, "{jabber:x:data}field", {"var": var})
+            ET.SubElement(field, "{jabber:x:data}value").text = value
+    query.append(ET.fromstring(f"<set xmlns='http://jabber.org/protocol/rsm'>{rsm}</set>"))
+    return query
+
+
+async def timed(bot: ClientXMPP, thread: str, query: ET.Element) -> float:
+    iq = bot.make_iq_set(ito=thread)
+    iq.append(query)
+    began = time.perf_counter()
+    await iq.send(timeout=60)
+    return time.perf_counter() - began
+
+
+def figures(seconds: list[float]) -> tuple[float, float]:
+    ordered = sorted(seconds)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return 1000 * statistics.median(ordered), 1000 * p99
+
+
+async def measure(
+    server: DevServer, url: str, label: str, count: int, pages: int, payload: str, workdir: Path
+) -> list[tuple[str, str, float, float]]:
+    reader = f"reader@{server.domain}"
+    config = write_gateway_config(
+        server, workdir, logging={"level": "WARNING"}, store={"url": url},
+        threads={"history_for_new_members": "all"},
+    )  # fmt: skip
+    env = {**os.environ, "XMPP_CLINIC_CONFIG": str(config)}
+    cli = [sys.executable, "-m", "xmpp_clinic"]
+    listed = subprocess.run([*cli, "threads", "list"], env=env, capture_output=True, text=True)
+    if "bench" not in listed.stdout:
+        subprocess.run([*cli, "threads", "create", "bench", "--title", "Bench",
+                        "--member", reader], env=env, check=True)  # fmt: skip
+    began = time.perf_counter()
+    first_at = await seed(load_settings(config).store.url, count, payload)
+    print(f"{label}: {count:,} messages ready in {time.perf_counter() - began:.1f} s")
+    log = (workdir / "gateway.log").open("w")
+    gateway = subprocess.Popen([*cli, "run"], env=env, stderr=log)
+    bot = None
+    rows: list[tuple[str, str, float, float]] = []
+    try:
+        bot = await connect_bot(reader, PASSWORD, server, plugins=("xep_0030",))
+        thread = f"bench@{server.component_jid}"
+        for _attempt in range(100):  # until the gateway is attached
+            try:
+                await timed(bot, thread, mam_query(bot, thread, {}, "<max>1</max><before/>"))
+                break
+            except Exception:
+                await asyncio.sleep(0.2)
+        rng = random.Random(7)
+        shapes = {
+            "latest": lambda: mam_query(bot, thread, {}, f"<max>{PAGE}</max><before/>"),
+            "middle (after id)": lambda: mam_query(
+                bot, thread, {}, f"<max>{PAGE}</max><after>old-{middle(rng, count)}</after>"
+            ),
+            "range (start/end)": lambda: _range(bot, thread, rng, count, first_at),
+        }
+        for shape, make in shapes.items():
+            seconds = [await timed(bot, thread, make()) for _ in range(pages)]
+            p50, p99 = figures(seconds)
+            rows.append((label, shape, p50, p99))
+            print(f"  {shape:<20} p50 {p50:7.1f} ms   p99 {p99:7.1f} ms", flush=True)
+    finally:
+        if bot is not None:
+            await disconnect_bot(bot)
+        gateway.terminate()
+        gateway.wait(10)
+    return rows
+
+
+def middle(rng: random.Random, count: int) -> int:
+    """A random seq in the archive's middle half."""
+    return rng.randint(count // 4, 3 * count // 4)
+
+
+def _range(
+    bot: ClientXMPP, thread: str, rng: random.Random, count: int, first_at: datetime
+) -> ET.Element:
+    start = first_at + STEP * (middle(rng, count) - 1)
+    end = start + STEP * (10 * PAGE)
+    fields = {"start": stamp(start), "end": stamp(end)}
+    return mam_query(bot, thread, fields, f"<max>{PAGE}</max>")
+
+
+async def pg_database(name: str) -> str:
+    """A PostgreSQL database for the bench, kept between runs; its asyncpg URL."""
+    conn = await asyncpg.connect(PG_ADMIN)
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    base = PG_ADMIN.replace("postgresql://", "postgresql+asyncpg://", 1).rsplit("/", 1)[0]
+    return f"{base}/{name}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--server", choices=("prosody", "ejabberd"), default="ejabberd")
+    parser.add_argument("--store", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--messages", type=int, default=1_000_000)
+    parser.add_argument("--pages", type=int, default=200, help="queries per shape")
+    parser.add_argument("--stanza-bytes", type=int, default=0,
+                        help="stanza bytes; 0: the relay bench's 20-member one")  # fmt: skip
+    parser.add_argument("--workdir", type=Path, default=Path("build/bench-mam"),
+                        help="kept between runs: the seeded stores")  # fmt: skip
+    args = parser.parse_args()
+    kind: ServerKind = args.server
+    # As the relay archives it: no ``to``, no stream namespace, from the sender's nick.
+    payload = stanza("bench@clinic", "old").replace(' to="bench@clinic"', ' from="bench@clinic/m0"')
+    payload = payload.replace(' xmlns="jabber:client"', "")
+    if args.stanza_bytes:
+        payload = payload[: max(200, args.stanza_bytes)]
+    stores = ("sqlite", "postgresql") if args.store == "both" else (args.store,)
+    results: list[tuple[str, str, float, float]] = []
+    with tempfile.TemporaryDirectory(prefix=f"bench-mam-{kind}-") as tmp:
+        server = start_server(kind, Path(tmp) / "server")
+        try:
+            server.register_many({"reader": PASSWORD})
+            for name in stores:
+                workdir = (args.workdir / f"{name}-{args.messages}").resolve()
+                workdir.mkdir(parents=True, exist_ok=True)
+                if name == "sqlite":
+                    url = f"sqlite+aiosqlite:///{workdir.resolve() / 'xmpp-clinic.db'}"
+                else:
+                    url = asyncio.run(pg_database(f"bench_mam_{args.messages}"))
+                results += asyncio.run(
+                    measure(server, url, name, args.messages, args.pages, payload, workdir)
+                )
+        finally:
+            server.stop()
+    print(f"\n{kind}, {args.messages:,} archived messages, page of {PAGE}, "
+          f"{args.pages} queries per shape")  # fmt: skip
+    print("| store | query | p50 ms | p99 ms |\n|---|---|---|---|")
+    for label, shape, p50, p99 in results:
+        print(f"| {label} | {shape} | {p50:.1f} | {p99:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
