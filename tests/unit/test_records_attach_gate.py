@@ -14,6 +14,7 @@ import io
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
@@ -74,6 +75,41 @@ async def test_a_photo_link_is_fetched_after_the_verdict(world: World, version: 
     [file] = copy.attachments
     assert (file.status, file.media_type, file.metadata_removed) == ("stored", "image/jpeg", True)
     assert len(uploads.requests) == 1 and uploads.requests[0].url.scheme == "https"
+
+
+async def test_the_verdict_does_not_wait_for_the_fetch(world: World) -> None:
+    release = asyncio.Event()
+    ciphertext, url = upload(jpeg_with_gps())
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await release.wait()  # the upload service hangs until the test says so
+        return httpx.Response(200, content=ciphertext)
+
+    settings = RecordsSettings(attachment_hosts=[HOST])
+    files = AttachmentFetcher(world.documentation, settings, httpx.MockTransport(slow))
+    gate = RecordsGate(Inner(), world.device, world.documentation, files)
+    anna = await Sender.create(ANNA, LEGACY, world.directory)
+    verdict = await asyncio.wait_for(sent(world, gate, anna, url, "m1"), 20)
+    assert not verdict.rejected  # relayed while the upload service still hangs
+    [copy] = await world.documentation.read("icu-1")
+    assert [f.status for f in copy.attachments] == ["pending"]
+    release.set()
+    await files.drain()
+    await files.close()
+    [copy] = await world.documentation.read("icu-1")
+    assert [f.status for f in copy.attachments] == ["stored"]
+
+
+async def test_a_hanging_upload_service_is_a_timeout_gap(world: World) -> None:
+    async def hang(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(30)
+        return httpx.Response(200)
+
+    settings = RecordsSettings(attachment_hosts=[HOST], attachment_timeout_seconds=0.2)
+    files = AttachmentFetcher(world.documentation, settings, httpx.MockTransport(hang))
+    _, url = upload(b"x")
+    assert await asyncio.wait_for(files.fetch(url), 10) == "fetch-timeout"
+    await files.close()
 
 
 async def test_a_failed_fetch_never_costs_the_message(world: World) -> None:

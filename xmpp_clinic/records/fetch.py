@@ -29,6 +29,10 @@ from xmpp_clinic.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
+# Copies waiting for a fetch at once; beyond, their attachments stay pending (in the
+# store, so nothing is lost) and are fetched at the next start.
+MAX_QUEUED = 256
+
 
 @dataclass(frozen=True)
 class AllowedHost:
@@ -79,6 +83,9 @@ class AttachmentFetcher:
 
     def schedule(self, thread: str, position: int) -> None:
         """Fetch the pending attachments of one copy, soon, without waiting for it."""
+        if len(self._tasks) >= MAX_QUEUED:
+            log.warning("attachment fetches queued up; left pending", extra={"copy": position})
+            return
         task = asyncio.get_running_loop().create_task(self._copy(thread, position))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
