@@ -6,7 +6,8 @@
 %%% bare JID for the OMEMO device-list and bundle nodes (both versions) and the public
 %%% profile nodes (avatar, nickname). Everything else (messages of every type, presence
 %%% and subscriptions to other users, other IQs) bounces with not-allowed and a text
-%%% naming the gateway. Errors always pass.
+%%% naming the gateway. Errors always pass. The host's disco#info carries the feature
+%%% urn:xmpp-clinic:confine:0, so the gateway can tell the module is loaded there.
 %%%
 %%% Build (ejabberd 23.01):  erlc -o EBIN -pa /usr/lib/x86_64-linux-gnu/ejabberd-23.01/ebin mod_clinic_confine.erl
 %%% Load: `-pa EBIN` in ERL_OPTIONS (ejabberdctl.cfg), then in ejabberd.yml
@@ -16,8 +17,9 @@
 -behaviour(gen_mod).
 
 -export([start/2, stop/1, reload/3, depends/2, mod_opt_type/1, mod_options/1,
-         mod_doc/0, user_send_packet/1]).
+         mod_doc/0, user_send_packet/1, disco_local_features/5]).
 
+-define(CONFINE_FEATURE, <<"urn:xmpp-clinic:confine:0">>).
 -define(PUBSUB, <<"http://jabber.org/protocol/pubsub">>).
 -define(DISCO_INFO, <<"http://jabber.org/protocol/disco#info">>).
 -define(DISCO_ITEMS, <<"http://jabber.org/protocol/disco#items">>).
@@ -29,10 +31,12 @@
 
 start(Host, _Opts) ->
     ejabberd_hooks:add(user_send_packet, Host, ?MODULE, user_send_packet, 10),
+    ejabberd_hooks:add(disco_local_features, Host, ?MODULE, disco_local_features, 50),
     ok.
 
 stop(Host) ->
     ejabberd_hooks:delete(user_send_packet, Host, ?MODULE, user_send_packet, 10),
+    ejabberd_hooks:delete(disco_local_features, Host, ?MODULE, disco_local_features, 50),
     ok.
 
 reload(_Host, _NewOpts, _OldOpts) -> ok.
@@ -57,6 +61,13 @@ user_send_packet({Pkt, #{jid := From, lserver := LServer} = State} = Acc) ->
             {stop, {drop, State}}
     end;
 user_send_packet(Acc) -> Acc.
+
+%% The server's own disco#info (no node) says the module is loaded (IV.2).
+disco_local_features({error, _} = Acc, _From, _To, _Node, _Lang) -> Acc;
+disco_local_features(empty, _From, _To, <<>>, _Lang) -> {result, [?CONFINE_FEATURE]};
+disco_local_features({result, Features}, _From, _To, <<>>, _Lang) ->
+    {result, [?CONFINE_FEATURE | Features]};
+disco_local_features(Acc, _From, _To, _Node, _Lang) -> Acc.
 
 allowed(Pkt, From, LServer, Hosts) ->
     case {xmpp:get_type(Pkt), xmpp:get_to(Pkt)} of

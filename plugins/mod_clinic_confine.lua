@@ -9,6 +9,8 @@
 -- naming the gateway. Errors always pass, so replies to the gateway are never lost.
 --
 -- Load it globally (modules_enabled in prosody.cfg.lua); it acts on user hosts only.
+-- The user host's disco#info carries the feature urn:xmpp-clinic:confine:0, so the
+-- gateway can tell the module is loaded there (the compliance report, IV.2).
 -- Options (global):
 --   clinic_confine_gateway = "clinic.hospital.test"      -- required
 --   clinic_confine_allowed = { "upload.hospital.test" }  -- further services, optional
@@ -28,6 +30,9 @@ end
 local allowed_hosts = module:get_option_set("clinic_confine_allowed", {});
 if gateway then allowed_hosts:add(gateway); end
 allowed_hosts:add(module.host);
+
+-- Asked by the gateway at connect: "is confinement loaded on this user host?"
+module:add_feature("urn:xmpp-clinic:confine:0");
 
 local bounce_text = "Direct messages are disabled on this server: use a care thread at "
 	.. (gateway or "the clinical gateway") .. " (IV.2)";

@@ -14,6 +14,7 @@ from xmpp_clinic.report.facts import ServerFacts
 from xmpp_clinic.report.gather import gather_state
 from xmpp_clinic.report.model import Report
 from xmpp_clinic.report.server import read_server_config
+from xmpp_clinic.report.server_facts import ServerFactsStore, merge_server_facts
 from xmpp_clinic.report.tests import collect
 from xmpp_clinic.store import Store
 
@@ -39,11 +40,18 @@ class Sources:
 async def build_report(
     settings: Settings, store: Store, sources: Sources, now: datetime | None = None
 ) -> Report:
-    """The report of this gateway now (I.11)."""
+    """The report of this gateway now (I.11).
+
+    Server facts: what the running gateway observed (fresh answers only), else the
+    config file given (IV.2, I.3, IV.8).
+    """
+    when = now or utcnow()
     state = await gather_state(store, settings.clients, settings.backup)
     server = ServerFacts()
     if sources.server_config is not None:
         server = read_server_config(sources.server_config, settings.xmpp.component_jid)
+    observed = await ServerFactsStore(store).read()
+    server = merge_server_facts(server, observed, settings.xmpp.user_domains, when)
     tests = collect(sources.tests_root, sources.test_results)
-    facts = Facts(settings, state, server, tests, now or utcnow())
+    facts = Facts(settings, state, server, tests, when)
     return assess(facts, RULES)

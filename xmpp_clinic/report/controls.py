@@ -60,6 +60,37 @@ def ev(label: str, value: object) -> Evidence:
     return Evidence(label, shown)
 
 
+Check = tuple[bool, Status, str]  # (does it hold?, the status then, the reason)
+
+
+def judge(control: str, evidence: tuple[Evidence, ...], met: str, *checks: Check) -> Assessment:
+    """The shape every technical rule has: the first check that holds decides the
+    status and reason; when none holds the control is met for the reason ``met``."""
+    for holds, status, reason in checks:
+        if holds:
+            return Assessment(control, status, reason, evidence)
+    return Assessment(control, Status.MET, met, evidence)
+
+
+def server_evidence(server: ServerFacts, *facts: str) -> tuple[Evidence, ...]:
+    """Each server fact named, with the source it came from, and the live answers' age."""
+    labels = {
+        "confinement": ("confinement module loaded", server.confinement),
+        "privilege": ("XEP-0356 privilege granted", server.privilege),
+        "mam": ("server advertises MAM", server.server_archive),
+        "upload": ("upload service", server.upload_service),
+        "mam_expiry": ("server archive expiry", server.mam_expiry),
+        "upload_expiry": ("server upload expiry", server.upload_expiry),
+    }
+    found: list[Evidence] = []
+    for fact in facts:
+        label, value = labels[fact]
+        found.append(ev(label, value))
+        found.append(ev(f"{label}: source", server.source_of(fact)))
+    found.append(ev("server facts observed", server.observed or "never (by this gateway)"))
+    return tuple(found)
+
+
 def organisational(control: str, owner: str, *evidence: Evidence) -> Assessment:
     """A measure outside the gateway: say who must do what."""
     return Assessment(control, Status.ORGANISATIONAL, "outside the gateway", evidence, owner)
@@ -70,7 +101,10 @@ def weakened(facts: Facts) -> list[str]:
     settings, server, state = facts.settings, facts.server, facts.state
     found = weakened_controls(settings)  # names the missing [directory] itself
     if server.confinement is None:
-        found.append("server confinement unknown: give --server-config to check it")
+        found.append(
+            "server confinement unknown (no fresh answer from the running gateway, no "
+            "--server-config): let the gateway connect, or give --server-config"
+        )
     elif not server.confinement:
         found.append(
             "mod_clinic_confine is not loaded: users can message each other around the gateway"

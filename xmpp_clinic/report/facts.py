@@ -64,14 +64,28 @@ class StateFacts:
 
 @dataclass(frozen=True)
 class ServerFacts:
-    """The XMPP server's side, read from its config file when one was given."""
+    """The XMPP server's side: observed live by the gateway, else read from its config file.
 
-    source: str = ""  # the file read; "" when none was given
+    ``sources`` says, per fact, where it came from (``report.server_facts``).
+    """
+
+    source: str = ""  # the config file read; "" when none was given
     kind: str = ""  # "prosody" or "ejabberd"
     confinement: bool | None = None  # mod_clinic_confine loaded
     privilege: bool | None = None  # XEP-0356 granted to the gateway
     mam_expiry: str | None = None  # the server's own archive expiry, as configured
     upload_expiry: str | None = None
+    server_archive: bool | None = None  # MAM advertised by the user domain (live only)
+    upload_service: str | None = None  # the upload service's JID, "" for none (live only)
+    grant: str | None = None  # the XEP-0356 grant as advertised (live only)
+    observed: str | None = None  # when the live answers used were given, and their age
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def source_of(self, fact: str) -> str:
+        """Where ``fact`` came from: the live server, the config file, or why unknown."""
+        if fact in self.sources:
+            return self.sources[fact]
+        return f"config file {self.source}" if self.source else "unknown: no source"
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,10 @@ class ReportHistory:
         return None if index is None else entries[index][0]
 
 
+# Evidence that changes with every report only because time passed: not a change.
+AGES = frozenset({"server facts observed"})
+
+
 @dataclass(frozen=True)
 class Change:
     """One difference between two reports."""
@@ -109,6 +113,8 @@ def diff(old: Report, new: Report) -> list[Change]:
             )
         old_ev = {e.label: e.value for e in was.evidence}
         for piece in finding.evidence:
+            if piece.label in AGES:
+                continue
             if old_ev.get(piece.label, piece.value) != piece.value:
                 changes.append(
                     Change(

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
-from xmpp_clinic.report.controls import Assessment, Facts, Rule, ev, organisational, weakened
+from xmpp_clinic.report.controls import (
+    Assessment,
+    Facts,
+    Rule,
+    ev,
+    judge,
+    organisational,
+    server_evidence,
+    weakened,
+)
 from xmpp_clinic.report.model import Status
+from xmpp_clinic.report.server_facts import source_kind
 
 EXAMPLE_DOMAIN = "hospital.example"
 MET, PARTLY, NOT_MET = Status.MET, Status.PARTLY, Status.NOT_MET
@@ -30,15 +40,34 @@ def app_lock(_f: Facts) -> Assessment:
 
 
 def directory(f: Facts) -> Assessment:
-    control = "hospital directory (persons, wards, roles) for import and membership"
-    if f.settings.directory is None:
-        return Assessment(
-            control,
+    """The directory, and the XEP-0356 privilege its roster push needs (I.3)."""
+    server, configured = f.server, f.settings.directory is not None
+    evidence = (
+        ev("directory", "configured" if configured else "not configured"),
+        *server_evidence(server, "privilege"),
+    )
+    source = source_kind(server.source_of("privilege"))
+    return judge(
+        "hospital directory (persons, wards, roles) for import, membership and roster push",
+        evidence,
+        f"directory configured; the server grants the gateway privilege ({source})",
+        (
+            not configured,
             PARTLY,
             "no [directory]: no directory to import; members are typed in by hand",
-            (ev("directory", "not configured"),),
-        )
-    return Assessment(control, MET, "directory configured", (ev("directory", "configured"),))
+        ),
+        (
+            server.privilege is None,
+            PARTLY,
+            f"directory configured; XEP-0356 privilege for roster push unknown ({source})",
+        ),
+        (
+            server.privilege is False,
+            PARTLY,
+            f"directory configured, but the server grants no XEP-0356 privilege: "
+            f"no roster push ({source})",
+        ),
+    )
 
 
 def device_approval(f: Facts) -> Assessment:
@@ -50,17 +79,26 @@ def device_approval(f: Facts) -> Assessment:
         ev("devices pending", devices.pending),
         ev("approved without a compared fingerprint", devices.approved_without_fingerprint),
     )
-    control = "OMEMO device registry: each device bound to a person, approved before use"
-    if policy.device_approval == "all":
-        reason = "policy.device_approval = 'all': every device is approved without IT checking it"
-        return Assessment(control, PARTLY, reason, evidence)
-    if policy.device_approval == "first-device":
-        reason = "policy.device_approval = 'first-device': a person's first device needs no IT"
-        return Assessment(control, PARTLY, reason, evidence)
-    if devices.approved_without_fingerprint:
-        reason = f"{devices.approved_without_fingerprint} device(s) approved without a fingerprint"
-        return Assessment(control, PARTLY, reason, evidence)
-    return Assessment(control, MET, "manual approval by IT after fingerprint comparison", evidence)
+    return judge(
+        "OMEMO device registry: each device bound to a person, approved before use",
+        evidence,
+        "manual approval by IT after fingerprint comparison",
+        (
+            policy.device_approval == "all",
+            PARTLY,
+            "policy.device_approval = 'all': every device is approved without IT checking it",
+        ),
+        (
+            policy.device_approval == "first-device",
+            PARTLY,
+            "policy.device_approval = 'first-device': a person's first device needs no IT",
+        ),
+        (
+            devices.approved_without_fingerprint > 0,
+            PARTLY,
+            f"{devices.approved_without_fingerprint} device(s) approved without a fingerprint",
+        ),
+    )
 
 
 def key_management(f: Facts) -> Assessment:
@@ -83,12 +121,13 @@ def key_management(f: Facts) -> Assessment:
 def his_bridge(f: Facts) -> Assessment:
     bridge, tokens = f.settings.bridge, f.state.bridge_tokens
     evidence = (ev("bridge.enabled", bridge.enabled), ev("bridge tokens", tokens))
-    control = "HIS bridge: authenticated API, FHIR R4, HL7 v2"
-    if not bridge.enabled:
-        return Assessment(control, NOT_MET, "bridge.enabled = false: no HIS interface", evidence)
-    if not tokens:
-        return Assessment(control, PARTLY, "bridge enabled but no token issued", evidence)
-    return Assessment(control, MET, "bridge enabled with scoped tokens", evidence)
+    return judge(
+        "HIS bridge: authenticated API, FHIR R4, HL7 v2",
+        evidence,
+        "bridge enabled with scoped tokens",
+        (not bridge.enabled, NOT_MET, "bridge.enabled = false: no HIS interface"),
+        (not tokens, PARTLY, "bridge enabled but no token issued"),
+    )
 
 
 def deletion(f: Facts) -> Assessment:
@@ -97,13 +136,15 @@ def deletion(f: Facts) -> Assessment:
         ev("retention.messages_days", retention.messages_days),
         ev("last purge", state.last_purge),
         ev("last deletion receipt", state.last_receipt),
-        ev("server archive expiry", f.server.mam_expiry),
+        *server_evidence(f.server, "mam_expiry", "mam"),
     )
-    control = "retention policies, scheduled purge, deletion receipts"
-    if state.last_purge in (None, "never"):
-        why = "not available" if state.last_purge is None else "never run"
-        return Assessment(control, PARTLY, f"retention configured; purge {why}", evidence)
-    return Assessment(control, MET, "purge runs and leaves receipts", evidence)
+    why = "not available" if state.last_purge is None else "never run"
+    return judge(
+        "retention policies, scheduled purge, deletion receipts",
+        evidence,
+        "purge runs and leaves receipts",
+        (state.last_purge in (None, "never"), PARTLY, f"retention configured; purge {why}"),
+    )
 
 
 def no_telemetry(_f: Facts) -> Assessment:
@@ -124,16 +165,19 @@ def backup(f: Facts) -> Assessment:
         ev("last backup", state.last_backup),
         ev("last backup verified", state.last_backup_verified),
     )
-    control = "encrypted backups to hospital-held OpenPGP keys, restore, verification"
-    if not settings.recipients:
-        return Assessment(control, NOT_MET, "backup.recipients is empty: no backup", evidence)
     verified = state.last_backup_verified or ""
-    if verified.startswith("FAILED"):
-        return Assessment(control, NOT_MET, "the newest backup does not verify", evidence)
-    if not verified.startswith("verified"):
-        why = "no backup found" if state.last_backup in (None, "never") else "not verified"
-        return Assessment(control, PARTLY, why, evidence)
-    return Assessment(control, MET, "backups encrypted and verified", evidence)
+    return judge(
+        "encrypted backups to hospital-held OpenPGP keys, restore, verification",
+        evidence,
+        "backups encrypted and verified",
+        (not settings.recipients, NOT_MET, "backup.recipients is empty: no backup"),
+        (verified.startswith("FAILED"), NOT_MET, "the newest backup does not verify"),
+        (
+            not verified.startswith("verified"),
+            PARTLY,
+            "no backup found" if state.last_backup in (None, "never") else "not verified",
+        ),
+    )
 
 
 def redaction(_f: Facts) -> Assessment:
@@ -146,10 +190,12 @@ def redaction(_f: Facts) -> Assessment:
 
 def evidence_report(f: Facts) -> Assessment:
     evidence = (ev("test run", f.tests.run_summary or "none given"),)
-    control = "this report: evidence per requirement from live config and state"
-    if not f.tests.run_summary:
-        return Assessment(control, PARTLY, "no test results given (--test-results)", evidence)
-    return Assessment(control, MET, "report with the results of a test run", evidence)
+    return judge(
+        "this report: evidence per requirement from live config and state",
+        evidence,
+        "report with the results of a test run",
+        (not f.tests.run_summary, PARTLY, "no test results given (--test-results)"),
+    )
 
 
 def by_default(f: Facts) -> Assessment:
@@ -171,17 +217,20 @@ def client_versions(f: Facts) -> Assessment:
         ev("sessions recorded", facts.sessions if facts else None),
         ev("outdated sessions", list(facts.outdated) if facts else None),
     )
-    control = "client software versions asked (XEP-0092, XEP-0115), outdated ones flagged"
-    if not clients.check_versions:
-        return Assessment(control, NOT_MET, "clients.check_versions = false", evidence)
-    if not clients.minimum and not clients.os_minimum:
-        return Assessment(control, PARTLY, "no minimum versions configured", evidence)
-    if facts is not None and facts.outdated:
-        reason = f"{len(facts.outdated)} outdated session(s); notified"
-        if clients.outdated == "refuse":
-            reason += " and refused"
-        return Assessment(control, PARTLY, reason, evidence)
-    return Assessment(control, MET, "no outdated client recorded", evidence)
+    outdated = facts.outdated if facts is not None else ()
+    refused = " and refused" if clients.outdated == "refuse" else ""
+    return judge(
+        "client software versions asked (XEP-0092, XEP-0115), outdated ones flagged",
+        evidence,
+        "no outdated client recorded",
+        (not clients.check_versions, NOT_MET, "clients.check_versions = false"),
+        (
+            not clients.minimum and not clients.os_minimum,
+            PARTLY,
+            "no minimum versions configured",
+        ),
+        (bool(outdated), PARTLY, f"{len(outdated)} outdated session(s); notified{refused}"),
+    )
 
 
 RULES: dict[str, Rule] = {

@@ -2,25 +2,47 @@
 
 from __future__ import annotations
 
-from xmpp_clinic.report.controls import Assessment, Facts, Rule, ev, organisational
+from xmpp_clinic.report.controls import (
+    Assessment,
+    Facts,
+    Rule,
+    ev,
+    judge,
+    organisational,
+    server_evidence,
+)
 from xmpp_clinic.report.model import Status
 from xmpp_clinic.report.rules_app import client_versions
+from xmpp_clinic.report.server_facts import source_kind
 
 MET, PARTLY, NOT_MET = Status.MET, Status.PARTLY, Status.NOT_MET
 
 
 def e2e(f: Facts) -> Assessment:
-    policy = f.settings.policy
+    """E2E in the threads; a server known not to confine lets plaintext go around (II.1).
+
+    Unknown confinement is flagged at the top and under IV.2; the gateway's own control
+    stays met here.
+    """
+    policy, server = f.settings.policy, f.server
     evidence = (
         ev("policy.require_e2e", policy.require_e2e),
         ev("policy.unapproved_recipient", policy.unapproved_recipient),
         ev("care threads", f.state.threads),
+        *server_evidence(server, "confinement"),
     )
-    control = "OMEMO required in every care thread; plaintext refused; approved readers only"
-    if not policy.require_e2e:
-        return Assessment(control, NOT_MET, "policy.require_e2e = false", evidence)
-    return Assessment(
-        control, MET, "plaintext refused, keys of unapproved devices removed", evidence
+    source = source_kind(server.source_of("confinement"))
+    return judge(
+        "OMEMO required in every care thread; plaintext refused; approved readers only",
+        evidence,
+        "plaintext refused, keys of unapproved devices removed",
+        (not policy.require_e2e, NOT_MET, "policy.require_e2e = false"),
+        (
+            server.confinement is False,
+            PARTLY,
+            "threads refuse plaintext, but the server does not confine users: direct "
+            f"messages around the gateway are not forced to be encrypted ({source})",
+        ),
     )
 
 
@@ -32,10 +54,12 @@ def integrity(f: Facts) -> Assessment:
         ev("audit head", audit.head),
         ev("broken message archives", list(audit.broken_archives)),
     )
-    control = "hash-chained audit log and message archive, verified now"
-    if not audit.intact or audit.broken_archives:
-        return Assessment(control, NOT_MET, "a hash chain is broken", evidence)
-    return Assessment(control, MET, "every chain verified intact now", evidence)
+    return judge(
+        "hash-chained audit log and message archive, verified now",
+        evidence,
+        "every chain verified intact now",
+        (not audit.intact or bool(audit.broken_archives), NOT_MET, "a hash chain is broken"),
+    )
 
 
 def metadata(f: Facts) -> Assessment:
@@ -74,11 +98,16 @@ def mdm(f: Facts) -> Assessment:
         ev("approved devices", devices.approved),
         ev("approved without an MDM asset id", devices.approved_without_asset),
     )
-    control = "device registry linked to MDM asset ids; 'devices revoke-all' for a lost device"
-    if devices.approved_without_asset:
-        reason = f"{devices.approved_without_asset} approved device(s) without an asset id"
-        return Assessment(control, PARTLY, reason, evidence)
-    return Assessment(control, MET, "every approved device names its MDM asset", evidence)
+    return judge(
+        "device registry linked to MDM asset ids; 'devices revoke-all' for a lost device",
+        evidence,
+        "every approved device names its MDM asset",
+        (
+            devices.approved_without_asset > 0,
+            PARTLY,
+            f"{devices.approved_without_asset} approved device(s) without an asset id",
+        ),
+    )
 
 
 def deployment(f: Facts) -> Assessment:
@@ -95,19 +124,26 @@ def closed_group(f: Facts) -> Assessment:
         ev("xmpp.user_domains", list(settings.xmpp.user_domains)),
         ev("directory", "configured" if settings.directory else "not configured"),
         ev("server config read", server.source or None),
-        ev("confinement module loaded", server.confinement),
-        ev("XEP-0356 privilege granted", server.privilege),
+        *server_evidence(server, "confinement", "privilege"),
     )
-    control = "members-only threads; only directory members of the hospital's domains"
-    if not settings.xmpp.user_domains:
-        return Assessment(control, NOT_MET, "xmpp.user_domains is empty", evidence)
-    if server.confinement is None:
-        reason = "server confinement not checked (give --server-config)"
-        return Assessment(control, PARTLY, reason, evidence)
-    if not server.confinement:
-        reason = "mod_clinic_confine not loaded: users can talk around the gateway"
-        return Assessment(control, PARTLY, reason, evidence)
-    return Assessment(control, MET, "threads members-only and the server confines users", evidence)
+    source = source_kind(server.source_of("confinement"))
+    return judge(
+        "members-only threads; only directory members of the hospital's domains",
+        evidence,
+        f"threads members-only and the server confines users ({source})",
+        (not settings.xmpp.user_domains, NOT_MET, "xmpp.user_domains is empty"),
+        (
+            server.confinement is None,
+            PARTLY,
+            "server confinement unknown: no fresh answer from the running gateway "
+            "(give --server-config)",
+        ),
+        (
+            server.confinement is False,
+            PARTLY,
+            f"mod_clinic_confine not loaded: users can talk around the gateway ({source})",
+        ),
+    )
 
 
 def dpia(_f: Facts) -> Assessment:
@@ -124,11 +160,16 @@ def review(f: Facts) -> Assessment:
         ev("last saved report", state.last_saved_report),
         ev("report.save_every_hours", every or "off"),
     )
-    control = "reports saved (hash-chained) on a schedule; 'report diff' shows changes"
-    if not state.saved_reports:
-        reason = "no report saved yet: run 'report --save' or set report.save_every_hours"
-        return Assessment(control, PARTLY, reason, evidence)
-    return Assessment(control, MET, f"{state.saved_reports} report(s) kept", evidence)
+    return judge(
+        "reports saved (hash-chained) on a schedule; 'report diff' shows changes",
+        evidence,
+        f"{state.saved_reports} report(s) kept",
+        (
+            not state.saved_reports,
+            PARTLY,
+            "no report saved yet: run 'report --save' or set report.save_every_hours",
+        ),
+    )
 
 
 def self_hosted(_f: Facts) -> Assessment:
@@ -161,22 +202,29 @@ def provider_deletion(f: Facts) -> Assessment:
         ev("retention.messages_days", retention.messages_days),
         ev("retention.server_archive", retention.server_archive),
         ev("last purge", state.last_purge),
-        ev("server archive expiry", server.mam_expiry),
-        ev("server upload expiry", server.upload_expiry),
+        *server_evidence(server, "mam", "mam_expiry", "upload", "upload_expiry"),
     )
     control = "archive on hospital servers; retention purge, also of the server's MAM copies"
     if retention.server_archive != "none":
         reason = f"the gateway purges the server's copies ({retention.server_archive})"
         return Assessment(control, MET, reason, evidence)
-    if server.mam_expiry is not None:
-        return Assessment(
-            control, MET, f"the server expires its archive ({server.mam_expiry})", evidence
-        )
-    if not server.source:
-        reason = "retention.server_archive = 'none' and server expiry not checked (--server-config)"
-        return Assessment(control, PARTLY, reason, evidence)
-    reason = "retention.server_archive = 'none' and the server keeps its archive forever"
-    return Assessment(control, PARTLY, reason, evidence)
+    # Neither expiry is observable from the live server (disco says nothing of it), and
+    # Prosody advertises MAM on accounts, not on the domain: a live "no MAM" is no proof.
+    return judge(
+        control,
+        evidence,
+        f"the server expires its archive ({server.mam_expiry}, config file)",
+        (
+            not server.source,
+            PARTLY,
+            "retention.server_archive = 'none' and server expiry not checked (--server-config)",
+        ),
+        (
+            server.mam_expiry is None,
+            PARTLY,
+            "retention.server_archive = 'none' and the server keeps its archive forever",
+        ),
+    )
 
 
 def updates(f: Facts) -> Assessment:
