@@ -7,9 +7,10 @@ device list and bundle from the gateway like any member's, encrypt for it, and
 database holds none of it in the clear. A client that leaves the records device out is
 relayed, its gap recorded and told; after ``set-documented off`` nothing is decrypted;
 after a restart the sessions still decrypt; without its key file the gateway refuses to
-start. The gateways run with ``policy.device_approval = "all"`` (device approval is
-tested elsewhere). The wiring below is the one app.py is asked to adopt (see
-``xmpp/records_member.py``).
+start. A message only the records device could read is refused with the fix (photos:
+``test_records_attach.py``). The gateways run with ``policy.device_approval = "all"``
+(device approval is tested elsewhere). The wiring below is the one app.py is asked to
+adopt (see ``xmpp/records_member.py``).
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ from xmpp_clinic.app import Gateway
 from xmpp_clinic.config import load_settings
 from xmpp_clinic.dev.omemo_client import omemo_of
 from xmpp_clinic.dev.servers import DevServer
+from xmpp_clinic.policy.verdict import ReasonCode
 from xmpp_clinic.records.documentation import DocumentedMessage
 from xmpp_clinic.records.keys import RecordsKeyError
-from xmpp_clinic.xmpp.records_gate import GAP_NOTICE
+from xmpp_clinic.xmpp.records_gate import GAP_NOTICE, ONLY_RECORDS_TEXT
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -46,9 +48,9 @@ PLAIN_PLUGINS = ("xep_0030", "xep_0045", "xep_0060")
 class Documenting:
     """A gateway with its records member, as ``xmpp-clinic run`` builds it."""
 
-    def __init__(self, server: DevServer, folder: Path) -> None:
+    def __init__(self, server: DevServer, folder: Path, **sections: dict[str, Any]) -> None:
         self.folder = folder
-        self.path = write_config(server, folder, policy=ALL_DEVICES)
+        self.path = write_config(server, folder, policy=ALL_DEVICES, **sections)
         self.settings = load_settings(self.path)
         self.gateway = Gateway(self.settings)  # as `xmpp-clinic run` builds it
         self.part = self.gateway.records
@@ -82,13 +84,13 @@ class Documenting:
 @pytest.fixture
 async def documenting(
     xmpp_server: DevServer, tmp_path: Path
-) -> AsyncIterator[Callable[[], Documenting]]:
+) -> AsyncIterator[Callable[..., Documenting]]:
     made: list[Documenting] = []
 
-    def make() -> Documenting:
+    def make(**sections: dict[str, Any]) -> Documenting:
         folder = tmp_path / "gw"
         folder.mkdir(exist_ok=True)
-        made.append(Documenting(xmpp_server, folder))
+        made.append(Documenting(xmpp_server, folder, **sections))
         return made[-1]
 
     yield make
@@ -127,13 +129,15 @@ async def omemo2_member(
     return bot, device, directory
 
 
-async def send_legacy(bot: ClientXMPP, thread: str, text: str, to: list[str]) -> None:
-    """Encrypt for ``to`` only (Kai has no legacy device: a mixed-version thread)."""
+async def send_legacy(bot: ClientXMPP, thread: str, text: str, to: list[str]) -> str:
+    """Encrypt for ``to`` only (Kai has no legacy device: a mixed-version thread); the id."""
     message = bot.make_message(mto=JID(thread), mtype="groupchat")
     message["body"] = text
     encrypted, _errors = await omemo_of(bot).encrypt_message(message, {JID(j) for j in to})
     assert encrypted is not None
+    encrypted["id"] = message_id = bot.new_id()
     encrypted.send()
+    return message_id
 
 
 async def send_omemo2(
@@ -270,3 +274,38 @@ async def test_sessions_survive_a_restart_and_a_lost_key_stops_the_gateway(
     assert "[records] key_file" in str(refused.value) and str(key) in str(refused.value)
     assert not key.exists()
     await lost.gateway.store.close()
+
+
+@pytest.mark.requirement("I.6", "II.2")
+async def test_message_only_for_the_records_device_is_refused_with_the_fix(
+    xmpp_server: DevServer,
+    make_users: Callable[..., list[str]],
+    documenting: Callable[..., Documenting],
+) -> None:
+    """A client that knows only the documentation service's device: no member could read
+    the message, so it is refused (the app keeps it to resend), neither relayed nor
+    documented, and the error says what to do."""
+    gw = documenting()
+    await gw.start()
+    anna, ben = make_users("anna", "ben")
+    await cli(gw.handle, "threads", "create", "ward", "--title", "Ward", "--member", anna,
+              "--member", ben, "--documented")  # fmt: skip
+    thread = f"ward@{gw.handle.jid}"
+    bot, ben_bot = await asyncio.gather(
+        *(connect_omemo_bot(u, PASSWORD, xmpp_server) for u in (anna, ben))
+    )
+    try:
+        await join_thread(bot, thread, "Anna")
+        await join_thread(ben_bot, thread, "Ben")
+        ben_inbox = OmemoInbox(ben_bot)
+        refusals = Refusals(bot)
+        sent_id = await send_legacy(bot, thread, "only the record", [gw.part.jid])
+        refusal = await refusals.of(sent_id, 30)
+        assert refusal.reason == ReasonCode.NO_APPROVED_RECIPIENT.value
+        assert refusal.text == ONLY_RECORDS_TEXT
+        await send_legacy(bot, thread, "for everyone", [ben, gw.part.jid])
+        [got] = await ben_inbox.take(1, timeout=60)
+        assert got.body == "for everyone"  # the refused one never reached Ben
+        assert [c.body for c in await gw.wait_copies("ward", 1)] == ["for everyone"]
+    finally:
+        await asyncio.gather(disconnect_bot(bot), disconnect_bot(ben_bot))
