@@ -2,10 +2,12 @@
 
 :class:`RecordsPart` holds what the gateway needs of the records member: the policy
 gate (``records_gate.py``), its PEP (``records_pep.py``), the ``set-documented``
-ad-hoc command and the room notices (``records_flags.py``). The records device is
-opened in :meth:`RecordsPart.start`, before the component connects: a missing key file
-beside an existing identity raises :class:`~xmpp_clinic.records.keys.RecordsKeyError`
-naming ``[records] key_file`` and the gateway does not start (I.12). Until the device
+ad-hoc command, the room notices (``records_flags.py``) and the attachment fetcher
+(``records/fetch.py``, which also takes up attachments an earlier run left pending).
+The records device is opened in :meth:`RecordsPart.start`, before the component
+connects: a missing key file beside an existing identity raises
+:class:`~xmpp_clinic.records.keys.RecordsKeyError` naming ``[records] key_file`` and
+the gateway does not start (I.12). Until the device
 is open, documented threads' messages are refused, never relayed undocumented.
 """
 
