@@ -16,17 +16,22 @@ retention and delivers an MDM^T02 with the transcript to the listener.
 from __future__ import annotations
 
 import asyncio
+import tomllib
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import tomli_w
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.communication import Communication
 from fhir.resources.R4B.documentreference import DocumentReference
 from slixmpp import ClientXMPP
+from slixmpp.exceptions import PresenceError
 
 from tests.helpers.bots import disconnect_bot
 from tests.helpers.omemo import connect_omemo_bot, join_thread, send_omemo_groupchat
@@ -85,15 +90,23 @@ class Clinic:
         )
 
 
-@pytest.fixture
-async def clinic(xmpp_server: DevServer, tmp_path: Path) -> AsyncIterator[Clinic]:
+@asynccontextmanager
+async def running(
+    server: DevServer, folder: Path, **sections: dict[str, Any]
+) -> AsyncIterator[Clinic]:
+    """The gateway and the bridge beside it, with ``sections`` added to the config."""
     bridge = {
         "enabled": True,
         "listen": f"127.0.0.1:{free_port()}",
         "hl7": {"host": "127.0.0.1", "port": free_port(), "poll_seconds": 0.2},
         "adt": {"listen": f"127.0.0.1:{free_port()}"},
     }
-    path = write_config(xmpp_server, tmp_path, policy={"device_approval": "all"}, bridge=bridge)
+    for key, value in sections.pop("bridge", {}).items():
+        bridge[key] = {**bridge[key], **value} if isinstance(value, dict) else value
+    path = write_config(server, folder, policy={"device_approval": "all"}, bridge=bridge)
+    if sections:  # write_config's own ``directory`` is the folder: add the rest here
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        path.write_text(tomli_w.dumps({**data, **sections}), encoding="utf-8")
     settings = load_settings(path)
     # `xmpp-clinic run` without its bridge: the bridge runs beside it, as `bridge serve`.
     gateway = Gateway(settings.model_copy(update={"bridge": BridgeSettings()}))
@@ -109,13 +122,31 @@ async def clinic(xmpp_server: DevServer, tmp_path: Path) -> AsyncIterator[Clinic
         await service.start()
         token = await TokenBook(store).create("HIS", ["records:read"], actor="test")
         async with FakeHis(settings.bridge.hl7.port) as his:
-            handle = GatewayHandle(gateway, settings, path, xmpp_server)
+            handle = GatewayHandle(gateway, settings, path, server)
             yield Clinic(handle, service, store, his, token)
     finally:
         if service is not None:
             await service.stop()
         await store.close()
         await gateway.stop()
+
+
+@pytest.fixture
+async def clinic(xmpp_server: DevServer, tmp_path: Path) -> AsyncIterator[Clinic]:
+    async with running(xmpp_server, tmp_path) as found:
+        yield found
+
+
+@pytest.fixture
+async def ward_clinic(xmpp_server: DevServer, tmp_path: Path) -> AsyncIterator[Clinic]:
+    """With a directory and ward 4B's case threads bound to its group ``ward-4b``."""
+    async with running(
+        xmpp_server,
+        tmp_path,
+        directory={"max_removal_share": 1.0},
+        bridge={"adt": {"ward_threads": {"4B": "ward-4b"}}},
+    ) as found:
+        yield found
 
 
 async def post_parts(bot: ClientXMPP, thread: str, text: str, order: list[int]) -> None:
@@ -210,3 +241,80 @@ async def test_real_members_reach_the_api_fhir_and_the_his(
             break
         await asyncio.sleep(0.1)
     assert "outbox empty" in (await cli(clinic.handle, "bridge", "outbox")).stdout
+
+
+async def join_when_known(bot: ClientXMPP, thread: str, nick: str, timeout: float = 20) -> None:
+    """Join once the gateway has applied the thread the ADT listener created (change poll)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            await join_thread(bot, thread, nick)
+            return
+        except PresenceError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
+async def delivered(his: FakeHis, count: int) -> object:
+    for _ in range(100):
+        if len(his.received) >= count:
+            break
+        await asyncio.sleep(0.1)
+    assert len(his.received) == count
+    return his.received[-1]
+
+
+@pytest.mark.requirement("I.6", "I.7", "IV.2")
+async def test_an_admission_on_a_mapped_ward_gives_its_staff_a_case_thread_that_discharge_sends(
+    make_users: Callable[..., list[str]], ward_clinic: Clinic, tmp_path: Path
+) -> None:
+    clinic = ward_clinic
+    anna, ben = make_users("anna", "ben")
+    export = tmp_path / "staff.csv"
+    export.write_text(
+        f"jid,name,staff_id,role,groups\n{anna},Anna,1,nurse,ward-4b\n{ben},Ben,2,doctor,ward-4b\n",
+        encoding="utf-8",
+    )
+    await cli(clinic.handle, "directory", "import", str(export))
+    assert clinic.bridge.adt is not None
+    his = His(clinic.bridge.adt.port)
+    admit = adt("A01", "W1", "PID|1||P77^^^HIS^PI||Roe^Max", pv1("V200", "4B"))
+    assert str((await his.send(admit)).segment("MSA")(1)) == "AA"  # type: ignore[attr-defined]
+    thread = f"ward-4b-v200@{clinic.handle.jid}"
+    bots = list(
+        await asyncio.gather(
+            *(connect_omemo_bot(u, PASSWORD, clinic.handle.server) for u in (anna, ben))
+        )
+    )
+    try:
+        await join_when_known(bots[0], thread, "Anna")
+        await join_when_known(bots[1], thread, "Ben")
+        await send_omemo_groupchat(bots[0], thread, "Admitted to 4B, obs stable")
+        await clinic.wait_copies("ward-4b-v200", 1)
+        await send_omemo_groupchat(bots[1], thread, "Mobilise tomorrow")
+        await clinic.wait_copies("ward-4b-v200", 2)
+
+        discharge = adt("A03", "W2", "PID|1||P77", pv1("V200", "4B", "20260305120000"))
+        reply = await his.send(discharge)
+        assert str(reply.segment("MSA")(1)) == "AA"  # type: ignore[attr-defined]
+        assert await closed_at(clinic.store, "ward-4b-v200") is not None
+        first = await delivered(clinic.his, 1)
+        assert str(first.segment("MSH")(9)) == "MDM^T02^MDM_T02"  # type: ignore[attr-defined]
+        assert str(first.segment("PID")(3)) == "P77"  # type: ignore[attr-defined]
+        assert str(first.segment("PV1")(19)) == "V200"  # type: ignore[attr-defined]
+        assert "Mobilise tomorrow" in str(first) and "Roe" not in str(first)
+
+        # Closing again with nothing new sends nothing; the thread goes on: a T10.
+        again = await cli(clinic.handle, "threads", "close", "ward-4b-v200")
+        assert "queued" not in again.stdout
+        await send_omemo_groupchat(bots[0], thread, "Discharge letter handed over")
+        await clinic.wait_copies("ward-4b-v200", 3)
+        more = await cli(clinic.handle, "threads", "close", "ward-4b-v200")
+        assert "queued MDM^T10 v2" in more.stdout
+        second = await delivered(clinic.his, 2)
+        assert str(second.segment("MSH")(9)) == "MDM^T10^MDM_T02"  # type: ignore[attr-defined]
+        assert str(second.segment("TXA")(13)) == "ward-4b-v200/v1"  # type: ignore[attr-defined]
+        assert "Discharge letter handed over" in str(second)
+    finally:
+        await asyncio.gather(*(disconnect_bot(b) for b in bots))
