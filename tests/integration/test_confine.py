@@ -2,10 +2,12 @@
 
 Both servers are started with ``mod_clinic_confine`` built and loaded as the ``init``
 snippets tell an operator (the lines between ``clinic-confine-begin`` and
-``clinic-confine-end`` in plugins/ and ejabberd/ templates, uncommented; only the
-module folder is this test's own). A user's direct stanzas to a colleague bounce with
-``not-allowed`` and a text naming the gateway; reads OMEMO clients need from a
-colleague's PEP, and everything to the user's own server and to the gateway, pass.
+``clinic-confine-end`` of the snippets ``xmpp-clinic init`` writes, uncommented; only
+the module folder is this test's own). The snippets allow the upload service
+(XEP-0363): a user's slot request passes, and the file goes up and comes back. A
+user's direct stanzas to a colleague bounce with ``not-allowed`` and a text naming the
+gateway; reads OMEMO clients need from a colleague's PEP, and everything to the user's
+own server and to the gateway, pass.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from slixmpp import JID, ClientXMPP, Iq, Message
 from slixmpp.exceptions import IqError
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 from slixmpp.xmlstream.stanzabase import StanzaBase
+from typer.testing import CliRunner
 
 from tests.helpers.bots import connect_bot, disconnect_bot
 from tests.helpers.omemo import (
@@ -37,9 +41,12 @@ from tests.helpers.omemo import (
 from tests.integration.conftest import PASSWORD, GatewayHandle, write_config
 from tests.integration.device_policy_helpers import ANY_MESSAGE, create_thread
 from xmpp_clinic.app import Gateway
+from xmpp_clinic.cli import app
 from xmpp_clinic.config import load_settings
 from xmpp_clinic.dev.servers import DevServer, EjabberdServer, ProsodyServer
 from xmpp_clinic.dev.servers.ejabberd_config import YamlValue
+from xmpp_clinic.dev.servers.upload import find_upload_service, request_slot
+from xmpp_clinic.templates import block
 
 pytestmark = [
     pytest.mark.integration,
@@ -56,12 +63,31 @@ PLUGINS = ("xep_0030", "xep_0045", "xep_0060", "xep_0199")
 DEVICELIST = "eu.siacs.conversations.axolotl.devicelist"
 
 
-def snippet(template: Path, component_jid: str, comment: str) -> str:
-    """The confinement lines of a server template, uncommented and filled in."""
-    text = template.read_text(encoding="utf-8")
-    block = text.split("clinic-confine-begin\n", 1)[1].split(f"{comment} clinic-confine-end", 1)[0]
-    lines = [line.removeprefix(comment + " ") for line in block.splitlines()]
-    return "\n".join(lines).replace("${component_jid}", component_jid) + "\n"
+def init_snippets(
+    folder: Path,
+    *,
+    domain: str = "hospital.test",
+    component_jid: str = "clinic.hospital.test",
+    messages_days: int = 30,
+) -> tuple[str, str]:
+    """The Prosody and ejabberd snippets as ``xmpp-clinic init`` writes them for an operator."""
+    folder.mkdir(parents=True, exist_ok=True)
+    prosody, ejabberd = folder / "prosody.cfg.lua", folder / "ejabberd.yml"
+    result = CliRunner().invoke(
+        app,
+        [
+            "init",
+            f"--domain={domain}",
+            f"--component-jid={component_jid}",
+            f"--messages-days={messages_days}",
+            f"--output={folder / 'xmpp-clinic.toml'}",
+            f"--prosody-snippet={prosody}",
+            f"--ejabberd-snippet={ejabberd}",
+            "--force",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return prosody.read_text(encoding="utf-8"), ejabberd.read_text(encoding="utf-8")
 
 
 @dataclass
@@ -78,9 +104,10 @@ class ConfinedProsody(ProsodyServer):
         return [*super()._modules(), "clinic_confine"]
 
     def _global_section(self) -> str:
-        lines = snippet(
-            REPO / "plugins" / "prosody-component.cfg.lua.tmpl", self.component_jid, "--"
+        prosody, _ = init_snippets(
+            self.run_dir / "init", domain=self.domain, component_jid=self.component_jid
         )
+        lines = block(prosody, "clinic-confine", "--")
         return super()._global_section() + lines.replace(
             f"{SNIPPET_DIR}/prosody", str(self.home / "modules")
         )
@@ -101,9 +128,11 @@ class ConfinedEjabberd(EjabberdServer):
 
     def config(self) -> dict[str, YamlValue]:
         config = super().config()
-        lines = snippet(REPO / "ejabberd" / "ejabberd-component.yml.tmpl", self.component_jid, "#")
+        _, ejabberd = init_snippets(
+            self.run_dir / "init", domain=self.domain, component_jid=self.component_jid
+        )
         modules: Any = config["modules"]
-        modules.update(_yaml_module(lines))
+        modules.update(_yaml_module(block(ejabberd, "clinic-confine", "#")))
         return config
 
 
@@ -276,3 +305,37 @@ async def test_omemo_exchange_in_a_care_thread_still_works(
             await disconnect_bot(b)
     finally:
         await gateway.stop()
+
+
+async def test_upload_slot_passes_confinement_and_the_file_round_trips(
+    confined_server: DevServer, pair: tuple[str, str]
+) -> None:
+    """The upload service is in the snippet's allowed list (IV.2): alice finds it in
+    her domain's disco#items, gets a slot, PUTs a file and GETs it back; a slot request
+    to a service not in the list, and a chat to bob, still bounce."""
+    alice, bob = pair
+    (a,) = await bots(confined_server, alice)
+    data = b"%PDF-1.4 lab report for the care thread\n"
+    try:
+        service = await find_upload_service(a, confined_server.domain)
+        assert service == confined_server.upload_jid
+        slot = await request_slot(a, service, "lab.pdf", len(data), "application/pdf")
+        assert slot.put_url.startswith(confined_server.upload_url_base)
+        async with httpx.AsyncClient(timeout=15) as http:
+            headers = {**slot.headers, "Content-Type": "application/pdf"}
+            put = await http.put(slot.put_url, content=data, headers=headers)
+            assert put.status_code in (200, 201), put.text
+            got = await http.get(slot.get_url)
+            assert (got.status_code, got.content) == (200, data)
+        elsewhere = a.make_iq_get(ito="upload.elsewhere.test")
+        ET.SubElement(
+            elsewhere.xml,
+            "{urn:xmpp:http:upload:0}request",
+            {"filename": "x.pdf", "size": "1", "content-type": "application/pdf"},
+        )
+        condition, text = await iq_condition(a, elsewhere)
+        assert condition == "not-allowed" and confined_server.component_jid in text
+        error = await message_bounce(a, bob, "chat", "the lab report is up")
+        assert error["error"]["condition"] == "not-allowed"
+    finally:
+        await disconnect_bot(a)

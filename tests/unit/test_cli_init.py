@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from xmpp_clinic.cli import app
 from xmpp_clinic.config import load_settings
+from xmpp_clinic.templates import ServerExpiry, block
 
 runner = CliRunner()
 
@@ -177,3 +178,60 @@ def test_snippets_can_be_included_into_stock_debian_configs(tmp_path: Path) -> N
     assert not any(line.startswith("modules_enabled") for line in prosody)
     assert prosody[0] == "component_ports = { 5347 }"  # global: before the Component line
     assert prosody[-2] == 'Component "clinic.hospital.test"'
+
+
+@pytest.mark.requirement("I.7", "IV.8")
+def test_snippets_set_the_servers_expiry_from_the_retention(tmp_path: Path) -> None:
+    """The server's own archive and uploads expire with retention.messages_days."""
+    code, _, err = init(
+        "--messages-days=3",
+        f"--output={tmp_path / 'x.toml'}",
+        f"--prosody-snippet={tmp_path / 'p.cfg.lua'}",
+        f"--ejabberd-snippet={tmp_path / 'e.yml'}",
+    )
+    assert code == 0, err
+    assert load_settings(tmp_path / "x.toml").retention.messages_days == 3
+    prosody = uncommented((tmp_path / "p.cfg.lua").read_text())
+    assert 'archive_expires_after = "3d"' in prosody
+    assert 'Component "upload.hospital.test" "http_file_share"' in prosody
+    assert "  http_file_share_expires_after = 259200" in prosody  # 3 days in seconds
+    # globals before the first Component line (after it they would belong to it)
+    assert prosody.index('archive_expires_after = "3d"') < prosody.index(
+        'Component "upload.hospital.test" "http_file_share"'
+    )
+    confine = block((tmp_path / "p.cfg.lua").read_text(), "clinic-confine", "--")
+    assert 'clinic_confine_allowed = { "upload.hospital.test" }' in confine
+    ejabberd_text = (tmp_path / "e.yml").read_text()
+    ejabberd = uncommented(ejabberd_text)
+    assert "  mod_http_upload_quota:" in ejabberd and "    max_days: 3" in ejabberd
+    assert "    hosts: [upload.hospital.test]" in ejabberd
+    assert "ejabberdctl delete_old_mam_messages all 3" in ejabberd_text
+    assert "enable --now ejabberd-mam-expiry@3.timer" in ejabberd_text
+    assert "allowed: [upload.hospital.test]" in block(ejabberd_text, "clinic-confine", "#")
+
+
+@pytest.mark.requirement("I.12")
+def test_init_takes_another_upload_service(tmp_path: Path) -> None:
+    code, _, err = init(
+        "--upload-service=share.hospital.test",
+        f"--output={tmp_path / 'x.toml'}",
+        f"--prosody-snippet={tmp_path / 'p.cfg.lua'}",
+    )
+    assert code == 0, err
+    text = (tmp_path / "p.cfg.lua").read_text()
+    assert 'Component "share.hospital.test" "http_file_share"' in text
+    assert '{ "share.hospital.test" }' in block(text, "clinic-confine", "--")
+    assert init("--messages-days=0", f"--output={tmp_path / 'y.toml'}")[0] == 2
+
+
+@pytest.mark.parametrize(
+    ("minutes", "days"), [(1, 1), (1440, 1), (1441, 2), (30 * 1440, 30), (90, 1)]
+)
+@pytest.mark.requirement("I.7")
+def test_server_expiry_rounds_up_to_whole_days(minutes: int, days: int) -> None:
+    expiry = ServerExpiry.from_minutes(minutes)
+    assert expiry.days == days
+    assert expiry.archive_expires_after == f"{days}d"
+    assert expiry.upload_seconds == days * 86400
+    with pytest.raises(ValueError, match="at least one day"):
+        ServerExpiry(0)

@@ -22,7 +22,14 @@ from xmpp_clinic.cli.common import EXIT_USAGE, fail, person
 from xmpp_clinic.config import ConfigError, Settings, validate_settings, weakened_controls
 from xmpp_clinic.jids import InvalidJid, check_domain
 from xmpp_clinic.records.keys import create_key
-from xmpp_clinic.templates import EJABBERD_TEMPLATE, PROSODY_TEMPLATE, render
+from xmpp_clinic.settings.retention import RetentionSettings
+from xmpp_clinic.templates import (
+    EJABBERD_TEMPLATE,
+    PROSODY_TEMPLATE,
+    ServerExpiry,
+    render,
+    upload_jid,
+)
 
 STATE_DIR = Path("/var/lib/xmpp-clinic")
 
@@ -35,6 +42,7 @@ _OPTIONS = {
     "xmpp.user_domains": "--domain",
     "xmpp.admins": "--admin",
     "store.url": "--store",
+    "retention.messages_days": "--messages-days",
 }
 
 
@@ -77,6 +85,7 @@ def _config_data(
     secret_path: Path,
     store_url: str,
     admins: list[str],
+    messages_days: int,
 ) -> dict[str, Any]:
     """The config ``init`` writes: the strictest defaults, spelled out for the operator."""
     return {
@@ -91,6 +100,8 @@ def _config_data(
         "store": {"url": store_url},
         "policy": {"device_approval": "manual", "unapproved_recipient": "strip"},
         "threads": {"history_for_new_members": "none"},
+        # The server snippets set the server's own expiry from this (I.7, IV.8).
+        "retention": {"messages_days": messages_days},
         "privacy": {
             "notice_url": f"https://{domain}/privacy/messaging",
             "controller_contact": f"mailto:dpo@{domain}",
@@ -134,6 +145,30 @@ def _write(target: _Target) -> None:
         handle.write(target.text)
 
 
+def snippet_values(
+    settings: Settings,
+    *,
+    server_host: str,
+    server_port: int,
+    secret_file: Path,
+    upload_service: str,
+) -> dict[str, str]:
+    """The placeholders of both server snippets, from the validated config.
+
+    The server's expiry comes from ``retention.messages_days`` (I.7, IV.8); see
+    :class:`~xmpp_clinic.templates.ServerExpiry` for the rounding to whole days.
+    """
+    expiry = ServerExpiry(settings.retention.messages_days)
+    return {
+        "component_jid": settings.xmpp.component_jid,
+        "server_host": server_host,
+        "server_port": str(server_port),
+        "secret_file": str(secret_file),
+        "upload_jid": upload_service,
+        **expiry.values(),
+    }
+
+
 def init(
     domain: Annotated[
         str,
@@ -174,6 +209,23 @@ def init(
     ejabberd_snippet: Annotated[
         Path | None, typer.Option(metavar="PATH", help="Also write the ejabberd snippet here.")
     ] = None,
+    messages_days: Annotated[
+        int,
+        typer.Option(
+            metavar="DAYS",
+            help="Keep messages this many days (retention.messages_days); the snippets "
+            "set the server's own archive and upload expiry to the same.",
+        ),
+    ] = RetentionSettings().messages_days,
+    upload_service: Annotated[
+        str | None,
+        typer.Option(
+            parser=_domain,
+            metavar="DOMAIN",
+            help="The upload service the snippets configure and confinement allows; "
+            "default upload.DOMAIN",
+        ),
+    ] = None,
     admin: Annotated[
         list[str] | None,
         typer.Option(
@@ -195,15 +247,23 @@ def init(
     secret_path = (secret_file or output.with_name("component.secret")).resolve()
     store_url = store or _state_store(output)
     data = _config_data(
-        domain, component, server_host, server_port, secret_path, store_url, admin or []
+        domain,
+        component,
+        server_host,
+        server_port,
+        secret_path,
+        store_url,
+        admin or [],
+        messages_days,
     )
     settings = _validated(data, output)
-    values = {
-        "component_jid": settings.xmpp.component_jid,
-        "server_host": server_host,
-        "server_port": str(server_port),
-        "secret_file": str(secret_path),
-    }
+    values = snippet_values(
+        settings,
+        server_host=server_host,
+        server_port=server_port,
+        secret_file=secret_path,
+        upload_service=upload_service or upload_jid(domain),
+    )
     targets = [_Target("--output", output, tomli_w.dumps(data))]
     if not secret_path.exists():
         targets.append(

@@ -14,6 +14,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal, Self
 
+from xmpp_clinic.settings.retention import RetentionSettings
+from xmpp_clinic.templates import ServerExpiry, upload_jid
+
 from .ports import LOOPBACK, all_closed, all_open, free_port, port_open, wait_until
 
 ServerKind = Literal["prosody", "ejabberd"]
@@ -81,6 +84,8 @@ class DevServer(ABC):
     component_port: int = field(default_factory=free_port)
     http_port: int = field(default_factory=free_port)
     muc_domain: str = ""
+    # The server's own archive and upload expiry, as the init snippets set it (I.7, IV.8).
+    expiry_days: int = field(default_factory=lambda: RetentionSettings().messages_days)
     start_timeout: float = START_TIMEOUT
     stop_timeout: float = STOP_TIMEOUT
     last_start_seconds: float = field(default=0.0, init=False)
@@ -104,6 +109,21 @@ class DevServer(ABC):
     def home(self) -> Path:
         """The folder holding this server's configuration, data and logs."""
         return self.run_dir / self.kind
+
+    @property
+    def upload_jid(self) -> str:
+        """The XEP-0363 upload service (listed in the user domain's disco#items)."""
+        return upload_jid(self.domain)
+
+    @property
+    def upload_url_base(self) -> str:
+        """Where upload slots' PUT and GET URLs start (plain HTTP on loopback)."""
+        return f"http://{self.host}:{self.http_port}/"
+
+    @property
+    def expiry(self) -> ServerExpiry:
+        """The server's own expiry of archives and uploads, in whole days."""
+        return ServerExpiry(self.expiry_days)
 
     def start(self) -> None:
         """Start the server and block until its c2s and component ports accept TCP."""

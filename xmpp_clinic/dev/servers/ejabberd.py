@@ -100,6 +100,16 @@ class EjabberdServer(DevServer):
         return self.home / "ebin"
 
     @property
+    def upload_url_base(self) -> str:
+        """mod_http_upload's URLs on the loopback HTTP listener."""
+        return f"http://{self.host}:{self.http_port}{ejabberd_config.UPLOAD_PATH}/"
+
+    @property
+    def upload_dir(self) -> Path:
+        """mod_http_upload's docroot: the uploaded files."""
+        return self.spool_dir / "upload"
+
+    @property
     def sqlite_path(self) -> Path:
         """The SQLite database holding MAM archives (users' and rooms')."""
         return self.spool_dir / "ejabberd.db"
@@ -218,7 +228,7 @@ class EjabberdServer(DevServer):
         return unix.find_node(self.node_name)
 
     def _extra_ports(self) -> list[int]:
-        """The mod_http_api listener."""
+        """The HTTP listener: mod_http_api and the upload service."""
         return [self.http_port]
 
     def _log_files(self) -> list[Path]:
@@ -328,6 +338,9 @@ class EjabberdServer(DevServer):
             component_port=self.component_port,
             http_port=self.http_port,
             sqlite_path=self.sqlite_path,
+            upload_jid=self.upload_jid,
+            upload_dir=self.upload_dir,
+            upload_max_days=self.expiry.days,
             extra_api_commands=self.extra_api_commands,
         )
 

@@ -150,6 +150,20 @@ class ProsodyServer(DevServer):
             process.kill()
             process.wait(timeout=EXIT_TIMEOUT)
 
+    def _extra_ports(self) -> list[int]:
+        """The HTTP port of the upload service."""
+        return [self.http_port]
+
+    @property
+    def upload_url_base(self) -> str:
+        """mod_http_file_share's URLs on the loopback HTTP port."""
+        return f"http://{self.host}:{self.http_port}/file_share/"
+
+    @property
+    def upload_dir(self) -> Path:
+        """Where mod_http_file_share keeps the uploaded files."""
+        return self.data_dir / _encode_host(self.upload_jid) / "http_file_share"
+
     def _log_files(self) -> list[Path]:
         """Prosody's log and the console capture."""
         return [self.log_path, self.console_path]
@@ -208,6 +222,7 @@ class ProsodyServer(DevServer):
                 self._storage_section(),
                 self._host_section(),
                 self._muc_section(),
+                self._upload_section(),
                 self._component_section(),
                 "",
             ]
@@ -242,8 +257,10 @@ s2s_ports = {{ }}
 s2s_direct_tls_ports = {{ }}
 component_ports = {{ {self.component_port} }}
 component_interfaces = {{ {lua_str(self.host)} }}
-http_ports = {{ }}
+http_ports = {{ {self.http_port} }}
+http_interfaces = {{ {lua_str(self.host)} }}
 https_ports = {{ }}
+https_interfaces = {{ }}
 c2s_require_encryption = false
 allow_unencrypted_plain_auth = true
 allow_registration = false
@@ -252,9 +269,8 @@ c2s_stanza_size_limit = 1048576
 component_stanza_size_limit = 1048576
 modules_enabled = {lua_list(self._modules())}
 modules_disabled = {{ "s2s"; "tls" }}
-archive_expires_after = "never"
 default_archive_policy = true
-"""
+{self._expiry_section()}"""
 
     def _storage_section(self) -> str:
         """Internal file storage, or SQLite (through lua-dbi) for archive benchmarks."""
@@ -282,6 +298,24 @@ default_archive_policy = true
   max_history_messages = 50
 """
 
+    def _expiry_section(self) -> str:
+        """The archive expiry (global) as the init snippet sets it (I.7, IV.8)."""
+        return f"archive_expires_after = {lua_str(self.expiry.archive_expires_after)}\n"
+
+    def _upload_section(self) -> str:
+        """XEP-0363 upload (mod_http_file_share) on the loopback HTTP port.
+
+        The snippet's component with its expiry, plus what loopback needs: URLs name
+        the loopback address (``http_host``), not the upload domain no resolver knows.
+        """
+        return f"""Component {lua_str(self.upload_jid)} "http_file_share"
+  http_file_share_expires_after = {self.expiry.upload_seconds}
+{self._upload_loopback()}"""
+
+    def _upload_loopback(self) -> str:
+        """Lines that put the upload service's URLs on the loopback HTTP port."""
+        return f"  http_host = {lua_str(self.host)}\n"
+
     def _component_section(self) -> str:
         """The gateway's XEP-0114 component."""
         lines = [
@@ -291,6 +325,11 @@ default_archive_policy = true
         if PRIVILEGE_MODULE.exists():
             lines.append('  modules_enabled = { "privilege" }')
         return "\n".join(lines) + "\n"
+
+
+def _encode_host(host: str) -> str:
+    """A host name as Prosody's datamanager names its folder (``.`` as ``%2e``)."""
+    return "".join(c if c.isalnum() else f"%{ord(c):02x}" for c in host)
 
 
 def _which(name: str) -> str:
