@@ -98,6 +98,12 @@ class StoredCopies:
             )  # fmt: skip
         return out
 
+    async def attachment(
+        self, thread: str, position: int, number: int
+    ) -> tuple[DocumentedAttachment, bytes] | None:
+        """The fake keeps no files: none is found (the API answers 404)."""
+        return None
+
 
 def ward_round() -> list[DocumentedMessage]:
     """Three documented messages, the second one a gap, the third with a file."""

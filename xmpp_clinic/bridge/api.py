@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Path, Query
+from fastapi import Depends, FastAPI, Path, Query, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
@@ -74,10 +74,15 @@ class ThreadPage(BaseModel):
 
 
 class AttachmentOut(BaseModel):
+    """A file of a message: ``url`` serves it (stored); a gap says why it is not there."""
+
     url: str
+    title: str
     media_type: str
     size: int
     sha1: str
+    status: str
+    reason: str
 
 
 class MessageOut(BaseModel):
@@ -235,7 +240,13 @@ def create_app(ctx: BridgeContext) -> FastAPI:
                 body=m.body,
                 attachments=[
                     AttachmentOut(
-                        url=a.url, media_type=a.media_type, size=a.size, sha1=a.sha1.hex()
+                        url=a.url,
+                        title=a.title,
+                        media_type=a.media_type,
+                        size=a.size,
+                        sha1=a.sha1.hex(),
+                        status=a.status,
+                        reason=a.reason,
                     )
                     for a in m.attachments
                 ],
@@ -248,6 +259,34 @@ def create_app(ctx: BridgeContext) -> FastAPI:
         ]
         more = len(copies) > limit
         return MessagePage(items=items, next_cursor=str(page[-1].seq) if more else None)
+
+    @app.get(
+        "/threads/{name}/copies/{position}/attachments/{number}",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "The stored file (its media type, as sniffed when stored)",
+                "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+            },
+            **errors,
+        },
+        tags=["threads"],
+    )
+    async def attachment_file(
+        name: ThreadName,
+        position: Annotated[int, Path(ge=1, le=2**53, description="The copy's position.")],
+        number: Annotated[int, Path(ge=1, le=1000, description="Which file of the copy.")],
+        caller: Annotated[Caller, records],
+    ) -> Response:
+        """One attachment of a documented message, decrypted (I.6); a gap is 404 naming why."""
+        await known(name)
+        found = await ctx.copies.attachment(name, position, number)
+        if found is None:
+            raise Problem(404, "no such attachment")
+        info, content = found
+        if not info.stored:
+            raise Problem(404, f"the attachment is not documented ({info.reason or info.status})")
+        return Response(content, media_type=info.media_type or "application/octet-stream")
 
     @app.get("/threads/{name}/audit", response_model=AuditPage, responses=errors, tags=["audit"])
     async def thread_audit(

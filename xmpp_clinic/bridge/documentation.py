@@ -20,8 +20,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from xmpp_clinic.archive.messages import MAX_PAGE, ArchiveQuery, MessageArchive
-from xmpp_clinic.bridge.records import CopiesUnreadable, DocumentedMessage
+from xmpp_clinic.bridge.records import CopiesUnreadable, DocumentedAttachment, DocumentedMessage
 from xmpp_clinic.completeness.parts import MarkerError, PartMarker, read_marker
+from xmpp_clinic.records.attachments import AttachmentInfo
 from xmpp_clinic.records.documentation import Documentation, DocumentationError
 from xmpp_clinic.records.member import open_documentation
 from xmpp_clinic.store import Store
@@ -58,15 +59,32 @@ def _joined(parts: list[tuple[PartMarker, DocumentedMessage]]) -> DocumentedMess
     first = parts[0][1]
     of = parts[0][0].of
     texts = {m.n: c.body for m, c in parts if not c.gap and m.of == of}
+    files = tuple(a for _m, c in sorted(parts, key=lambda p: p[0].n) for a in c.attachments)
     missing = tuple(n for n in range(1, of + 1) if n not in texts)
     return replace(
         first,
         body="".join(texts[n] for n in sorted(texts)),
+        attachments=files,
         gap=not texts,
         parts=of,
         missing_parts=missing,
         parts_missing=len(missing),
         through_seq=max(c.seq for _m, c in parts),
+    )
+
+
+def _file(thread: str, info: AttachmentInfo) -> DocumentedAttachment:
+    """An attachment as the bridge shows it: served by the API, never the upload link."""
+    return DocumentedAttachment(
+        url=f"/threads/{thread}/copies/{info.position}/attachments/{info.number}",
+        media_type=info.media_type,
+        size=info.size,
+        sha1=bytes.fromhex(info.sha1) if info.status == "stored" else b"",
+        title=info.name,
+        position=info.position,
+        number=info.number,
+        status=info.status,
+        reason=info.reason,
     )
 
 
@@ -109,6 +127,7 @@ class RecordsCopies:
                 sender=c.sender,
                 at=c.at,
                 body=c.body,
+                attachments=tuple(_file(thread, a) for a in c.attachments),
                 gap=c.kind == "gap",
             )
             for c in found
@@ -119,6 +138,20 @@ class RecordsCopies:
         # Reassembled first, then paged: a set is never cut in two by a cursor.
         out = [m for m in every if m.seq > after_seq]
         return out if limit is None else out[:limit]
+
+    async def attachment(
+        self, thread: str, position: int, number: int
+    ) -> tuple[DocumentedAttachment, bytes] | None:
+        if self._documentation is None:
+            return None
+        try:
+            found = await self._documentation.attachment(thread, position, number)
+        except DocumentationError as exc:
+            raise CopiesUnreadable(str(exc)) from None
+        if found is None:
+            return None
+        info, content = found
+        return _file(thread, info), content if info.status == "stored" else b""
 
     async def _markers(self, thread: str, stanza_ids: list[str]) -> dict[str, PartMarker]:
         assert self._store is not None

@@ -32,7 +32,7 @@ from fhir.resources.R4B.resource import Resource
 
 from xmpp_clinic import __version__
 from xmpp_clinic.bridge.cases import Case
-from xmpp_clinic.bridge.records import DocumentedMessage
+from xmpp_clinic.bridge.records import DocumentedAttachment, DocumentedMessage
 from xmpp_clinic.clock import as_utc
 
 JID_SYSTEM = "urn:ietf:rfc:7622"  # XMPP addresses
@@ -64,22 +64,34 @@ def _subject(case: Case | None) -> dict[str, Any]:
     return out
 
 
-def _attachment(item: Any) -> dict[str, Any]:
+def _attachment(item: DocumentedAttachment, base: str) -> dict[str, Any]:
+    url = base.rstrip("/") + item.url if item.url.startswith("/") else item.url
     return {
-        "contentType": item.media_type,
-        "url": item.url,
+        "contentType": item.media_type or "application/octet-stream",
+        "url": url,
         "size": item.size,
         "hash": base64.b64encode(item.sha1).decode(),
         **({"title": item.title} if item.title else {}),
     }
 
 
-def communication(thread: str, case: Case | None, message: DocumentedMessage) -> Communication:
-    """One documented message as a validated ``Communication``."""
+def _not_stored(item: DocumentedAttachment) -> str:
+    """ "file scan.png not in the record (too-large)" (II.2)."""
+    return f"file {item.title or item.number} not in the record ({item.reason or item.status})"
+
+
+def communication(
+    thread: str, case: Case | None, message: DocumentedMessage, base: str = ""
+) -> Communication:
+    """One documented message as a validated ``Communication``; ``base``: the API's
+    root URL, which makes the attachments' URLs absolute."""
     payload: list[dict[str, Any]] = []
     if message.body:
         payload.append({"contentString": message.body})
-    payload.extend({"contentAttachment": _attachment(a)} for a in message.attachments)
+    payload.extend(
+        {"contentAttachment": _attachment(a, base)} for a in message.attachments if a.stored
+    )
+    notes = [_not_stored(a) for a in message.attachments if not a.stored]
     data: dict[str, Any] = {
         "resourceType": "Communication",
         "id": f"{thread_id(thread)}.{message.seq}",
@@ -95,7 +107,9 @@ def communication(thread: str, case: Case | None, message: DocumentedMessage) ->
     if message.gap:
         data["statusReason"] = {"text": "no documentation copy (sender did not encrypt to it)"}
     if message.missing_parts:
-        data["note"] = [{"text": _missing(message)}]
+        notes.insert(0, _missing(message))
+    if notes:
+        data["note"] = [{"text": n} for n in notes]
     if payload:
         data["payload"] = payload
     return Communication.model_validate(data)
@@ -118,7 +132,10 @@ def transcript(thread: str, title: str, messages: Sequence[DocumentedMessage]) -
             continue
         lines.append(f"{head}: {m.body}")
         for a in m.attachments:
-            lines.append(f"    file {a.title or a.url} ({a.media_type}, {a.size} bytes)")
+            if a.stored:
+                lines.append(f"    file {a.title or a.url} ({a.media_type}, {a.size} bytes)")
+            else:
+                lines.append(f"    {_not_stored(a)}")
         if m.missing_parts:
             lines.append(f"    ({_missing(m)})")
         elif m.parts_missing:

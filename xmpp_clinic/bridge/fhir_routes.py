@@ -74,8 +74,10 @@ def install(
                 out.append((info, case))
         return out
 
-    async def communications(info: ThreadInfo, case: Case | None) -> list[Resource]:
-        return [fhir.communication(info.name, case, m) for m in await ctx.copies.copies(info.name)]
+    async def communications(info: ThreadInfo, case: Case | None, base: str) -> list[Resource]:
+        return [
+            fhir.communication(info.name, case, m, base) for m in await ctx.copies.copies(info.name)
+        ]
 
     async def document(info: ThreadInfo, case: Case | None) -> Resource:
         copies = await ctx.copies.copies(info.name)
@@ -129,7 +131,7 @@ def install(
         found: list[Resource] = []
         for info, case in await documented_threads(patient, encounter):
             if thread is None or info.name == thread:
-                found.extend(await communications(info, case))
+                found.extend(await communications(info, case, str(request.base_url)))
         return bundle(request, found, count, offset)
 
     @app.get(
@@ -139,11 +141,13 @@ def install(
         tags=["fhir"],
     )
     async def read_communication(
-        id: Annotated[str, Path(pattern=FHIR_ID)], caller: Annotated[Caller, records]
+        request: Request,
+        id: Annotated[str, Path(pattern=FHIR_ID)],
+        caller: Annotated[Caller, records],
     ) -> FhirJSON:
         """One documented message."""
         info, case, seq = await by_id(id)
-        for resource in await communications(info, case):
+        for resource in await communications(info, case, str(request.base_url)):
             if seq is not None and resource.id == id:
                 return FhirJSON(fhir.as_json(resource))
         raise Problem(404, "no such resource")

@@ -20,13 +20,26 @@ class CopiesUnreadable(Exception):
 
 @dataclass(frozen=True)
 class DocumentedAttachment:
-    """A file sent in the thread, as the documentation copy holds it (decrypted, hashed)."""
+    """A file sent in the thread, as the documentation copy holds it (decrypted, hashed).
+
+    ``url`` is where the bridge serves the stored file (a path under the API, e.g.
+    ``/threads/icu/copies/4/attachments/1``); ``status`` "stored", or "gap"/"pending"
+    with ``reason`` and no content (II.2: a file that is not in the record is said).
+    """
 
     url: str
     media_type: str
     size: int
     sha1: bytes  # FHIR Attachment.hash is SHA-1 (R4)
     title: str = ""
+    position: int = 0  # the copy it belongs to
+    number: int = 1  # 1, 2, ... within that copy
+    status: str = "stored"
+    reason: str = ""
+
+    @property
+    def stored(self) -> bool:
+        return self.status == "stored"
 
 
 @dataclass(frozen=True)
@@ -64,6 +77,11 @@ class DocumentationCopies(Protocol):
     ) -> Sequence[DocumentedMessage]:
         """The thread's copies in sequence, after ``after_seq``, at most ``limit``."""
 
+    async def attachment(
+        self, thread: str, position: int, number: int
+    ) -> tuple[DocumentedAttachment, bytes] | None:
+        """One attachment of copy ``position`` and its stored file; None: no such one."""
+
 
 class NoDocumentation:
     """No thread is documented: what the bridge reads until the records member is running."""
@@ -75,3 +93,8 @@ class NoDocumentation:
         self, thread: str, *, after_seq: int = 0, limit: int | None = None
     ) -> Sequence[DocumentedMessage]:
         return ()
+
+    async def attachment(
+        self, thread: str, position: int, number: int
+    ) -> tuple[DocumentedAttachment, bytes] | None:
+        return None
