@@ -223,6 +223,9 @@ class PartInbox:
         self.reassembly = Reassembly()
         self.messages: asyncio.Queue[Assembled] = asyncio.Queue()
         self.failures: list[str] = []  # exception names of messages that did not decrypt
+        # slixmpp runs each coroutine handler as its own task: read one message at a time,
+        # in stream order (asyncio.Lock wakes its waiters in the order they came).
+        self._reading = asyncio.Lock()
         client.register_handler(
             CoroutineCallback(
                 f"PartInbox-{id(self)}",
@@ -236,14 +239,15 @@ class PartInbox:
             return
         if message.xml.find(f"{{{LEGACY_NS}}}encrypted/{{{LEGACY_NS}}}payload") is None:
             return  # key transport: nothing to read
-        try:
-            part = await decrypt_part(self.client, message)
-        except Exception as exc:  # a bad marker (MarkerError) or an undecryptable message
-            self.failures.append(type(exc).__name__)
-            return
-        whole = self.reassembly.add(part.sender, part.marker, part.text)
-        if whole is not None:
-            await self.messages.put(whole)
+        async with self._reading:
+            try:
+                part = await decrypt_part(self.client, message)
+            except Exception as exc:  # a bad marker (MarkerError) or an undecryptable message
+                self.failures.append(type(exc).__name__)
+                return
+            whole = self.reassembly.add(part.sender, part.marker, part.text)
+            if whole is not None:
+                self.messages.put_nowait(whole)
 
     async def take(self, timeout: float = 30) -> Assembled:
         """The next whole message (waits up to ``timeout`` seconds)."""

@@ -99,6 +99,9 @@ class Phone:
     history_missing: list[str] = field(default_factory=list)  # of the last history()
     failures: list[str] = field(default_factory=list)
     _errors: asyncio.Queue[Message] = field(default_factory=asyncio.Queue)
+    # slixmpp runs each coroutine handler as its own task: one message is read at a time,
+    # in the order the stream delivered them (asyncio.Lock wakes its waiters in order).
+    _reading: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def xmpp(self) -> ClientXMPP:
@@ -234,15 +237,16 @@ class Phone:
             return
         if not has_omemo_payload(message.xml):
             return  # key transport: nothing to read
-        try:
-            part: ReadPart = await decrypt_part(self.xmpp, message)
-        except Exception as exc:  # a bad part marker, or a message that does not decrypt
-            self.failures.append(type(exc).__name__)
-            return
-        whole = self.reassembly.add(part.sender, part.marker, part.text)
-        if whole is not None:
-            own = message["from"].resource == self.nick
-            await self.inbox.put(_decrypted(whole, message, own=own))
+        async with self._reading:
+            try:
+                part: ReadPart = await decrypt_part(self.xmpp, message)
+            except Exception as exc:  # a bad part marker, or a message that does not decrypt
+                self.failures.append(type(exc).__name__)
+                return
+            whole = self.reassembly.add(part.sender, part.marker, part.text)
+            if whole is not None:
+                own = message["from"].resource == self.nick
+                self.inbox.put_nowait(_decrypted(whole, message, own=own))
 
 
 def _decrypted(whole: Assembled, last: Message, *, own: bool) -> Decrypted:
