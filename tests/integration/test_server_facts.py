@@ -10,8 +10,9 @@ or not loaded and flagged at the top.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +49,11 @@ def _privilege_expected(server: DevServer) -> bool:
     return server.kind != "prosody" or PRIVILEGE_MODULE.exists()
 
 
-async def _report_of_live_gateway(server: DevServer, tmp_path: Path) -> dict[str, Any]:
-    """Start a gateway, let it observe the server at connect, then run the report CLI."""
+@contextlib.asynccontextmanager
+async def live_gateway(
+    server: DevServer, tmp_path: Path
+) -> AsyncIterator[tuple[GatewayHandle, ServerFactsProbe]]:
+    """A gateway on ``server`` that has observed the server once at connect."""
     path = write_config(server, tmp_path)
     gateway = Gateway(load_settings(path))
     # The gateway's own probe when app.py wires it; else one attached as app.py would.
@@ -65,7 +69,15 @@ async def _report_of_live_gateway(server: DevServer, tmp_path: Path) -> dict[str
     try:
         await gateway.component.wait_online(timeout=15)
         await asyncio.wait_for(probe.observed.wait(), 40)
-        handle = GatewayHandle(gateway, gateway.settings, path, server)
+        yield GatewayHandle(gateway, gateway.settings, path, server), probe
+    finally:
+        await probe.stop()
+        await gateway.stop()
+
+
+async def _report_of_live_gateway(server: DevServer, tmp_path: Path) -> dict[str, Any]:
+    """Start a gateway, let it observe the server at connect, then run the report CLI."""
+    async with live_gateway(server, tmp_path) as (handle, _probe):
         empty = tmp_path / "no-tests"
         empty.mkdir()
         done = await asyncio.to_thread(
@@ -73,9 +85,6 @@ async def _report_of_live_gateway(server: DevServer, tmp_path: Path) -> dict[str
         )
         data: dict[str, Any] = json.loads(done.stdout)
         return data
-    finally:
-        await probe.stop()
-        await gateway.stop()
 
 
 def _finding(data: dict[str, Any], requirement: str) -> dict[str, Any]:
@@ -124,3 +133,25 @@ async def test_without_the_module_confinement_is_not_met_and_flagged(
     assert sources["server advertises MAM: source"].startswith("live server")
     assert "not observable from the live server" in sources["server archive expiry: source"]
     assert iv8["status"] == "partly" and "not checked" in iv8["reason"]
+
+
+@pytest.mark.requirement("IV.2")
+async def test_the_server_is_asked_again_after_a_reconnect(
+    xmpp_server: DevServer, tmp_path: Path
+) -> None:
+    async with live_gateway(xmpp_server, tmp_path) as (handle, probe):
+        facts = ServerFactsStore(handle.gateway.store)
+        first = {(o.domain, o.fact): o.observed_at for o in await facts.read()}
+        assert first, "nothing recorded at connect"
+        component = handle.gateway.component
+        gone = asyncio.Event()
+        component.add_event_handler("disconnected", lambda _reason: gone.set())
+        await asyncio.to_thread(xmpp_server.stop)
+        await asyncio.wait_for(gone.wait(), 10)
+        await asyncio.to_thread(xmpp_server.start)
+        await component.wait_online(timeout=20)
+        await asyncio.sleep(0)  # session_start has cleared the last round's flag
+        await asyncio.wait_for(probe.observed.wait(), 40)
+        again = {(o.domain, o.fact): o.observed_at for o in await facts.read()}
+    assert again.keys() == first.keys()
+    assert all(again[key] > first[key] for key in first)
