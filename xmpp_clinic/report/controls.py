@@ -78,7 +78,10 @@ def server_evidence(server: ServerFacts, *facts: str) -> tuple[Evidence, ...]:
         "confinement": ("confinement module loaded", server.confinement),
         "privilege": ("XEP-0356 privilege granted", server.privilege),
         "mam": ("server advertises MAM", server.server_archive),
-        "upload": ("upload service", server.upload_service),
+        "upload": (
+            "upload service",
+            "none" if server.upload_service == "" else server.upload_service,
+        ),
         "mam_expiry": ("server archive expiry", server.mam_expiry),
         "upload_expiry": ("server upload expiry", server.upload_expiry),
     }

@@ -77,6 +77,10 @@ class ServerFactsStore:
         return [Observed(r.domain, r.fact, r.value, as_utc(r.observed_at)) for r in rows]
 
 
+def _when(at: datetime) -> str:
+    return iso(as_utc(at).replace(microsecond=0))
+
+
 def _age(delta: timedelta) -> str:
     hours = int(delta.total_seconds() // 3600)
     if hours >= 48:
@@ -120,12 +124,12 @@ def live_fact(
                 None, f"observed on {domain} {_age(age)} ago, older than a day: unknown"
             )
         if item.value == UNKNOWN:
-            return LiveFact(None, f"{domain}'s server did not answer at {iso(item.observed_at)}")
+            return LiveFact(None, f"{domain}'s server did not answer at {_when(item.observed_at)}")
         values.append(item.value)
         if oldest is None or item.observed_at < oldest.observed_at:
             oldest = item
     assert oldest is not None
-    source, at = f"{LIVE}, observed {iso(oldest.observed_at)}", oldest.observed_at
+    source, at = f"{LIVE}, observed {_when(oldest.observed_at)}", oldest.observed_at
     if fact in (CONFINEMENT, MAM):
         return LiveFact(YES if all(v == YES for v in values) else NO, source, at)
     if fact == PRIVILEGE:
@@ -184,7 +188,7 @@ def merge_server_facts(
     observed_age = None
     if used:
         oldest = min(used)
-        observed_age = f"{iso(oldest)} ({_age(as_utc(now) - oldest)} ago)"
+        observed_age = f"{_when(oldest)} ({_age(as_utc(now) - oldest)} ago)"
     return replace(
         config,
         observed=observed_age,
