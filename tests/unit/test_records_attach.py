@@ -264,3 +264,23 @@ async def test_purge_takes_attachments_with_their_copies(
     db = sqlite3.connect(tmp_path / "clinic.db")
     assert db.execute("select count(*) from documentation_attachments").fetchone() == (0,)
     db.close()
+
+
+@pytest.mark.requirement("I.7")
+async def test_retention_range_purge_takes_the_attachments_of_purged_copies(
+    documentation: Documentation, tmp_path: Path
+) -> None:
+    """Retention deletes copies 1..n of a thread; their attachments (keyed by thread and
+    position) go in the same range, the later ones stay and still verify."""
+    from xmpp_clinic.retention.linked import purge_documentation
+
+    for _ in range(3):
+        _, url = upload(b"x")
+        await documented(documentation, url)
+    purged = await purge_documentation(documentation._store, "icu-1", 2, batch=10)
+    assert purged is not None and (purged.first, purged.last) == (1, 2)
+    [left] = await documentation.read("icu-1")
+    assert left.position == 3 and [f.number for f in left.attachments] == [1]
+    db = sqlite3.connect(tmp_path / "clinic.db")
+    assert db.execute("select position from documentation_attachments").fetchall() == [(3,)]
+    db.close()
