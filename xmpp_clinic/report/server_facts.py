@@ -78,7 +78,7 @@ class ServerFactsStore:
 
 
 def _when(at: datetime) -> str:
-    return iso(as_utc(at).replace(microsecond=0))
+    return iso(as_utc(at).replace(microsecond=0)) or ""
 
 
 def _age(delta: timedelta) -> str:
