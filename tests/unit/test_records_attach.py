@@ -284,3 +284,31 @@ async def test_retention_range_purge_takes_the_attachments_of_purged_copies(
     db = sqlite3.connect(tmp_path / "clinic.db")
     assert db.execute("select position from documentation_attachments").fetchall() == [(3,)]
     db.close()
+
+
+@pytest.mark.requirement("I.7", "II.3")
+async def test_attachments_still_verify_after_an_erasure_relinks_the_chain(
+    documentation: Documentation,
+) -> None:
+    """``erase --person`` puts a pseudonym in the copies' sender and re-links the chain:
+    the attachments are bound to their copy's sealed content, which does not change."""
+    from xmpp_clinic.retention.person import pseudonymise_documentation
+    from xmpp_clinic.retention.scrub import scrubber
+
+    uploads = Uploads()
+    ciphertext, url = upload(jpeg_with_gps())
+    uploads.files["/share/abc/wound.jpg"] = ciphertext
+    position = await documented(documentation, url)
+    fetcher = fetcher_for(documentation, uploads)
+    fetcher.schedule("icu-1", position)
+    await fetcher.drain()
+    await fetcher.close()
+    async with documentation._store.session() as session:
+        changed = await pseudonymise_documentation(
+            session, "anna@hospital.test", scrubber("anna@hospital.test", "person-1")
+        )
+    assert changed and changed[0]["positions"] == [position]
+    [copy] = await documentation.read("icu-1")
+    assert copy.sender != "anna@hospital.test"
+    assert [f.status for f in copy.attachments] == ["stored"]
+    assert await documentation.attachment("icu-1", position, 1) is not None

@@ -5,9 +5,11 @@ the same transaction, status "pending"), so a crash before the fetch leaves a pe
 row that the next start fetches, never a silent loss. The fetcher (``fetch.py``) then
 stores the cleaned file or turns the row into a gap with its reason. Everything but the
 keys (thread, position, number) and the status is sealed with AES-GCM under the
-thread's data key; each row's digest binds it to its copy's digest, and a copy whose
-links have fewer rows than links is found on reading. Rows are keyed by thread and the
-copy's position, so retention deletes a range of both tables with the same condition.
+thread's data key; each row's digest binds it to its copy's sealed content (which the
+copy chain protects, and which stays the same when an erasure re-links the chain under
+a pseudonym), and a copy whose links have fewer rows than links is found on reading.
+Rows are keyed by thread and the copy's position, so retention deletes a range of both
+tables with the same condition.
 """
 
 from __future__ import annotations
@@ -58,12 +60,17 @@ def _content_context(thread: str, position: int, number: int) -> bytes:
     return f"documentation-attachment\x00{thread}\x00{position}\x00{number}".encode()
 
 
-def digest(copy_digest: bytes, row: DocumentationAttachment) -> bytes:
-    """The row's digest: its copy's digest, its keys and status, and its sealed parts."""
+def binding(copy_sealed: bytes) -> bytes:
+    """What ties attachments to their copy: the hash of the copy's sealed content."""
+    return hashlib.sha256(b"documentation-copy\n" + copy_sealed).digest()
+
+
+def digest(copy: bytes, row: DocumentationAttachment) -> bytes:
+    """The row's digest: its copy's :func:`binding`, its keys and status, its sealed parts."""
     head = f"attachment\n{row.thread}\n{row.position}\n{row.number}\n{row.status}\n".encode()
     meta = hashlib.sha256(row.sealed_meta).digest()
     content = hashlib.sha256(row.sealed_content or b"").digest()
-    return hashlib.sha256(copy_digest + head + meta + content).digest()
+    return hashlib.sha256(copy + head + meta + content).digest()
 
 
 def _source(url: str) -> str:
@@ -81,7 +88,7 @@ def _name(url: str) -> str:
 
 
 def pending_rows(
-    key: bytes, thread: str, position: int, copy_digest: bytes, links: Sequence[str]
+    key: bytes, thread: str, position: int, copy: bytes, links: Sequence[str]
 ) -> list[DocumentationAttachment]:
     """New pending rows for ``links`` of the copy at ``position``."""
     rows = []
@@ -91,7 +98,7 @@ def pending_rows(
         row.sealed_meta = seal(
             key, json.dumps({"url": url}).encode(), _meta_context(thread, position, number, PENDING)
         )
-        row.digest = digest(copy_digest, row)
+        row.digest = digest(copy, row)
         rows.append(row)
     return rows
 
@@ -112,7 +119,7 @@ def content_of(key: bytes, row: DocumentationAttachment) -> bytes:
 
 def settle(
     key: bytes,
-    copy_digest: bytes,
+    copy: bytes,
     row: DocumentationAttachment,
     url: str,
     outcome: VettedFile | str,
@@ -134,7 +141,7 @@ def settle(
         row.status, meta["reason"], row.sealed_content = GAP, outcome, None
     context = _meta_context(row.thread, row.position, row.number, row.status)
     row.sealed_meta = seal(key, json.dumps(meta).encode(), context)
-    row.digest = digest(copy_digest, row)
+    row.digest = digest(copy, row)
 
 
 def info_of(key: bytes, row: DocumentationAttachment) -> AttachmentInfo:

@@ -161,7 +161,9 @@ class Documentation:
             if copy.content is not None:
                 links = links_of(copy.content)
                 session.add_all(
-                    attached.pending_rows(key, copy.thread, position, row.digest, links)
+                    attached.pending_rows(
+                        key, copy.thread, position, attached.binding(row.sealed), links
+                    )
                 )
             return position
 
@@ -213,7 +215,8 @@ class Documentation:
         found: list[DocumentedMessage] = []
         assert anchor is not None  # the key row exists whenever copies do
         previous, start = anchor.anchor_digest, anchor.anchor_position + 1
-        by_copy = _files_by_copy(thread, files, {r.position: r.digest for r in rows})
+        bindings = {r.position: attached.binding(r.sealed) for r in rows}
+        by_copy = _files_by_copy(thread, files, bindings)
         for expected, row in enumerate(rows, start=start):
             if row.position != expected or _digest(previous, row) != row.digest:
                 raise DocumentationError(f"the documentation of {thread!r} is broken at {expected}")
@@ -315,8 +318,8 @@ class Documentation:
         pending attachment; False when it is no longer pending (purged, settled)."""
         async with self._store.session() as session:
             key = await self._data_key(session, thread, create=False)
-            copy_digest = await session.scalar(
-                select(DocumentationCopy.digest).where(
+            copy_sealed = await session.scalar(
+                select(DocumentationCopy.sealed).where(
                     DocumentationCopy.thread == thread, DocumentationCopy.position == position
                 )
             )
@@ -327,10 +330,10 @@ class Documentation:
                     DocumentationAttachment.number == number,
                 )
             )
-            if key is None or copy_digest is None or row is None or row.status != attached.PENDING:
+            if key is None or copy_sealed is None or row is None or row.status != attached.PENDING:
                 return False
             url = str(attached.meta_of(key, row)["url"])
-            attached.settle(key, copy_digest, row, url, outcome)
+            attached.settle(key, attached.binding(copy_sealed), row, url, outcome)
             return True
 
     async def attachment(
@@ -340,17 +343,17 @@ class Documentation:
         copy; None when there is none. DocumentationError when it was altered."""
         async with self._store.session() as session:
             key = await self._data_key(session, thread, create=False)
-            copy_digest = await session.scalar(
-                select(DocumentationCopy.digest).where(
+            copy_sealed = await session.scalar(
+                select(DocumentationCopy.sealed).where(
                     DocumentationCopy.thread == thread, DocumentationCopy.position == position
                 )
             )
             rows = await attached.rows_of(session, thread, position)
         row = next((r for r in rows if r.number == number), None)
-        if key is None or copy_digest is None or row is None:
+        if key is None or copy_sealed is None or row is None:
             return None
         where = f"attachment {number} of copy {position} of {thread!r}"
-        if attached.digest(copy_digest, row) != row.digest:
+        if attached.digest(attached.binding(copy_sealed), row) != row.digest:
             raise DocumentationError(f"{where} does not match its copy")
         try:
             return attached.info_of(key, row), attached.content_of(key, row)
@@ -359,16 +362,16 @@ class Documentation:
 
 
 def _files_by_copy(
-    thread: str, files: Sequence[DocumentationAttachment], copy_digests: dict[int, bytes]
+    thread: str, files: Sequence[DocumentationAttachment], bindings: dict[int, bytes]
 ) -> dict[int, list[DocumentationAttachment]]:
-    """Attachment rows by copy position, each checked against its copy's digest (rows of
-    copies purged or appended meanwhile are left out)."""
+    """Attachment rows by copy position, each checked against its copy's binding (rows
+    of copies purged or appended meanwhile are left out)."""
     by_copy: dict[int, list[DocumentationAttachment]] = {}
     for row in files:
-        copy_digest = copy_digests.get(row.position)
-        if copy_digest is None:
+        binding = bindings.get(row.position)
+        if binding is None:
             continue
-        if attached.digest(copy_digest, row) != row.digest:
+        if attached.digest(binding, row) != row.digest:
             raise DocumentationError(
                 f"attachment {row.number} of copy {row.position} of {thread!r} was altered"
             )

@@ -5,7 +5,8 @@ copy's position (``documentation.position``) and the link's number within the me
 so retention removes a range of a thread's documentation with the same ``WHERE thread
 = ? AND position <= ?`` on both tables. ``sealed_meta`` (link, name, type, size,
 hashes, or the gap's reason) and ``sealed_content`` (the cleaned file) are AES-GCM
-ciphertext under the thread's data key; ``digest`` binds the row to its copy's digest.
+ciphertext under the thread's data key; ``digest`` binds the row to its copy's sealed
+content.
 """
 
 from __future__ import annotations
