@@ -5,17 +5,21 @@ The gateway runs as ``xmpp-clinic run`` builds it (records member, device approv
 it (API on loopback, ADT listener, MDM outbox). The HIS is the ``hl7`` package: its
 asyncio MLLP client sends A01, its asyncio MLLP server receives the MDM.
 
-Two slixmpp-omemo members write in a documented thread bound to the case of the A01,
-one of them a part set in the order 1, 3, 2 and another with part 2 held back. Then:
-the API returns the messages in order with sender and time, each set reassembled and
-the missing part named; the FHIR ``Communication`` and ``DocumentReference`` validate
-and carry the patient and encounter from the A01; ``threads close`` starts the
-retention and delivers an MDM^T02 with the transcript to the listener.
+Two slixmpp-omemo members write in a documented thread bound to the case of the A01:
+a PDF shared through the server's own upload service (XEP-0454 over XEP-0363), a part
+set in the order 1, 3, 2 and another with part 2 held back. Then: the API returns the
+messages in order with sender and time, the file with its size and hash (and serves
+it), each set reassembled and the missing part named; the FHIR ``Communication`` and
+``DocumentReference`` validate and carry the patient and encounter from the A01;
+``threads close`` starts the retention and delivers an MDM^T02 with the transcript to
+the listener.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import secrets
 import tomllib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -23,6 +27,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -47,6 +52,8 @@ from xmpp_clinic.client import ThreadPoster
 from xmpp_clinic.clock import utcnow
 from xmpp_clinic.config import load_settings
 from xmpp_clinic.dev.servers import DevServer
+from xmpp_clinic.dev.servers.upload import request_slot
+from xmpp_clinic.records.aesgcm import encrypt
 from xmpp_clinic.settings.bridge import BridgeSettings
 from xmpp_clinic.store import Store
 
@@ -59,6 +66,7 @@ pytestmark = [
 PATIENT, VISIT = "P42", "V100"
 SET_TEXT = "Befund: " + "Hb 13.2 g/dl; " * 12  # three parts of at most 64 bytes
 HELD_BACK = "Plan: " + "Kontrolle morgen; " * 8
+SWAB = b"%PDF-1.4\n% wound swab: MRSA negative\n%%EOF\n"
 
 
 @dataclass
@@ -133,8 +141,22 @@ async def running(
 
 @pytest.fixture
 async def clinic(xmpp_server: DevServer, tmp_path: Path) -> AsyncIterator[Clinic]:
-    async with running(xmpp_server, tmp_path) as found:
+    """Documented attachments are fetched from the server's own upload service."""
+    upload = urlsplit(xmpp_server.upload_url_base)
+    records = {"attachment_hosts": [f"http://{upload.hostname}:{upload.port}"]}
+    async with running(xmpp_server, tmp_path, records=records) as found:
         yield found
+
+
+async def share(bot: ClientXMPP, server: DevServer, name: str, content: bytes) -> str:
+    """A file shared the XEP-0454 way: encrypted, PUT into an upload slot; its link."""
+    ciphertext, fragment = encrypt(content, secrets.token_bytes(12), secrets.token_bytes(32))
+    slot = await request_slot(bot, server.upload_jid, name, len(ciphertext), "application/pdf")
+    async with httpx.AsyncClient(trust_env=False) as http:
+        headers = slot.headers | {"Content-Type": "application/pdf"}
+        stored = await http.put(slot.put_url, content=ciphertext, headers=headers)
+    assert stored.status_code in (200, 201), stored.status_code
+    return "aesgcm://" + slot.get_url.split("://", 1)[1] + "#" + fragment
 
 
 @pytest.fixture
@@ -181,38 +203,53 @@ async def test_real_members_reach_the_api_fhir_and_the_his(
         await clinic.wait_copies("icu", 1)
         await send_omemo_groupchat(bots[1], thread, "Heparin 5000 IE started")
         await clinic.wait_copies("icu", 2)
+        link = await share(bots[1], server, "swab.pdf", SWAB)
+        await send_omemo_groupchat(bots[1], thread, f"Swab report {link}")
+        await clinic.wait_copies("icu", 3)
         await post_parts(bots[0], thread, SET_TEXT, [1, 3, 2])
-        await clinic.wait_copies("icu", 5)
+        await clinic.wait_copies("icu", 6)
         await post_parts(bots[1], thread, HELD_BACK, [1, 3])
-        await clinic.wait_copies("icu", 7)
+        await clinic.wait_copies("icu", 8)
     finally:
         await asyncio.gather(*(disconnect_bot(b) for b in bots))
 
     async with clinic.api() as api:
-        page = (await api.get("/threads/icu/messages")).json()
-        items = page["items"]
+        for _ in range(100):  # the records member fetches the file after the copy
+            items = (await api.get("/threads/icu/messages")).json()["items"]
+            if items[2]["attachments"] and items[2]["attachments"][0]["status"] != "pending":
+                break
+            await asyncio.sleep(0.2)
         assert [(m["sender"], m["body"], m["parts"], m["missing_parts"]) for m in items] == [
             (anna, "BP 120/80 at 08:00", 1, []),
             (ben, "Heparin 5000 IE started", 1, []),
+            (ben, f"Swab report {link}", 1, []),
             (anna, SET_TEXT, 3, []),
             (ben, HELD_BACK[:64] + HELD_BACK[128:], 3, [2]),
         ]
+        (swab,) = items[2]["attachments"]
+        assert (swab["title"], swab["status"], swab["media_type"], swab["size"]) == (
+            "swab.pdf", "stored", "application/pdf", len(SWAB),
+        )  # fmt: skip
+        assert swab["sha1"] == hashlib.sha1(SWAB).hexdigest()
+        assert (await api.get(swab["url"])).content == SWAB
         seqs = [m["seq"] for m in items]
-        assert seqs == sorted(seqs) and len(set(seqs)) == 4
+        assert seqs == sorted(seqs) and len(set(seqs)) == 5
         times = [m["at"] for m in items]
         assert times == sorted(times)
         assert all(started.isoformat() <= t for t in times)
 
         bundle = Bundle.model_validate((await api.get("/fhir/Communication?thread=icu")).json())
-        assert bundle.entry is not None and len(bundle.entry) == 4
+        assert bundle.entry is not None and len(bundle.entry) == 5
         resources = [Communication.model_validate(e.resource.model_dump()) for e in bundle.entry]
         for resource in resources:
             assert resource.subject is not None and resource.subject.identifier.value == PATIENT
             assert resource.encounter is not None and resource.encounter.identifier.value == VISIT
-        assert [r.sender.identifier.value for r in resources] == [anna, ben, anna, ben]
-        assert resources[2].payload[0].contentString == SET_TEXT
-        assert resources[3].note is not None
-        assert resources[3].note[0].text == "part 2 of 3 never arrived"
+        assert [r.sender.identifier.value for r in resources] == [anna, ben, ben, anna, ben]
+        file = resources[2].payload[1].contentAttachment
+        assert (file.size, file.hash) == (len(SWAB), hashlib.sha1(SWAB).digest())
+        assert resources[3].payload[0].contentString == SET_TEXT
+        assert resources[4].note is not None
+        assert resources[4].note[0].text == "part 2 of 3 never arrived"
 
         raw = (await api.get("/fhir/DocumentReference/icu")).json()
         document = DocumentReference.model_validate(raw)
@@ -236,6 +273,7 @@ async def test_real_members_reach_the_api_fhir_and_the_his(
         assert said in text
     assert f"{anna}: BP 120/80" in text
     assert "(part 2 of 3 never arrived)" in text
+    assert f"file swab.pdf (application/pdf, {len(SWAB)} bytes)" in text
     for _ in range(50):
         if not await clinic.bridge.outbox.pending():  # type: ignore[union-attr]
             break
