@@ -128,3 +128,16 @@ async def test_update_merge_and_discharge_reach_the_case_thread(ward: Ward) -> N
     when = await closed_at(ward.store, "ward-4b-v100")
     assert when is not None and when.isoformat() == "2026-03-05T12:00:00+00:00"
     assert ward.closed == [["ward-4b-v100"]]
+
+
+async def test_a_name_taken_by_someone_elses_thread_is_left_alone(ward: Ward) -> None:
+    await ward.threads.create("ward-4b-v300", "Handover", [NURSE], actor="test")
+    reply = await ward.his.send(adt("A01", "C1", "PID|1||P42", pv1("V300", "4B")))
+    assert code(reply) == "AA"
+    bindings = await CaseBook(ward.store).bindings()
+    assert "ward-4b-v300" not in bindings  # the hand-made thread is not the case's record
+    [(name, case)] = bindings.items()
+    assert name.startswith("ward-4b-v300-") and case.visit == "V300"
+    assert (await ward.threads.get(name)).documented
+    again = await ward.his.send(adt("A01", "C2", "PID|1||P42", pv1("V300", "4B")))
+    assert code(again) == "AA" and list(await CaseBook(ward.store).bindings()) == [name]
