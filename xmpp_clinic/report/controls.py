@@ -18,6 +18,7 @@ from xmpp_clinic.config import Settings, weakened_controls
 from xmpp_clinic.report.catalogue import load_catalogue
 from xmpp_clinic.report.facts import ServerFacts, StateFacts, TestFacts
 from xmpp_clinic.report.model import Evidence, Finding, Outcome, Report, Status
+from xmpp_clinic.report.server_facts import source_kind
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,8 @@ def weakened(facts: Facts) -> list[str]:
         )
     elif not server.confinement:
         found.append(
-            "mod_clinic_confine is not loaded: users can message each other around the gateway"
+            "mod_clinic_confine is not loaded: users can message each other around the gateway "
+            f"({source_kind(server.source_of('confinement'))})"
         )
     if not settings.backup.recipients:
         found.append("backup.recipients is empty: no encrypted backups are made (I.9)")
