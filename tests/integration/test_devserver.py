@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from slixmpp import JID, ClientXMPP, ComponentXMPP, Message
 from slixmpp.exceptions import IqError
@@ -14,8 +15,10 @@ from slixmpp.plugins.xep_0004 import Form
 from slixmpp.xmlstream import ET
 
 from tests.helpers.bots import BotLoginError, connect_bot, disconnect_bot
-from xmpp_clinic.dev.servers import DevServer, ServerKind, make_server
+from xmpp_clinic.dev.servers import DevServer, ProsodyServer, ServerKind, make_server
+from xmpp_clinic.dev.servers.upload import find_upload_service, request_slot
 from xmpp_clinic.omemo import OMEMO2, OMEMO2_NS
+from xmpp_clinic.settings.retention import RetentionSettings
 
 pytestmark = pytest.mark.integration
 
@@ -74,6 +77,41 @@ async def test_component_and_pep(server: DevServer) -> None:
     finally:
         for client in (*devices, bot):
             await disconnect_bot(client)
+
+
+@pytest.mark.requirement("I.7")
+async def test_upload_service(server: DevServer) -> None:
+    """XEP-0363: the upload service is found in the domain's disco#items, hands out a
+    slot on the loopback HTTP port, stores the PUT and serves it back; its files expire
+    as the init snippets say (the default retention) (I.7)."""
+    (user,) = server.register_many({"uploader": "pw"})
+    bot = await connect_bot(user, "pw", server)
+    data = bytes(range(256)) * 64
+    try:
+        assert await find_upload_service(bot, server.domain) == server.upload_jid
+        slot = await request_slot(bot, server.upload_jid, "scan.png", len(data), "image/png")
+    finally:
+        await disconnect_bot(bot)
+    assert slot.put_url.startswith(server.upload_url_base)
+    async with httpx.AsyncClient(timeout=TIMEOUT) as http:
+        put = await http.put(slot.put_url, content=data, headers=slot.headers)
+        assert put.status_code in (200, 201), put.text
+        got = await http.get(slot.get_url)
+        assert (got.status_code, got.content) == (200, data)
+        unknown = await http.get(server.upload_url_base + "no-such-slot/scan.png")
+        assert unknown.status_code in (403, 404)
+    assert server.expiry.days == RetentionSettings().messages_days
+    config = (
+        server.config_path.read_text()
+        if isinstance(server, ProsodyServer)
+        else server.render_config()
+    )
+    expected = (
+        f"http_file_share_expires_after = {server.expiry.upload_seconds}"
+        if server.kind == "prosody"
+        else f"max_days: {server.expiry.days}"
+    )
+    assert expected in config
 
 
 async def _assert_message_arrives(
