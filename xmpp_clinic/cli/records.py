@@ -140,10 +140,13 @@ def attachment(
         int, typer.Argument(metavar="SEQ", min=1, help="The message's position (records show).")
     ],
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="New file to write (never overwritten).")
+        Path,
+        typer.Option(
+            "--output", "-o", metavar="FILE", help="New file to write (never overwritten)."
+        ),
     ],
     number: Annotated[
-        int, typer.Option("--number", min=1, help="Which attachment of the message.")
+        int, typer.Option("--number", min=1, metavar="N", help="Which attachment of the message.")
     ] = 1,
     config: ConfigOption = None,
 ) -> None:
