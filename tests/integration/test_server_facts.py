@@ -131,6 +131,7 @@ async def test_without_the_module_confinement_is_not_met_and_flagged(
     iv8 = _finding(data, "IV.8")
     sources = _evidence(iv8)
     assert sources["server advertises MAM: source"].startswith("live server")
+    assert sources["upload service"] == xmpp_server.upload_jid  # found in disco#items
     assert "not observable from the live server" in sources["server archive expiry: source"]
     assert iv8["status"] == "partly" and "not checked" in iv8["reason"]
 
