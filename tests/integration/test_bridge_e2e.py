@@ -219,13 +219,16 @@ async def test_real_members_reach_the_api_fhir_and_the_his(
             if items[2]["attachments"] and items[2]["attachments"][0]["status"] != "pending":
                 break
             await asyncio.sleep(0.2)
-        assert [(m["sender"], m["body"], m["parts"], m["missing_parts"]) for m in items] == [
-            (anna, "BP 120/80 at 08:00", 1, []),
-            (ben, "Heparin 5000 IE started", 1, []),
-            (ben, f"Swab report {link}", 1, []),
-            (anna, SET_TEXT, 3, []),
-            (ben, HELD_BACK[:64] + HELD_BACK[128:], 3, [2]),
-        ]
+        assert (
+            [(m["sender"], m["body"], m["parts"], m["missing_parts"]) for m in items]
+            == [
+                (anna, "BP 120/80 at 08:00", 1, []),
+                (ben, "Heparin 5000 IE started", 1, []),
+                (ben, f"Swab report {link.split('#')[0]}", 1, []),  # the key stays here
+                (anna, SET_TEXT, 3, []),
+                (ben, HELD_BACK[:64] + HELD_BACK[128:], 3, [2]),
+            ]
+        )
         (swab,) = items[2]["attachments"]
         assert (swab["title"], swab["status"], swab["media_type"], swab["size"]) == (
             "swab.pdf", "stored", "application/pdf", len(SWAB),
@@ -238,7 +241,9 @@ async def test_real_members_reach_the_api_fhir_and_the_his(
         assert times == sorted(times)
         assert all(started.isoformat() <= t for t in times)
 
-        bundle = Bundle.model_validate((await api.get("/fhir/Communication?thread=icu")).json())
+        searched = await api.get("/fhir/Communication?thread=icu")
+        assert link.split("#")[1] not in searched.text
+        bundle = Bundle.model_validate(searched.json())
         assert bundle.entry is not None and len(bundle.entry) == 5
         resources = [Communication.model_validate(e.resource.model_dump()) for e in bundle.entry]
         for resource in resources:
@@ -274,6 +279,7 @@ async def test_real_members_reach_the_api_fhir_and_the_his(
     assert f"{anna}: BP 120/80" in text
     assert "(part 2 of 3 never arrived)" in text
     assert f"file swab.pdf (application/pdf, {len(SWAB)} bytes)" in text
+    assert link.split("#")[1] not in str(mdm)
     for _ in range(50):
         if not await clinic.bridge.outbox.pending():  # type: ignore[union-attr]
             break

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from tests.unit.test_bridge_support import ALICE, BOB, T0
 from xmpp_clinic.bridge import fhir
-from xmpp_clinic.bridge.documentation import reassemble
+from xmpp_clinic.bridge.documentation import reassemble, without_keys
 from xmpp_clinic.bridge.records import DocumentedMessage
 from xmpp_clinic.bridge.wards import thread_name, thread_title
 from xmpp_clinic.completeness.parts import PartMarker
@@ -96,3 +96,10 @@ def test_sets_of_two_senders_with_the_same_set_id_stay_apart() -> None:
     copies = [copy(1, "a1"), copy(2, "b1", BOB), copy(3, "a2"), copy(4, "b2", BOB)]
     markers = {f"s{s}": PartMarker("same", 1 + (s > 2), 2) for s in range(1, 5)}
     assert [m.body for m in reassemble(copies, markers)] == ["a1a2", "b1b2"]
+
+
+@pytest.mark.requirement("II.1")
+def test_the_key_of_a_shared_file_never_leaves_with_the_text() -> None:
+    text = "Swab aesgcm://up.h/a/swab.pdf#00ff11, see (AESGCM://up.h/b.png#aa). Done"
+    assert without_keys(text) == "Swab aesgcm://up.h/a/swab.pdf, see (AESGCM://up.h/b.png). Done"
+    assert without_keys("no links # here") == "no links # here"

@@ -10,10 +10,15 @@ Part sets (II.2): each part is a copy of its own; the part marker travels outsid
 encryption, in the archived stanza. With the store, the adapter reads the markers from
 the archive (by stanza id) and puts each set back together at its first part's place,
 in part order, naming the parts that never came (:func:`reassemble`).
+
+An ``aesgcm://`` link's key (its fragment) never leaves the gateway: the text keeps the
+link without it (:func:`without_keys`), and the file itself is served, decrypted, as
+the message's attachment (II.1).
 """
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -29,6 +34,20 @@ from xmpp_clinic.store import Store
 from xmpp_clinic.threads import ThreadNotFound, ThreadService
 
 MAX_PARTS = 1000  # the most [parts] max_parts allows; a larger marker is no part
+# An aesgcm:// link (XEP-0454) as records.aesgcm finds it; its fragment holds IV and key.
+_LINK = re.compile(r"aesgcm://[^\s<>\"']+", re.IGNORECASE)
+_TRAILING = ".,;:)]}"  # punctuation after a link is the sentence's, not the link's
+
+
+def _cut(match: re.Match[str]) -> str:
+    found = match.group(0)
+    link = found.rstrip(_TRAILING)
+    return link.split("#", 1)[0] + found[len(link) :]
+
+
+def without_keys(text: str) -> str:
+    """``text`` with the key of every ``aesgcm://`` link cut off (pure, II.1)."""
+    return _LINK.sub(_cut, text)
 
 
 def reassemble(
@@ -126,7 +145,7 @@ class RecordsCopies:
                 stanza_id=c.stanza_id or c.message_id,
                 sender=c.sender,
                 at=c.at,
-                body=c.body,
+                body=without_keys(c.body),
                 attachments=tuple(_file(thread, a) for a in c.attachments),
                 gap=c.kind == "gap",
             )
