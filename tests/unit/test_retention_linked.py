@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from xmpp_clinic.archive.messages import MessageArchive, NewMessage
 from xmpp_clinic.records.documentation import Content, Documentation, NewCopy
+from xmpp_clinic.retention.linked import attachments_table
 from xmpp_clinic.retention.purge import Purger
 from xmpp_clinic.retention.reapply import reapply
 from xmpp_clinic.retention.receipts import ReceiptBook, load_public_key
@@ -35,6 +36,7 @@ BOB = "bob@hospital.test"
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 PARTS = "urn:xmpp-clinic:parts:0"
 KEY = secrets.token_bytes(32)  # the records key file's key
+LINKED = f" scan aesgcm://upload.hospital.test/x/scan.jpg#{'ab' * 44}"
 
 
 @pytest.fixture
@@ -146,7 +148,8 @@ async def documentation(store: Store, ages: list[int], thread: str = "ward") -> 
     docs = Documentation(store, KEY)
     for n, age in enumerate(ages):
         at = NOW - timedelta(minutes=age)
-        await docs.append(NewCopy(thread, at, ALICE, f"m{n}", Content(f"text {n}")))
+        said = f"text {n}" + (LINKED if n == 0 else "")  # the first one links a file
+        await docs.append(NewCopy(thread, at, ALICE, f"m{n}", Content(said)))
     return docs
 
 
@@ -157,6 +160,10 @@ async def test_documentation_copies_go_with_the_range_and_the_rest_verifies(
     the rest, and copies appended later, read back through the checked chain."""
     await ward(store, [(10, ""), (5, ""), (1, "")])
     docs = await documentation(store, [10, 5, 1])
+    files = attachments_table()
+    assert files is not None
+    async with store.session() as session:
+        assert (await session.execute(select(files.c.position))).all() == [(1,)]
     job, _ = purger(store, tmp_path, purge_batch=10)
     outcome = await job.run(actor="gateway", rule="schedule", now=NOW)
     assert outcome.linked.documentation == 2
@@ -168,6 +175,8 @@ async def test_documentation_copies_go_with_the_range_and_the_rest_verifies(
     assert (item["thread"], item["first_position"], item["last_position"], item["count"]) == (
         "ward", 1, 2, 2,
     )  # fmt: skip
+    async with store.session() as session:  # the first copy's attachment went with it
+        assert (await session.execute(select(files.c.position))).all() == []
 
 
 async def test_copies_of_a_deleted_thread_follow_the_default_period(
