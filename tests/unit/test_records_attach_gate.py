@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -186,6 +187,15 @@ def test_show_lists_attachments_and_one_is_exported_audited(tmp_path: Path) -> N
     [_message, listed] = out.splitlines()
     assert "wound.jpg" in listed and "image/jpeg" in listed and "sha256 " in listed
     assert "records attachment icu-1 1 --number 1" in listed
+    code, out, _ = cli(tmp_path, "show", "icu-1", "--json")
+    [shown] = json.loads(out)
+    [file] = shown["attachments"]
+    assert (file["name"], file["status"], file["media_type"]) == (
+        "wound.jpg",
+        "stored",
+        "image/jpeg",
+    )
+    assert file["metadata_removed"] is True and len(file["sha256"]) == 64
     target = tmp_path / "out.jpg"
     code, out, _ = cli(tmp_path, "attachment", "icu-1", "1", "--output", str(target))
     assert code == 0, out
