@@ -63,6 +63,7 @@ async def test_client_discovers_gateway_and_privacy_notice(
         "FORM_TYPE": PRIVACY_FORM_TYPE,
         "privacy-notice-url": "https://hospital.test/privacy/messenger",
         "controller-contact": "mailto:privacy@hospital.test",
+        "documentation-service": f"records@{handle.jid}",
     }
 
 

@@ -59,6 +59,10 @@ class TestComponentDiscovery(ComponentTest):
                          label="Data protection contact">
                     <value>mailto:dpo@hospital.test</value>
                   </field>
+                  <field var="documentation-service" type="text-single"
+                         label="Documented threads include the documentation service">
+                    <value>records@{COMPONENT}</value>
+                  </field>
                 </x>
               </query>
             </iq>""",

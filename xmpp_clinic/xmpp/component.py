@@ -21,6 +21,7 @@ from slixmpp.xmlstream import ElementBase
 from xmpp_clinic import __version__
 from xmpp_clinic import namespaces as ns
 from xmpp_clinic.config import Settings
+from xmpp_clinic.records import member_jid
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,12 @@ def privacy_form(settings: Settings) -> Form:
         ftype="text-single",
         label="Data protection contact",
         value=settings.privacy.controller_contact,
+    )
+    form.add_field(  # the announced member of documented threads (I.6)
+        var="documentation-service",
+        ftype="text-single",
+        label="Documented threads include the documentation service",
+        value=member_jid(settings.records.localpart, settings.xmpp.component_jid),
     )
     return form
 
