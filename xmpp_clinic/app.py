@@ -25,6 +25,7 @@ from xmpp_clinic.records import member_jid
 from xmpp_clinic.records.member import open_documentation
 from xmpp_clinic.registry.service import DeviceRegistry
 from xmpp_clinic.report.scheduler import ReportScheduler
+from xmpp_clinic.report.server_facts import ServerFactsStore
 from xmpp_clinic.report.sessions import ClientSessions
 from xmpp_clinic.retention.scheduler import PurgeScheduler
 from xmpp_clinic.store import Store, StoreUnavailable
@@ -49,6 +50,7 @@ from xmpp_clinic.xmpp.relay import Relay
 from xmpp_clinic.xmpp.roster_sync import RosterSync
 from xmpp_clinic.xmpp.search import DirectorySearch
 from xmpp_clinic.xmpp.selfping import SelfPing
+from xmpp_clinic.xmpp.server_facts import ServerFactsProbe
 from xmpp_clinic.xmpp.thread_disco import ThreadDisco
 from xmpp_clinic.xmpp.threads import ThreadHost
 
@@ -111,6 +113,10 @@ class Gateway:
         inner = self.records.gate(self.parts.gate(policy or self.pipeline))
         self.policy: MessagePolicy = self.client_versions.gate(self.delivery.gate(inner))
         self.reports = ReportScheduler(settings, self.store)
+        # At every connect the server is asked what the report needs of it (IV.2, I.3).
+        self.server_facts = ServerFactsProbe(
+            self.component, ServerFactsStore(self.store), user_domains=settings.xmpp.user_domains
+        )
         # Retention runs inside the gateway on its schedule (I.7, IV.8); an erasure that
         # re-hashed a chain tells the archive to read its heads again.
         self.purge = PurgeScheduler(self.store, settings)
@@ -150,8 +156,10 @@ class Gateway:
             AdminCommands(self.thread_host),
             self.client_versions,
             self.records,
+            self.server_facts,
         ):
             part.attach()
+        self.component.add_shutdown_hook(self.server_facts.stop)
         device_commands.attach(self.component, self.registry)
         attach_delivery_commands(self.thread_host, self.delivery.deliveries)
         self.component.add_shutdown_hook(self.thread_host.shutdown)
