@@ -17,7 +17,6 @@ not-delivered notice, and the "who has my message?" ad-hoc command (II.2).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable, Iterable
@@ -28,6 +27,7 @@ from xmpp_clinic import namespaces as ns
 from xmpp_clinic.clock import utcnow
 from xmpp_clinic.completeness.delivery import notices_due, report_lines, tracked, unread_notice
 from xmpp_clinic.completeness.delivery_store import Deliveries
+from xmpp_clinic.periodic import Periodic
 from xmpp_clinic.policy.verdict import MessageContext, MessagePolicy, Verdict
 from xmpp_clinic.settings.completeness import DeliverySettings
 from xmpp_clinic.store import StoreUnavailable
@@ -75,7 +75,7 @@ class DeliveryTracker:
         self.settings = settings
         self._now = clock
         self._writes: set[asyncio.Task[None]] = set()
-        self._watcher: asyncio.Task[None] | None = None
+        self._watcher = Periodic(self._round, self._tick, name="delivery notices")
 
     # ------------------------------------------------------------- the hooks
     def relayed(
@@ -134,27 +134,20 @@ class DeliveryTracker:
 
     # ------------------------------------------------------------- notices
     def start(self) -> None:
-        if self._watcher is None:
-            self._watcher = asyncio.ensure_future(self._watch())
+        self._watcher.start()
 
     async def stop(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
-            self._watcher = None
+        await self._watcher.stop()
         await self.flush()
 
-    async def _watch(self) -> None:
-        tick = min(MAX_TICK_SECONDS, self.settings.notify_after_minutes * 60 / 4)
-        while True:
-            await asyncio.sleep(tick)
-            try:
-                await self.notify_due()
-            except StoreUnavailable:
-                log.warning("delivery notices not checked: store unavailable")
-            except Exception:
-                log.exception("delivery notices failed")
+    def _tick(self) -> float:
+        return min(MAX_TICK_SECONDS, self.settings.notify_after_minutes * 60 / 4)
+
+    async def _round(self) -> None:
+        try:
+            await self.notify_due()
+        except StoreUnavailable:
+            log.warning("delivery notices not checked: store unavailable")
 
     async def notify_due(self) -> int:
         """Send every not-delivered notice owed now; how many."""

@@ -23,7 +23,6 @@ hook after the archive commit (see docs/protocol.md).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import uuid
@@ -44,6 +43,7 @@ from xmpp_clinic.completeness.parts import (
     receive,
 )
 from xmpp_clinic.jids import fast_bare
+from xmpp_clinic.periodic import Periodic
 from xmpp_clinic.policy.verdict import MessageContext, MessagePolicy, ReasonCode, Verdict
 from xmpp_clinic.settings.completeness import PartsSettings
 from xmpp_clinic.store import StoreUnavailable
@@ -78,23 +78,18 @@ class PartTracker:
         # One gateway process owns a set's row at a time: the check and the watcher never
         # read-modify-write the same row at once.
         self._lock = asyncio.Lock()
-        self._watcher: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
+        self._watcher = Periodic(self._round, lambda: self.tick, name="part set notices")
 
     def gate(self, inner: MessagePolicy) -> MessagePolicy:
         """``inner``, then the part check (the relay's policy)."""
         return PartGate(inner, self)
 
     def start(self) -> None:
-        if self._watcher is None:
-            self._watcher = asyncio.ensure_future(self._watch())
+        self._watcher.start()
 
     async def stop(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
-            self._watcher = None
+        """Between rounds: a notice being posted is posted and its flag saved first."""
+        await self._watcher.stop()
 
     @property
     def tick(self) -> float:
@@ -125,23 +120,17 @@ class PartTracker:
             except StoreUnavailable:
                 return Verdict.reject(ReasonCode.STORE_UNAVAILABLE, "")
         if after.late_complete:
-            self._wake.set()  # the "complete" notice follows the part, not minutes later
+            self._watcher.wake()  # the "complete" notice follows the part, not minutes later
         return None
 
-    async def _watch(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.tick)
-            self._wake.clear()
-            # The part that completed a set is archived right after its check: let it
-            # be, so the notice follows it in the thread (both are archived in order).
-            await asyncio.sleep(min(0.2, self.tick))
-            try:
-                await self.post_due()
-            except StoreUnavailable:
-                log.warning("part sets not checked: store unavailable")
-            except Exception:
-                log.exception("part set notices failed")
+    async def _round(self) -> None:
+        # The part that completed a set is archived right after its check: let it be,
+        # so the notice follows it in the thread (both are archived in order).
+        await asyncio.sleep(min(0.2, self.tick))
+        try:
+            await self.post_due()
+        except StoreUnavailable:
+            log.warning("part sets not checked: store unavailable")
 
     async def post_due(self) -> int:
         """Post every notice owed now (missing parts, late completion); how many."""
