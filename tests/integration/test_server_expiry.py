@@ -14,8 +14,9 @@ needs), and the expiry is made to happen now instead of in days:
 - ejabberd: 23.01 has no MAM expiry option; the snippet's cron line (and the systemd
   unit in deploy/) runs ``delete_old_mam_messages all DAYS``; the test runs that command
   after backdating one archived message. Its upload expiry (``mod_http_upload_quota``
-  ``max_days``) runs ten minutes after start and daily: the test checks the running
-  server's configuration holds the snippet's value and that uploads work under it.
+  ``max_days``) sweeps 0 to 12 hours after start and then daily: the running server's
+  configuration holds the snippet's value, and the sweep its timer would send is sent
+  now, after one file was made older than the period (and younger than one week).
 
 The user then queries MAM as a client would, and fetches the files over HTTP.
 """
@@ -23,8 +24,10 @@ The user then queries MAM as a client would, and fetches the files over HTTP.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -299,8 +302,28 @@ async def test_ejabberd_runs_the_snippets_upload_expiry_and_mam_command(
     alice, _bob = await exchange(server)
     a = await connect_bot(alice, PASSWORD, server, plugins=PLUGINS)
     try:
-        slot = await upload(a, server, "report.txt", b"a file")
-        assert await fetch(slot.get_url) == (200, b"a file")
+        old = await upload(a, server, "old.txt", b"old file")
+        fresh = await upload(a, server, "fresh.txt", b"fresh file")
+        assert await fetch(old.get_url) == (200, b"old file")  # control
+        # mod_http_upload_quota deletes files older than max_days by their mtime, in a
+        # sweep 0 to 12 hours after start and then daily: the old file is made 3 days
+        # old, and the sweep the timer would send is sent now.
+        [path] = [p for p in server.upload_dir.rglob("old.txt") if p.is_file()]
+        then = time.time() - AGE
+        os.utime(path, (then, then))
+        proc = server.rpc(
+            "mod_http_upload",
+            "get_proc_name",
+            f'[<<"{server.domain}">>, mod_http_upload_quota]',
+        )
+        assert server.rpc("erlang", "send", f"[{proc}, sweep]") == "sweep"
+
+        def swept() -> bool:
+            return not path.exists()
+
+        assert wait_until(swept, PRUNE_TIMEOUT) is None, server.log_tail(30)
+        assert (await fetch(old.get_url))[0] == 404
+        assert await fetch(fresh.get_url) == (200, b"fresh file")
 
         db = sqlite3.connect(server.sqlite_path, timeout=10)
         try:

@@ -17,6 +17,7 @@ import http.client
 import json
 import os
 import pwd
+import re
 import secrets
 import shlex
 import shutil
@@ -299,7 +300,24 @@ class EjabberdServer(DevServer):
             raise DevServerError(f"ejabberdctl {args[0]} failed ({result.returncode}): {output}")
         return output
 
-    def _ctl_run(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def rpc(self, module: str, function: str, args: str = "[]") -> str:
+        """Call ``module:function`` inside the running node; return the result as text.
+
+        ``args`` is an Erlang list, as source text. For tests that must make a timer's
+        work happen now (23.01 has no eval command): the call goes through
+        ``ejabberdctl debug``, a hidden node that ``rpc:call``s this one (about 1 s).
+        """
+        self._require_running()
+        marker = "RPC-RESULT"
+        call = f"rpc:call('{self.node_name}', {module}, {function}, {args})"
+        result = self._ctl_run("debug", stdin=f'io:format("{marker} ~w~n", [{call}]).\n')
+        found = re.search(rf"{marker} (.*)$", result.stdout, re.MULTILINE)
+        if found is None:
+            output = (result.stdout + result.stderr).strip()
+            raise DevServerError(f"{module}:{function} could not be called: {output}")
+        return found[1]
+
+    def _ctl_run(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         """Run ejabberdctl with the private folders; log its output to ``ctl.log``."""
         ctl = _ejabberdctl()
         if ctl is None:
@@ -307,7 +325,12 @@ class EjabberdServer(DevServer):
         command = [ctl, "--config-dir", str(self.etc_dir), "--spool", str(self.spool_dir)]
         command += ["--logs", str(self.logs_dir), *args]
         result = subprocess.run(
-            command, capture_output=True, text=True, timeout=CTL_TIMEOUT, check=False
+            command,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=CTL_TIMEOUT,
+            check=False,
         )
         with (self.home / "ctl.log").open("a", encoding="utf-8") as log:
             log.write(f"$ ejabberdctl {shlex.join(args)} -> {result.returncode}\n")
