@@ -10,7 +10,7 @@ import signal
 from xmpp_clinic import __version__
 from xmpp_clinic.archive.audit import AuditLog
 from xmpp_clinic.archive.messages import MessageArchive
-from xmpp_clinic.bridge.documentation import RecordsCopies
+from xmpp_clinic.bridge.documentation import open_copies
 from xmpp_clinic.bridge.service import BridgeService
 from xmpp_clinic.completeness.delivery_store import Deliveries
 from xmpp_clinic.completeness.part_store import PartSets
@@ -22,7 +22,6 @@ from xmpp_clinic.directory.sync import DirectorySync
 from xmpp_clinic.policy.pipeline import Pipeline
 from xmpp_clinic.policy.verdict import MessagePolicy
 from xmpp_clinic.records import member_jid
-from xmpp_clinic.records.member import open_documentation
 from xmpp_clinic.registry.service import DeviceRegistry
 from xmpp_clinic.report.scheduler import ReportScheduler
 from xmpp_clinic.report.server_facts import ServerFactsStore
@@ -256,8 +255,8 @@ class Gateway:
         b = self.settings.bridge
         if not (b.enabled or b.hl7.host or b.adt.listen):
             return
-        docs = await open_documentation(self.store, self.settings.records.key_file)
-        self.bridge = BridgeService(b, self.store, RecordsCopies(docs))
+        copies = await open_copies(self.store, self.settings.records.key_file)
+        self.bridge = BridgeService(b, self.store, copies)
         await self.bridge.start()
 
     async def _drain_archive(self) -> None:

@@ -28,6 +28,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    model_validator,
 )
 
 from xmpp_clinic.config_errors import ConfigError, explain
@@ -135,6 +136,15 @@ class Settings(Section):
     # it is no key of the file (a `component_secret = ...` line is refused as unknown),
     # and it is never written back, dumped or logged.
     _component_secret: str = PrivateAttr(default="")
+
+    @model_validator(mode="after")
+    def _ward_threads_need_the_directory(self) -> Settings:
+        if self.bridge.adt.ward_threads and self.directory is None:
+            raise ValueError(
+                "[bridge.adt] ward_threads binds case threads to directory groups: "
+                "configure [directory] or remove ward_threads"
+            )
+        return self
 
     @property
     def component_secret(self) -> str:

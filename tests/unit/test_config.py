@@ -346,3 +346,12 @@ def test_operator_sees_exit_2_and_one_line_from_the_real_command(config_dir: Pat
     assert proc.stdout == ""
     [line] = proc.stderr.strip().splitlines()
     assert "xmpp.user_domain" in line and "did you mean 'user_domains'?" in line
+
+
+@pytest.mark.requirement("I.12", "IV.2")
+def test_ward_threads_without_a_directory_is_refused_naming_both(config_dir: Path) -> None:
+    """Case threads per ward are bound to directory groups: without [directory] every
+    admission would fail later, so the config is refused now (issue 15)."""
+    no_directory = GOOD.replace("[directory]\n", "")
+    err = refused(config_dir, no_directory + '\n[bridge.adt.ward_threads]\n"4B" = "ward-4b"\n')
+    assert "ward_threads" in str(err) and "[directory]" in str(err)
