@@ -1,8 +1,8 @@
 """MAM at hospital scale: a page of 50 from a thread archive of 1 M or 10 M messages (II.2).
 
 Fills one care thread's archive with N chained messages by bulk insert (not through
-XMPP; the rows are what the relay writes: the full ~3 KB OMEMO stanza of a 20-member
-thread, or ``--stanza-bytes``), starts ``xmpp-clinic run`` against a private server and
+XMPP; the rows are what the relay writes: the full OMEMO stanza of a thread of
+``--keys`` members, ~3 KB for 20), starts ``xmpp-clinic run`` against a private server and
 has a member ask for pages of 50 over XMPP, three ways, each ``--pages`` times:
 
 - latest: the newest page (``<before/>``), what every client asks first;
@@ -29,6 +29,7 @@ import tempfile
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from xml.etree import ElementTree as ET
 
 import asyncpg
@@ -83,19 +84,19 @@ async def seed(url: str, count: int, payload: str) -> datetime:
             return at
         assert not have, "the workdir holds a partial seed: delete it"
         previous, began = GENESIS, time.perf_counter()
+        table = ArchivedMessage.__table__
         for first in range(1, count + 1, CHUNK):
             rows = []
             for seq in range(first, min(first + CHUNK, count + 1)):
-                row = ArchivedMessage(
+                row = SimpleNamespace(
                     thread_id=thread_id, seq=seq, stanza_id=f"old-{seq}",
                     at=first_at + STEP * seq, sender="bench0@x", sender_resource="",
                     nick="m0", occupant_id="o", stanza=payload,
                 )  # fmt: skip
-                previous = link(previous, row_canonical(row))
-                rows.append({c.name: getattr(row, c.name) for c in ArchivedMessage.__table__.c
-                             if c.name != "id"} | {"digest": previous})  # fmt: skip
+                previous = link(previous, row_canonical(row))  # type: ignore[arg-type]
+                rows.append(vars(row) | {"digest": previous})
             async with store.session() as session:
-                await session.execute(insert(ArchivedMessage), rows)
+                await session.execute(insert(table), rows)
             done = min(first + CHUNK - 1, count)
             if done % 500_000 < CHUNK or done == count:
                 rate = done / (time.perf_counter() - began)
@@ -131,7 +132,14 @@ def figures(seconds: list[float]) -> tuple[float, float]:
 
 
 async def measure(
-    server: DevServer, url: str, label: str, count: int, pages: int, payload: str, workdir: Path
+    server: DevServer,
+    url: str,
+    label: str,
+    count: int,
+    pages: int,
+    payload: str,
+    workdir: Path,
+    seed_only: bool = False,
 ) -> list[tuple[str, str, float, float]]:
     reader = f"reader@{server.domain}"
     config = write_gateway_config(
@@ -147,6 +155,8 @@ async def measure(
     began = time.perf_counter()
     first_at = await seed(load_settings(config).store.url, count, payload)
     print(f"{label}: {count:,} messages ready in {time.perf_counter() - began:.1f} s")
+    if seed_only:
+        return []
     log = (workdir / "gateway.log").open("w")
     gateway = subprocess.Popen([*cli, "run"], env=env, stderr=log)
     bot = None
@@ -215,17 +225,18 @@ def main() -> None:
     parser.add_argument("--store", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--pages", type=int, default=200, help="queries per shape")
-    parser.add_argument("--stanza-bytes", type=int, default=0,
-                        help="stanza bytes; 0: the relay bench's 20-member one")  # fmt: skip
+    parser.add_argument("--keys", type=int, default=20,
+                        help="OMEMO keys per archived stanza (a thread of N members)")  # fmt: skip
+    parser.add_argument("--seed-only", action="store_true",
+                        help="fill the stores and stop (measure later, quietly)")  # fmt: skip
     parser.add_argument("--workdir", type=Path, default=Path("build/bench-mam"),
                         help="kept between runs: the seeded stores")  # fmt: skip
     args = parser.parse_args()
     kind: ServerKind = args.server
     # As the relay archives it: no ``to``, no stream namespace, from the sender's nick.
-    payload = stanza("bench@clinic", "old").replace(' to="bench@clinic"', ' from="bench@clinic/m0"')
+    payload = stanza("bench@clinic", "old", args.keys)
+    payload = payload.replace(' to="bench@clinic"', ' from="bench@clinic/m0"')
     payload = payload.replace(' xmlns="jabber:client"', "")
-    if args.stanza_bytes:
-        payload = payload[: max(200, args.stanza_bytes)]
     stores = ("sqlite", "postgresql") if args.store == "both" else (args.store,)
     results: list[tuple[str, str, float, float]] = []
     with tempfile.TemporaryDirectory(prefix=f"bench-mam-{kind}-") as tmp:
@@ -233,14 +244,23 @@ def main() -> None:
         try:
             server.register_many({"reader": PASSWORD})
             for name in stores:
-                workdir = (args.workdir / f"{name}-{args.messages}").resolve()
+                workdir = (args.workdir / f"{name}-{args.messages}-{args.keys}keys").resolve()
                 workdir.mkdir(parents=True, exist_ok=True)
                 if name == "sqlite":
                     url = f"sqlite+aiosqlite:///{workdir.resolve() / 'xmpp-clinic.db'}"
                 else:
-                    url = asyncio.run(pg_database(f"bench_mam_{args.messages}"))
+                    url = asyncio.run(pg_database(f"bench_mam_{args.messages}_{args.keys}"))
                 results += asyncio.run(
-                    measure(server, url, name, args.messages, args.pages, payload, workdir)
+                    measure(
+                        server,
+                        url,
+                        name,
+                        args.messages,
+                        args.pages,
+                        payload,
+                        workdir,
+                        args.seed_only,
+                    )
                 )
         finally:
             server.stop()
