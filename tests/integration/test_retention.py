@@ -14,12 +14,14 @@ import json
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from slixmpp import JID, ClientXMPP, Iq, Message, Presence
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 from slixmpp.xmlstream.stanzabase import StanzaBase
+from sqlalchemy import Select, select
 
 from tests.helpers.bots import connect_bot, disconnect_bot
 from tests.helpers.omemo import (
@@ -30,13 +32,18 @@ from tests.helpers.omemo import (
     send_omemo_groupchat,
 )
 from tests.integration.conftest import PASSWORD, GatewayHandle
-from tests.integration.device_policy_helpers import create_thread
+from tests.integration.device_policy_helpers import cli, create_thread
+from tests.unit.test_retention_erasure import scan
 from xmpp_clinic import namespaces
+from xmpp_clinic.client import ThreadPoster
 from xmpp_clinic.clock import utcnow
 from xmpp_clinic.dev.servers import DevServer
 from xmpp_clinic.dev.servers.prosody import ProsodyServer
+from xmpp_clinic.records.documentation import Documentation
 from xmpp_clinic.retention.scheduler import PurgeScheduler
 from xmpp_clinic.retention.server_mam import EjabberdArchive
+from xmpp_clinic.store.models.completeness import DeliveryRow, PartSetRow
+from xmpp_clinic.store.models.directory import DirectoryJid, DirectoryMembership, DirectoryPerson
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -116,9 +123,11 @@ async def test_deleted_thread_kicks_its_members(
     assert gw.cli("audit", "verify").returncode == 0
 
 
-async def own_archive_with(bot: ClientXMPP, peer: str, *, bodies_only: bool = True) -> list[str]:
-    """The bodies in the user's own server MAM exchanged with ``peer`` (as the user sees);
-    ``bodies_only=False`` keeps the gateway's body-less answers (as "")."""
+async def own_archive_with(
+    bot: ClientXMPP, peer: str | None, *, bodies_only: bool = True
+) -> list[str]:
+    """The bodies in the user's own server MAM exchanged with ``peer`` (as the user sees;
+    None: with anyone); ``bodies_only=False`` keeps the gateway's body-less answers (as "")."""
     queryid = f"own{id(bot)}{next(_queries)}"
     bodies: list[str] = []
 
@@ -136,7 +145,8 @@ async def own_archive_with(bot: ClientXMPP, peer: str, *, bodies_only: bool = Tr
     try:
         iq = bot.make_iq_set()
         iq["mam"]["queryid"] = queryid
-        iq["mam"]["with"] = JID(peer)
+        if peer is not None:
+            iq["mam"]["with"] = JID(peer)
         send: Callable[..., Awaitable[Iq]] = iq.send
         await send(timeout=30)
     finally:
@@ -207,3 +217,133 @@ async def test_server_mam_of_removed_member_and_expired_range(
         assert "server-archive" in kinds
     finally:
         await asyncio.gather(*(disconnect_bot(b) for b in bots))
+
+
+async def rows(gw: GatewayHandle, query: Select[Any]) -> list[Any]:
+    async with gw.gateway.store.session() as session:
+        return list((await session.execute(query)).all())
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.2)
+
+
+@pytest.mark.requirement("I.7", "II.3", "I.6")
+async def test_purge_takes_delivery_records_part_sets_and_documentation_of_its_range(
+    make_users: Callable[..., list[str]], gateway_factory: GatewayFactory
+) -> None:
+    """A documented thread with a 2-minute period: after the purge of the older range,
+    Bob's delivery records and the part set of that range are gone, only the young copy
+    is left in the documentation, which still verifies (I.6), and ``audit verify`` passes."""
+    gw = await gateway_factory(policy=ALL_DEVICES, retention={"purge_interval_minutes": 60})
+    alice, bob = make_users("alice", "bob")
+    await cli(gw, "threads", "create", "ward2p", "--title", "Ward", "--member", alice,
+              "--member", bob, "--documented")  # fmt: skip
+    thread = f"ward2p@{gw.jid}"
+    await cli(gw, "threads", "set-retention", "ward2p", "--messages", "2m")
+    records = gw.gateway.records
+    assert records.member is not None
+    documentation = records.member.documentation
+    bots = await asyncio.gather(*(connect_omemo_bot(u, PASSWORD, gw.server) for u in (alice, bob)))
+    try:
+        inbox = OmemoInbox(bots[1])
+        await join_thread(bots[0], thread, "Alice")
+        await join_thread(bots[1], thread, "Bob")
+        await send_omemo_groupchat(bots[0], thread, "old one")
+        await inbox.take(1, timeout=60)
+        parts = await ThreadPoster(bots[0], thread, max_part_bytes=256).post("Hb 13.2; " * 50)
+        assert len(parts) > 1
+        await inbox.take(len(parts), timeout=60)
+        sets = await rows(gw, select(PartSetRow.set_id).where(PartSetRow.thread == "ward2p"))
+        assert len(sets) == 1
+        between = utcnow()
+        await asyncio.sleep(0.05)
+        young = await send_omemo_groupchat(bots[0], thread, "young")
+        await inbox.take(1, timeout=60)
+        total = 2 + len(parts)
+        await eventually(lambda: _copies(documentation, total))
+
+        def bobs() -> Select[Any]:
+            return select(DeliveryRow.seq).where(
+                DeliveryRow.thread == "ward2p", DeliveryRow.member == bob
+            )
+
+        await eventually(lambda: _count(gw, bobs(), total))  # written after the relay
+        before = sorted(r.seq for r in await rows(gw, bobs()))
+        outcome = await gw.gateway.purge.purger.run(
+            actor="gateway", rule="schedule", now=between + timedelta(minutes=2)
+        )
+        assert outcome.messages >= total - 1  # and the room's "documented" notice
+        assert [r.seq for r in await rows(gw, bobs())] == before[-1:]
+        assert await rows(gw, select(PartSetRow.id).where(PartSetRow.thread == "ward2p")) == []
+        assert [c.body for c in await documentation.read("ward2p")] == ["young"]
+        assert outcome.linked.documentation == total - 1
+        history = await fetch_thread_history(bots[0], thread)
+        assert [m["id"] for m in history] == [young]
+    finally:
+        await asyncio.gather(*(disconnect_bot(b) for b in bots))
+    assert (await cli(gw, "audit", "verify")).returncode == 0
+    shown = (await cli(gw, "records", "show", "ward2p")).stdout.splitlines()
+    assert [line.split("\t")[-1] for line in shown] == ["young"]
+    assert outcome.receipt is not None
+    kinds = {i["what"] for i in outcome.receipt.body["items"]}
+    assert {"messages", "delivery-records", "part-sets", "documentation"} <= kinds
+
+
+async def _count(gw: GatewayHandle, query: Select[Any], count: int) -> bool:
+    return len(await rows(gw, query)) == count
+
+
+async def _copies(documentation: Documentation, count: int) -> bool:
+    return len(await documentation.read("ward2p")) >= count
+
+
+@pytest.mark.requirement("I.7", "II.3")
+async def test_erased_person_leaves_no_directory_row_and_no_server_archive(
+    make_users: Callable[..., list[str]],
+    gateway_factory: GatewayFactory,
+    xmpp_server: DevServer,
+) -> None:
+    """``erase --person``: the directory entry, delivery records and the person's own
+    server MAM (queried as the person afterwards) are gone; every table is scanned."""
+    gw = await gateway_factory(policy=ALL_DEVICES, retention=server_settings(xmpp_server))
+    alice, bob = make_users("alice", "bob")
+    thread = await asyncio.to_thread(create_thread, gw, "erasew", [alice, bob])
+    async with gw.gateway.store.session() as session:  # as a directory import leaves it
+        person = DirectoryPerson(key="S-4711", name="Dr Alice Erasable", staff_id="S-4711",
+                                 role="physician")  # fmt: skip
+        person.jids = [DirectoryJid(jid=alice)]
+        person.groups = [DirectoryMembership(group="ward-e")]
+        session.add(person)
+    bots = await asyncio.gather(*(connect_omemo_bot(u, PASSWORD, gw.server) for u in (alice, bob)))
+    alices = select(DeliveryRow.id).where(DeliveryRow.member == alice)
+    try:
+        # Alice does not join: a running gateway keeps a joined person's nick binding in
+        # memory and writes it back after an erasure (reported to the room host's owner).
+        await join_thread(bots[1], thread, "Bob")
+        await send_omemo_groupchat(bots[1], thread, "for alice")
+        await eventually(lambda: _count(gw, alices, 1))
+        await asyncio.sleep(2)  # see test_server_mam_of_removed_member_and_expired_range
+        bots[0].send_message(mto=JID(bob), mbody="private note", mtype="chat")
+        bots[0].send_message(mto=JID(thread), mbody="to the thread", mtype="chat")
+        await asyncio.sleep(1.5)
+        assert "private note" in await own_archive_with(bots[0], None)
+    finally:
+        await asyncio.gather(*(disconnect_bot(b) for b in bots))
+    done = await cli(gw, "erase", "--person", alice, "--yes", "--json")
+    receipt = json.loads(done.stdout)["receipt"]
+    server = [i for i in receipt["items"] if i["what"] == "server-archive"]
+    assert [(i["action"], i["done"]) for i in server] == [("remove-user", True)], server
+    reader = await connect_bot(alice, PASSWORD, gw.server, plugins=("xep_0030", "xep_0313"))
+    try:
+        assert await own_archive_with(reader, None, bodies_only=False) == []
+    finally:
+        await disconnect_bot(reader)
+    assert await rows(gw, select(DirectoryPerson.id)) == []
+    assert await rows(gw, alices) == []
+    hits = await scan(gw.gateway.store, alice)
+    assert sorted(set(hits)) == [("audit_events", "subject"), ("deletion_receipts", "body")]
+    assert (await cli(gw, "audit", "verify")).returncode == 0

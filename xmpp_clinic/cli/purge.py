@@ -89,7 +89,8 @@ def purge(
     as_json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
-    """Delete messages, audit metadata and stale devices past their retention (I.7)."""
+    """Delete messages (with their delivery records, part sets and documentation copies),
+    audit metadata and stale devices past their retention (I.7)."""
     if ctx.invoked_subcommand is not None:
         return
     settings = settings_from(config)

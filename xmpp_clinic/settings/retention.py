@@ -39,6 +39,8 @@ class RetentionSettings(Section):
     # Devices never approved, and devices not seen for this long, are forgotten (IV.8).
     pending_devices_days: Annotated[int, Field(ge=1, le=3650)] = 7
     inactive_devices_days: Annotated[int, Field(ge=1, le=3650)] = 90
+    # Delivery records (who got, fetched, read which message, II.2) and settled part sets
+    # are metadata (II.3): kept this long at most; those of purged messages go with them.
     delivery_records_days: Annotated[int, Field(ge=1, le=3650)] = 30
     purge_interval_minutes: Annotated[int, Field(ge=1, le=10080)] = 15
     # Rows deleted per transaction: small enough that relaying never waits long (I.12).
