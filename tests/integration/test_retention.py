@@ -44,6 +44,7 @@ from xmpp_clinic.retention.scheduler import PurgeScheduler
 from xmpp_clinic.retention.server_mam import EjabberdArchive
 from xmpp_clinic.store.models.completeness import DeliveryRow, PartSetRow
 from xmpp_clinic.store.models.directory import DirectoryJid, DirectoryMembership, DirectoryPerson
+from xmpp_clinic.store.models.occupants import BoundNick
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -321,9 +322,12 @@ async def test_erased_person_leaves_no_directory_row_and_no_server_archive(
     bots = await asyncio.gather(*(connect_omemo_bot(u, PASSWORD, gw.server) for u in (alice, bob)))
     alices = select(DeliveryRow.id).where(DeliveryRow.member == alice)
     try:
-        # Alice does not join: a running gateway keeps a joined person's nick binding in
-        # memory and writes it back after an erasure (reported to the room host's owner).
+        # Alice joins: her nick binding is journalled now, and must not be written back by
+        # the running gateway after the erasure deleted it.
+        await join_thread(bots[0], thread, "Alice")
         await join_thread(bots[1], thread, "Bob")
+        nicks = select(BoundNick.id).where(BoundNick.jid == alice)
+        await eventually(lambda: _count(gw, nicks, 1))
         await send_omemo_groupchat(bots[1], thread, "for alice")
         await eventually(lambda: _count(gw, alices, 1))
         await asyncio.sleep(2)  # see test_server_mam_of_removed_member_and_expired_range
@@ -344,6 +348,13 @@ async def test_erased_person_leaves_no_directory_row_and_no_server_archive(
         await disconnect_bot(reader)
     assert await rows(gw, select(DirectoryPerson.id)) == []
     assert await rows(gw, alices) == []
+    await asyncio.sleep(2)  # the gateway applies the removal
+    rejoin = await connect_omemo_bot(bob, PASSWORD, gw.server)
+    try:  # an occupant change after the erasure: the room is journalled again
+        await join_thread(rejoin, thread, "Bob")
+        await asyncio.sleep(2)
+    finally:
+        await disconnect_bot(rejoin)
     hits = await scan(gw.gateway.store, alice)
     assert sorted(set(hits)) == [("audit_events", "subject"), ("deletion_receipts", "body")]
     assert (await cli(gw, "audit", "verify")).returncode == 0

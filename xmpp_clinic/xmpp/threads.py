@@ -250,10 +250,17 @@ class ThreadHost:
             self.send(self.occupant_presence(thread, occupant, other.jid, statuses))
 
     def occupants_changed(self, thread: ThreadInfo, room: Room) -> None:
-        """Someone joined, left or changed nick in ``thread``: the journal writes it."""
+        """Someone joined, left or changed nick in ``thread``: the journal writes it.
+
+        Only current members' nick bindings are written: a former member's binding keeps
+        guarding their nick in memory (8.6), but is never written back to the store after
+        ``erase --person`` deleted it (I.7).
+        """
         if self.journal is not None:
+            current = self.book.get(thread.name) or thread
             sessions = {o.jid: o.nick for o in room.sessions()}
-            self.journal.changed(thread.name, ThreadRows(sessions, room.bindings()))
+            bindings = {b: n for b, n in room.bindings().items() if current.member(b)}
+            self.journal.changed(thread.name, ThreadRows(sessions, bindings))
 
     # ------------------------------------------------------------------ restarts
     async def _on_session_start(self, _event: object) -> None:
