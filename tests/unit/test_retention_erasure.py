@@ -20,6 +20,7 @@ from xmpp_clinic.store import Store
 from xmpp_clinic.store.models.completeness import DeliveryRow, PartSetRow
 from xmpp_clinic.store.models.devices import DeviceNoticeRecord, DeviceRecord
 from xmpp_clinic.store.models.directory import DirectoryJid, DirectoryMembership, DirectoryPerson
+from xmpp_clinic.store.models.messages import ArchivedMessage
 from xmpp_clinic.threads import ThreadService
 
 pytestmark = pytest.mark.requirement("I.7")
@@ -234,3 +235,32 @@ async def test_deleted_thread_is_named_only_by_receipt_and_event(
     copies = next(i for i in erasure.receipt.body["items"] if i["what"] == "documentation")
     assert (copies["first_position"], copies["last_position"], copies["count"]) == (1, 3, 3)
     assert [t.name for t in await ThreadService(store, user_domains=[]).list()] == ["icu"]
+
+
+async def test_erasure_pseudonymises_the_persons_nick_in_their_archived_messages(
+    store: Store, tmp_path: Path
+) -> None:
+    """I.7: the nick a person wrote under names them too; Bob's messages keep theirs, and
+    the chain verifies after the rewrite (II.2)."""
+    thread = await ThreadService(store, user_domains=["hospital.test"]).create(
+        "nicks", "Nicks", [ALICE, BOB]
+    )
+    archive = MessageArchive(store)
+    for n, (sender, nick) in enumerate([(ALICE, "Dr Alice & Co"), (BOB, "Bob")]):
+        escaped = nick.replace("&", "&amp;")
+        await archive.append(
+            NewMessage(thread.id, f"n{n}", datetime.now(UTC), sender, "phone", nick, "occ",
+                       f'<message from="nicks@clinic.test/{escaped}" type="groupchat" id="n{n}">'
+                       "<body>enc</body></message>")
+        )  # fmt: skip
+    erasure = await eraser(store, tmp_path).erase_person(ALICE, actor="cli:dpo")
+    pseudonym = erasure.pseudonym.partition("@")[0]
+    async with store.session() as session:
+        rows = (await session.execute(
+            select(ArchivedMessage.nick, ArchivedMessage.stanza).order_by(ArchivedMessage.seq)
+        )).all()  # fmt: skip
+    assert [nick for nick, _ in rows] == [pseudonym, "Bob"]
+    assert rows[0][1].startswith(f'<message from="nicks@clinic.test/{pseudonym}" type=')
+    assert rows[1][1].startswith('<message from="nicks@clinic.test/Bob" type=')
+    assert "Alice" not in rows[0][1]
+    assert await archive.verify(thread.id) is None

@@ -1,6 +1,7 @@
 """Re-chaining a thread's archive after pseudonymising rows (erasure, I.7, II.2).
 
-Erasure replaces a person's JID in the rows that name them; each changed row and every
+Erasure replaces a person's JID in the rows that name them, and the occupant nick of the
+messages they sent (``Dr Alice`` names her as well as her JID does); each changed row and every
 row after it gets a new digest, so the chain verifies again from the thread's anchor.
 The old and new heads go into the signed erasure receipt. A running gateway must reload
 its in-memory heads (``MessageArchive.forget_heads`` on the "archive" change counter).
@@ -8,8 +9,10 @@ its in-memory heads (``MessageArchive.forget_heads`` on the "archive" change cou
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from xml.sax.saxutils import escape
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,10 +34,25 @@ class ThreadRewrite:
     new_head: str
 
 
+_FROM = re.compile(r'^(<message\b[^>]*?\sfrom=(["\']))([^"\'/]*)/[^"\']*\2')
+
+
+def renamed(stanza: str, nick: str) -> str:
+    """``stanza`` (as archived) sent under occupant nick ``nick`` instead."""
+    return _FROM.sub(lambda m: f"{m.group(1)}{m.group(3)}/{escape(nick)}{m.group(2)}", stanza, 1)
+
+
 async def rewrite_thread(
-    session: AsyncSession, thread_id: int, scrub: Scrub
+    session: AsyncSession,
+    thread_id: int,
+    scrub: Scrub,
+    *,
+    sender: str | None = None,
+    nick: str | None = None,
 ) -> ThreadRewrite | None:
-    """Apply ``scrub`` to sender, resource and stanza of every row; re-chain. None: no change."""
+    """Apply ``scrub`` to sender, resource and stanza of every row; rows ``sender`` sent
+    also get occupant nick ``nick`` (their nick names them too); re-chain. None: no change.
+    """
     rows = (
         await session.scalars(
             select(ArchivedMessage)
@@ -49,9 +67,14 @@ async def rewrite_thread(
     old_head = f"{rows[-1].seq}:{rows[-1].digest.hex()}"
     changed: list[int] = []
     for row in rows:
-        new = (scrub(row.sender), scrub(row.sender_resource), scrub(row.stanza))
-        if new != (row.sender, row.sender_resource, row.stanza):
-            row.sender, row.sender_resource, row.stanza = new
+        own = nick is not None and row.sender == sender
+        stanza = renamed(row.stanza, nick) if own and nick is not None else row.stanza
+        new = (
+            scrub(row.sender), scrub(row.sender_resource), scrub(stanza),
+            nick if own and nick is not None else row.nick,
+        )  # fmt: skip
+        if new != (row.sender, row.sender_resource, row.stanza, row.nick):
+            row.sender, row.sender_resource, row.stanza, row.nick = new
             changed.append(row.seq)
         if changed:
             row.digest = link(previous, row_canonical(row))

@@ -185,7 +185,9 @@ class Eraser:
             )
             threads = []
             for thread_id in await threads_naming(session, jid):
-                changed = await rewrite_thread(session, thread_id, scrub)
+                changed = await rewrite_thread(
+                    session, thread_id, scrub, sender=jid, nick=pseudonym.partition("@")[0]
+                )
                 if changed is not None:
                     threads.append(
                         {"thread_id": thread_id, "messages": list(changed.seqs),
