@@ -86,7 +86,8 @@ class DocumentationError(Exception):
     """A copy could not be read: a broken chain, a wrong key, or a tampered row."""
 
 
-def _digest(previous: bytes, row: DocumentationCopy) -> bytes:
+def copy_digest(previous: bytes, row: DocumentationCopy) -> bytes:
+    """A copy's link in its thread's documentation chain (also for re-linking on erasure)."""
     head = "\n".join(
         (
             row.thread,
@@ -156,7 +157,7 @@ class Documentation:
                 sealed=seal(key, json.dumps(plain).encode(), _context(copy.thread, position)),
                 digest=b"",
             )  # fmt: skip
-            row.digest = _digest(previous, row)
+            row.digest = copy_digest(previous, row)
             session.add(row)
             if copy.content is not None:
                 links = links_of(copy.content)
@@ -218,7 +219,7 @@ class Documentation:
         bindings = {r.position: attached.binding(r.sealed) for r in rows}
         by_copy = _files_by_copy(thread, files, bindings)
         for expected, row in enumerate(rows, start=start):
-            if row.position != expected or _digest(previous, row) != row.digest:
+            if row.position != expected or copy_digest(previous, row) != row.digest:
                 raise DocumentationError(f"the documentation of {thread!r} is broken at {expected}")
             previous = row.digest
             if (since is not None and row.at < since) or (until is not None and row.at >= until):

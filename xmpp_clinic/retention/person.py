@@ -20,8 +20,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from xmpp_clinic.records.documentation import GENESIS
-from xmpp_clinic.records.documentation import _digest as documentation_digest
+from xmpp_clinic.records.documentation import GENESIS, copy_digest
 from xmpp_clinic.retention.scrub import Scrub
 from xmpp_clinic.store.changes import bump
 from xmpp_clinic.store.models.completeness import DeliveryRow, PartSetRow
@@ -102,7 +101,7 @@ async def pseudonymise_documentation(
                 row.sender = sender
                 positions.append(row.position)
             if positions:
-                row.digest = documentation_digest(previous, row)
+                row.digest = copy_digest(previous, row)
             previous = row.digest
         changed.append(
             {"thread": thread, "positions": positions, "old_head": old_head,
