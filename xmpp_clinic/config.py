@@ -308,4 +308,11 @@ def weakened_controls(settings: Settings) -> list[str]:
         )
     if not settings.xmpp.admins:
         found.append("xmpp.admins is empty: no IT admin can use the ad-hoc commands")
+    plain = [h for h in settings.records.attachment_hosts if h.startswith("http://")]
+    if plain:
+        found.append(
+            f"records.attachment_hosts {', '.join(plain)}: documented files are fetched over "
+            "plain HTTP; they stay encrypted, but which file is fetched when is visible on "
+            "the network (II.3); use HTTPS"
+        )
     return found

@@ -277,10 +277,12 @@ def test_check_config_warns_about_weakened_controls(config_dir: Path) -> None:
     path = write(
         config_dir,
         GOOD.replace('admins = ["it@hospital.test"]', "")
-        + '\n[policy]\nrequire_e2e = false\ndevice_approval = "all"\n',
+        + '\n[policy]\nrequire_e2e = false\ndevice_approval = "all"\n'
+        + '\n[records]\nattachment_hosts = ["http://upload.hospital.test", "files.test"]\n',
     )
     code, _, err = check_config(path)
     assert code == 0, err
+    assert "records.attachment_hosts http://upload.hospital.test: " in err
     assert "policy.require_e2e = false" in err
     assert "policy.device_approval = 'all'" in err
     assert "xmpp.admins is empty" in err
