@@ -40,6 +40,11 @@ def test_prosody_config_comments_do_not_count() -> None:
     assert (found.confinement, found.privilege, found.mam_expiry) == (False, True, None)
     found = read_prosody(lua.replace("-- ", "") + 'archive_expires_after = "1d"', "x")
     assert found.confinement and found.mam_expiry == "1d" and not found.privilege
+    assert found.upload_expiry is None
+    upload = read_prosody(lua + "http_file_share_expires_after = 2592000\n", "x")
+    assert upload.upload_expiry == "30 days"  # Prosody counts seconds
+    odd = read_prosody(lua + "http_file_share_expires_after = 3600\n", "x")
+    assert odd.upload_expiry == "1 hours"
 
 
 @pytest.mark.requirement("IV.2")

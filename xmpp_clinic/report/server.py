@@ -50,8 +50,19 @@ def read_prosody(text: str, component_jid: str) -> ServerFacts:
         confinement=CONFINE_MODULE in modules,
         privilege="privilege" in modules and privileged,
         mam_expiry=None if expiry in (None, "never") else expiry,
-        upload_expiry=upload,
+        upload_expiry=_seconds_as_days(upload),
     )
+
+
+def _seconds_as_days(value: str | None) -> str | None:
+    """Prosody's upload expiry is in seconds: ``2592000`` reads as ``30 days``."""
+    if value is None or not value.isdigit():
+        return value
+    seconds = int(value)
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} seconds"
 
 
 def _yaml_key(text: str, key: str) -> bool:
