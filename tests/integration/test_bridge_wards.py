@@ -27,7 +27,7 @@ pytestmark = pytest.mark.requirement("I.6", "IV.2", "I.7")
 
 DOMAIN = "hospital.example"
 NURSE, DOCTOR, OTHER = (f"{n}@{DOMAIN}" for n in ("nurse4b", "doctor4b", "icu-nurse"))
-WARDS = {"4B": "ward-4b", "ICU": "ward-icu"}
+WARDS = {"4B": "ward-4b", "ICU": "ward-icu", "5C": "team-icu"}
 
 
 class Ward:
@@ -141,3 +141,25 @@ async def test_a_name_taken_by_someone_elses_thread_is_left_alone(ward: Ward) ->
     assert (await ward.threads.get(name)).documented
     again = await ward.his.send(adt("A01", "C2", "PID|1||P42", pv1("V300", "4B")))
     assert code(again) == "AA" and list(await CaseBook(ward.store).bindings()) == [name]
+
+
+async def test_a_case_moved_to_another_ward_takes_its_thread_to_that_wards_staff(
+    ward: Ward,
+) -> None:
+    """A08 with a new PV1-3: the case thread is bound to the new ward's group, then
+    unbound from the old one (its staff leave, 321); a move to a ward whose group is
+    missing is AE and changes nothing."""
+    await ward.his.send(adt("A01", "C1", "PID|1||P42", pv1("V100", "4B")))
+    missing = await ward.his.send(adt("A08", "C2", "PID|1||P42", pv1("V100", "ICU")))
+    assert code(missing) == "AE"
+    assert await ward.threads.groups_of("ward-4b-v100") == ("ward-4b",)
+    case = await CaseBook(ward.store).case_of("ward-4b-v100")
+    assert case is not None and case.ward == "4B"  # the case did not move either
+
+    moved = await ward.his.send(adt("A08", "C3", "PID|1||P42", pv1("V100", "5C")))
+    assert code(moved) == "AA"
+    info = await ward.threads.get("ward-4b-v100")
+    assert {m.jid for m in info.members} == {OTHER}
+    assert await ward.threads.groups_of("ward-4b-v100") == ("team-icu",)
+    case = await CaseBook(ward.store).case_of("ward-4b-v100")
+    assert case is not None and case.ward == "5C"

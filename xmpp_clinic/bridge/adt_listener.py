@@ -112,6 +112,9 @@ class AdtListener:
                 event.visit, event.patient, event.ward, at=event.at, actor=ACTOR
             )
         elif event.trigger == "A08":
+            before = await self._cases.case(event.visit)
+            if before is not None and event.ward and event.ward != before.ward:
+                await self._wards.transfer(event.visit, before.ward, event.ward)
             await self._cases.update(event.visit, event.patient, event.ward, actor=ACTOR)
         elif event.trigger == "A40":
             await self._cases.merge(event.patient, event.merged_patient, actor=ACTOR)

@@ -129,6 +129,20 @@ class CaseBook:
                 row.visit, row.bound_at = visit, utcnow()
             await append(session, AuditEvent(actor, "bridge.thread-bound", visit, thread))
 
+    async def case(self, visit: str) -> Case | None:
+        """The case of ``visit``, None if the HIS never sent it."""
+        async with self._store.session() as session:
+            row = await session.get(BridgeCase, visit)
+            return _case(row) if row else None
+
+    async def threads_of(self, visit: str) -> list[str]:
+        """The threads bound to ``visit``."""
+        async with self._store.session() as session:
+            found = await session.scalars(
+                select(BridgeThreadCase.thread).where(BridgeThreadCase.visit == visit)
+            )
+            return sorted(found)
+
     async def case_of(self, thread: str) -> Case | None:
         async with self._store.session() as session:
             visit = await session.scalar(

@@ -86,6 +86,24 @@ class WardThreads:
             return name
         raise ThreadExists(f"no free thread name for case {visit!r} on ward {ward!r}")
 
+    async def transfer(self, visit: str, old_ward: str, new_ward: str) -> list[str]:
+        """A08 moved the case to ``new_ward``: its case threads follow that ward's staff
+        (the new group is bound before the old one is unbound, so the thread is never
+        empty). A move to an unmapped ward leaves the threads with the staff they have;
+        a new group missing from the directory raises InvalidThread and changes nothing.
+        The moved threads' names."""
+        old_group, new_group = self.group_of(old_ward), self.group_of(new_ward)
+        if new_group is None or old_group is None or new_group == old_group:
+            return []
+        moved = []
+        for name in await self._cases.threads_of(visit):
+            if old_group not in await self._threads.groups_of(name):
+                continue  # bound to the case by hand, not a ward's case thread
+            await self._threads.bind(name, new_group, actor=self._actor)
+            await self._threads.unbind(name, old_group, actor=self._actor)
+            moved.append(name)
+        return moved
+
     async def _ours(self, name: str, group: str) -> bool:
         """Whether ``name`` is a case thread this opened but did not bind (interrupted)."""
         info = await self._threads.get(name)
