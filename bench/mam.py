@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -48,6 +49,46 @@ from xmpp_clinic.dev.servers import DevServer, ServerKind, start_server, write_g
 from xmpp_clinic.store import Store
 from xmpp_clinic.store.models.messages import ArchivedMessage
 from xmpp_clinic.store.models.threads import Thread
+
+
+class RawReader(asyncio.Protocol):
+    """Takes over the member's stream once connected: waits for one IQ result by its id and
+    counts the ``<result>`` elements before it, reading bytes only (as relay.py's clients
+    do), so the client's own parsing is not part of the figure."""
+
+    def __init__(self, bot: ClientXMPP) -> None:
+        self.bot = bot
+        self.buffer = b""
+        self.waiting: tuple[bytes, asyncio.Future[int]] | None = None
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if self.waiting is not None:
+            marker, done = self.waiting
+            if marker in self.buffer and not done.done():
+                done.set_result(self.buffer.count(b"<result "))
+                self.buffer, self.waiting = b"", None
+        else:
+            self.buffer = self.buffer[-256:]
+
+    def eof_received(self) -> bool | None:
+        self.bot.eof_received()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.bot.connection_lost(exc)
+
+    async def ask(self, thread: str, query: str) -> tuple[float, int]:
+        """Send a MAM query; seconds until its result and how many results came."""
+        iq_id = uuid.uuid4().hex
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.buffer, self.waiting = b"", (f"id='{iq_id}'".encode(), done)
+        assert self.bot.transport is not None
+        began = time.perf_counter()
+        self.bot.transport.write(f"<iq type='set' id='{iq_id}' to='{thread}'>{query}</iq>".encode())
+        results = await asyncio.wait_for(done, 60)
+        return time.perf_counter() - began, results
+
 
 CHUNK = 20_000
 PAGE = 50
@@ -106,20 +147,21 @@ async def seed(url: str, count: int, payload: str) -> datetime:
         await store.close()
 
 
-def mam_query(bot: ClientXMPP, thread: str, fields: dict[str, str], rsm: str) -> ET.Element:
-    query = ET.Element("{urn:xmpp:mam:2}query", {"queryid": "bench"})
+def mam_query(fields: dict[str, str], rsm: str) -> str:
+    """A MAM query as text (written to the stream as is)."""
+    form = ""
     if fields:
-        form = ET.SubElement(query, "{jabber:x:data}x", {"type": "submit"})
-        for var, value in {"FORM_TYPE": "urn:xmpp:mam:2", **fields}.items():
-            field = ET.SubElement(form, "{jabber:x:data}field", {"var": var})
-            ET.SubElement(field, "{jabber:x:data}value").text = value
-    query.append(ET.fromstring(f"<set xmlns='http://jabber.org/protocol/rsm'>{rsm}</set>"))
-    return query
+        values = {"FORM_TYPE": "urn:xmpp:mam:2", **fields}
+        form = "<x xmlns='jabber:x:data' type='submit'>" + "".join(
+            f"<field var='{var}'><value>{value}</value></field>" for var, value in values.items()
+        ) + "</x>"  # fmt: skip
+    rsm_set = f"<set xmlns='http://jabber.org/protocol/rsm'>{rsm}</set>"
+    return f"<query xmlns='urn:xmpp:mam:2' queryid='bench'>{form}{rsm_set}</query>"
 
 
-async def timed(bot: ClientXMPP, thread: str, query: ET.Element) -> float:
+async def timed(bot: ClientXMPP, thread: str, query: str) -> float:
     iq = bot.make_iq_set(ito=thread)
-    iq.append(query)
+    iq.append(ET.fromstring(query))
     began = time.perf_counter()
     await iq.send(timeout=60)
     return time.perf_counter() - began
@@ -166,20 +208,27 @@ async def measure(
         thread = f"bench@{server.component_jid}"
         for _attempt in range(100):  # until the gateway is attached
             try:
-                await timed(bot, thread, mam_query(bot, thread, {}, "<max>1</max><before/>"))
+                await timed(bot, thread, mam_query({}, "<max>1</max><before/>"))
                 break
             except Exception:
                 await asyncio.sleep(0.2)
         rng = random.Random(7)
         shapes = {
-            "latest": lambda: mam_query(bot, thread, {}, f"<max>{PAGE}</max><before/>"),
+            "latest": lambda: mam_query({}, f"<max>{PAGE}</max><before/>"),
             "middle (after id)": lambda: mam_query(
-                bot, thread, {}, f"<max>{PAGE}</max><after>old-{middle(rng, count)}</after>"
+                {}, f"<max>{PAGE}</max><after>old-{middle(rng, count)}</after>"
             ),
-            "range (start/end)": lambda: _range(bot, thread, rng, count, first_at),
+            "range (start/end)": lambda: _range(rng, count, first_at),
         }
+        reader = RawReader(bot)
+        assert bot.transport is not None
+        bot.transport.set_protocol(reader)
         for shape, make in shapes.items():
-            seconds = [await timed(bot, thread, make()) for _ in range(pages)]
+            seconds = []
+            for _ in range(pages):
+                took, results = await reader.ask(thread, make())
+                assert results == PAGE, f"{shape}: {results} results, not {PAGE}"
+                seconds.append(took)
             p50, p99 = figures(seconds)
             rows.append((label, shape, p50, p99))
             print(f"  {shape:<20} p50 {p50:7.1f} ms   p99 {p99:7.1f} ms", flush=True)
@@ -196,13 +245,11 @@ def middle(rng: random.Random, count: int) -> int:
     return rng.randint(count // 4, 3 * count // 4)
 
 
-def _range(
-    bot: ClientXMPP, thread: str, rng: random.Random, count: int, first_at: datetime
-) -> ET.Element:
+def _range(rng: random.Random, count: int, first_at: datetime) -> str:
     start = first_at + STEP * (middle(rng, count) - 1)
     end = start + STEP * (10 * PAGE)
     fields = {"start": stamp(start), "end": stamp(end)}
-    return mam_query(bot, thread, fields, f"<max>{PAGE}</max>")
+    return mam_query(fields, f"<max>{PAGE}</max>")
 
 
 async def pg_database(name: str) -> str:
