@@ -7,8 +7,8 @@ plaintext message refused, the late joiner's MAM catch-up, the closing summary. 
 devices, the audit chain verified, the proving tests per ID with their outcome, and
 every catalogue ID exactly once (I.11).
 
-The demo removes its temporary folder when it ends; the subprocess is given a folder
-that survives instead (``KEEP_FOLDER`` below), so the report reads what the demo did.
+``demo --keep DIR`` leaves the demo's config, store and keys in DIR, so the report reads
+what the demo did.
 """
 
 from __future__ import annotations
@@ -27,19 +27,6 @@ from xmpp_clinic.dev.demo import CONVERSATION, HANDOVER, PLAINTEXT
 from xmpp_clinic.report.catalogue import catalogue_ids
 
 REPO = Path(__file__).resolve().parents[2]
-# ``xmpp-clinic demo``, with the demo's temporary folder replaced by one that survives.
-KEEP_FOLDER = """
-import contextlib, sys, tempfile
-keep, original = sys.argv.pop(1), tempfile.TemporaryDirectory
-def folder(*args, prefix=None, **kwargs):
-    if prefix == "xmpp-clinic-demo-":
-        return contextlib.nullcontext(keep)
-    return original(*args, prefix=prefix, **kwargs)
-tempfile.TemporaryDirectory = folder
-from xmpp_clinic.cli import app
-sys.argv[0] = "xmpp-clinic"
-app()
-"""
 THIS_TEST = "tests.integration.test_demo"
 
 pytestmark = [
@@ -59,9 +46,8 @@ def _section(output: str, number: int) -> str:
 @pytest.mark.requirement("I.11", "II.2")
 def test_demo_tells_the_care_thread_story(tmp_path: Path) -> None:
     kept = tmp_path / "demo"
-    kept.mkdir()
     proc = subprocess.run(
-        [sys.executable, "-c", KEEP_FOLDER, str(kept), "demo"],
+        [sys.executable, "-m", "xmpp_clinic", "demo", "--keep", str(kept)],
         capture_output=True,
         text=True,
         env={**os.environ, "COLUMNS": "200"},  # rich wraps at 80 columns without a terminal
@@ -99,8 +85,9 @@ def test_demo_tells_the_care_thread_story(tmp_path: Path) -> None:
     names = ["Dr. Alice", "Nurse Bob", "Dr. Carol"]
     assert lines == [(names[i], text) for i, text in CONVERSATION], caught_up
 
-    last = output.strip().splitlines()[-1]
-    assert last.startswith("Demo finished") and "everything stopped" in last
+    finished, kept_line = output.strip().splitlines()[-2:]
+    assert finished.startswith("Demo finished") and "everything stopped" in finished
+    assert kept_line.startswith(f"Kept in {kept}: try xmpp-clinic report --config ")
     assert "Traceback" not in proc.stderr
     _report_shows_what_the_demo_did(kept, tmp_path)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from typer.main import get_command
@@ -41,3 +42,13 @@ def test_help_shows_no_type_hints_beside_options(path: list[str]) -> None:
     options = options_section(result.stdout)
     assert "--help" in options
     assert not TYPE_HINT.findall(options), options
+
+
+@pytest.mark.requirement("I.12")
+def test_demo_refuses_to_keep_its_files_in_a_folder_that_is_not_empty(tmp_path: Path) -> None:
+    """``demo --keep DIR`` never mixes the demo's store and keys into someone's files."""
+    (tmp_path / "precious.txt").write_text("mine")
+    result = runner.invoke(app, ["demo", "--keep", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "not empty; give a new or empty one" in " ".join(result.stdout.split())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["precious.txt"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -51,11 +53,21 @@ def check_config(config: ConfigOption = None) -> None:
         typer.echo(f"warning: {warning}", err=True)
 
 
-def demo() -> None:
+def demo(
+    keep: Annotated[
+        Path | None,
+        typer.Option(
+            "--keep",
+            metavar="DIR",
+            help="Keep the demo's config, store and keys in DIR (new or empty), to run "
+            "`report` or `audit verify` on what it did.",
+        ),
+    ] = None,
+) -> None:
     """Start a private Prosody, the gateway and scripted clients, and show what happens."""
     from xmpp_clinic.dev.demo import run_demo
 
-    run(run_demo())
+    run(run_demo(keep))
 
 
 def register(app: typer.Typer) -> None:

@@ -17,6 +17,7 @@ people, fictional text.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -531,8 +532,22 @@ def wall_clock(moment: datetime) -> str:
     return f"{moment.astimezone():%H:%M:%S %Z}"
 
 
-async def run_demo() -> None:
-    """Run the whole demo; returns when everything is stopped again, exits 1 on failure."""
+def _folder(keep: Path | None) -> contextlib.AbstractContextManager[str]:
+    """Where the demo runs: a temporary folder, or ``keep`` (new or empty) that stays."""
+    if keep is None:
+        return tempfile.TemporaryDirectory(prefix="xmpp-clinic-demo-")
+    keep.mkdir(parents=True, exist_ok=True)
+    if any(keep.iterdir()):
+        raise DemoFailed(f"--keep {keep}: the folder is not empty; give a new or empty one")
+    return contextlib.nullcontext(str(keep.resolve()))
+
+
+async def run_demo(keep: Path | None = None) -> None:
+    """Run the whole demo; returns when everything is stopped again, exits 1 on failure.
+
+    With ``keep`` the demo's config, store and keys stay in that folder, so
+    ``xmpp-clinic report`` or ``audit verify`` can be run on what the demo did.
+    """
     logging.getLogger("omemo").setLevel(logging.ERROR)  # expected first-start warnings
     tally = Tally()
     since_start = seconds_since_process_start()
@@ -541,7 +556,7 @@ async def run_demo() -> None:
     console.rule("[bold]xmpp-clinic demo")
     console.print(f"Started at {wall_clock(started_at)}")
     try:
-        with tempfile.TemporaryDirectory(prefix="xmpp-clinic-demo-") as tmp:
+        with _folder(keep) as tmp:
             async with asyncio.timeout(DEMO_TIMEOUT):
                 await story(Path(tmp), tally)
     except (DemoFailed, PhoneError, BotLoginError) as exc:
@@ -563,3 +578,10 @@ async def run_demo() -> None:
         f"{tally.missing_reported} missing part announced; everything stopped.",
         soft_wrap=True,
     )
+    if keep is not None:
+        config = keep.resolve() / "xmpp-clinic.toml"
+        console.print(
+            f"Kept in {keep}: try [cyan]xmpp-clinic report --config {config}[/] "
+            f"or [cyan]xmpp-clinic audit verify --config {config}[/]",
+            soft_wrap=True,
+        )
