@@ -1,18 +1,25 @@
-"""Relay benchmark: a 20-member care thread vs the server's own archived MUC.
+"""Relay benchmark: care threads vs the server's own MUC with each archive storage.
 
-The same 20 slixmpp clients join a gateway thread and a room of the server's own MUC
-(Prosody mod_muc + mod_muc_mam, ejabberd mod_muc + mod_mam), then one member sends N
-messages to each with at most WINDOW in flight. Latency is send -> received by all 19
-other members; throughput is N over the time to the last delivery. The gateway runs
-as its own process (``xmpp-clinic run``), like the server. Run by hand, never in CI:
+One private server per kind (bench/relay_servers.py) runs, in ONE process, a MUC service
+per archive storage (``memory``, ``internal``, ``sql`` on SQLite) and two gateway
+components; two ``xmpp-clinic run`` processes serve the same care threads, one with its
+store on SQLite and one on PostgreSQL. For each thread size (``--members``) the same
+slixmpp clients join a room on each MUC service and the thread on each gateway; member 0
+then sends N messages on each path in turn, with at most WINDOW in flight, or with
+``--rate`` at a fixed rate for ``--seconds`` (offered load). Latency is send -> received
+by every other member; throughput is N over the time to the last delivery. Run by hand,
+never in CI:
 
-    .venv/bin/python bench/relay.py --server prosody --messages 500
+    .venv/bin/python bench/relay.py --server both --members 5,20,100 --messages 300
+    .venv/bin/python bench/relay.py --server ejabberd --members 20 --rate 200 --seconds 30
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
+import math
 import os
 import re
 import statistics
@@ -21,31 +28,59 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import asyncpg
 from slixmpp import JID, ClientXMPP
+
+sys.path.insert(0, str(Path(__file__).parent))
+from relay_servers import (
+    STORAGE_NOTES,
+    STORAGES,
+    Storage,
+    muc_domains,
+    pg_component_jid,
+    pg_component_port,
+    pg_component_secret,
+    room_archived,
+    start_bench_server,
+)
 
 from xmpp_clinic.config import load_settings
 from xmpp_clinic.dev.bots import connect_bot, disconnect_bot
-from xmpp_clinic.dev.servers import DevServer, ServerKind, start_server, write_gateway_config
+from xmpp_clinic.dev.servers import DevServer, ServerKind, write_gateway_config
 from xmpp_clinic.omemo import LEGACY_NS
 from xmpp_clinic.registry.model import ObservedDevice
 from xmpp_clinic.registry.service import DeviceRegistry
 from xmpp_clinic.store import Store
 
-MEMBERS = 20
+MEMBERS = 20  # the default thread size (purge.py and mam.py use this payload too)
 DELIVERY_TIMEOUT = 60.0  # seconds, plus 0.2 s per message, before a run is given up
+DRAIN_SECONDS = 10.0  # offered load: how long after the last send deliveries may come
 PASSWORD = "bench-password"
-# An OMEMO-shaped payload, so the gateway's policy accepts it (the server ignores it).
-PAYLOAD = (
-    '<encrypted xmlns="eu.siacs.conversations.axolotl"><header sid="1">'
-    # Keys start with byte 0x33 ("Mw") and are 72 bytes: the size of a legacy OMEMO key.
-    + "".join(f'<key rid="{i + 1}">Mw{"A" * 94}</key>' for i in range(MEMBERS))
-    + "<iv>AAAAAAAAAAAAAAAA</iv></header><payload>"
-    + "B" * 64
-    + "</payload></encrypted>"
-)
+PG_ADMIN = os.environ.get("XMPP_CLINIC_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+GATEWAY_STORES = ("sqlite", "postgresql")
+LOG_LEVEL = os.environ.get("XMPP_CLINIC_BENCH_LOG", "WARNING")  # the gateways' log level
 
+
+@functools.cache
+def payload(members: int) -> str:
+    """An OMEMO-shaped payload with one key per member (member i has device i + 1).
+
+    The gateway's policy accepts it; the server ignores it. Keys start with byte 0x33
+    ("Mw") and are 72 bytes: the size of a legacy OMEMO key.
+    """
+    return (
+        '<encrypted xmlns="eu.siacs.conversations.axolotl"><header sid="1">'
+        + "".join(f'<key rid="{i + 1}">Mw{"A" * 94}</key>' for i in range(members))
+        + "<iv>AAAAAAAAAAAAAAAA</iv></header><payload>"
+        + "B" * 64
+        + "</payload></encrypted>"
+    )
+
+
+PAYLOAD = payload(MEMBERS)
 
 MESSAGE_TAG = b"<message"
 ID_ATTR = re.compile(rb"""\sid=["']([^"']*)["']""")
@@ -78,8 +113,8 @@ class RawCounter(asyncio.Protocol):
     """Takes over a joined client's stream: reports the id of each ``<message>`` received.
 
     Installed with the transport's ``set_protocol`` (public asyncio API) once a client
-    has joined both rooms; only the start tag is read, so the clients cost little next to
-    the server and the gateway. The connection's end is passed on to slixmpp.
+    has joined every room; only the start tag is read, so the clients cost little next
+    to the server and the gateway. The connection's end is passed on to slixmpp.
     """
 
     def __init__(self, bot: ClientXMPP) -> None:
@@ -119,10 +154,10 @@ def take_over(bots: list[ClientXMPP]) -> list[RawCounter]:
     return counters
 
 
-def stanza(room: str, key: str) -> str:
+def stanza(room: str, key: str, members: int = MEMBERS) -> str:
     return (
         f'<message to="{room}" type="groupchat" id="{key}" xmlns="jabber:client">'
-        f"{PAYLOAD}<body>This message is OMEMO encrypted.</body></message>"
+        f"{payload(members)}<body>This message is OMEMO encrypted.</body></message>"
     )
 
 
@@ -144,52 +179,138 @@ def server_pid(server: DevServer) -> int | None:
     return None
 
 
+# -- the paths ---------------------------------------------------------------------------
+
+
+@dataclass
+class Gateway:
+    """One ``xmpp-clinic run`` process with its store (SQLite or PostgreSQL)."""
+
+    store: str
+    component: str
+    config: Path
+    pg_database: str | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def label(self) -> str:
+        return "gw SQLite" if self.store == "sqlite" else "gw PG"
+
+
+@dataclass
+class Route:
+    """One path a message can take: a room of a server MUC, or a gateway thread."""
+
+    label: str
+    target: str
+    storage: Storage | None = None  # server MUC paths
+    gateway: Gateway | None = None  # gateway paths
+    archived: bool = True
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds of the server, the path's gateway, its PostgreSQL backends and us."""
+
+    server: int | None
+    gateway: Gateway | None
+    before: dict[str, float] = field(default_factory=dict)
+    db_before: dict[int, float] = field(default_factory=dict)
+
+    async def start(self) -> None:
+        self.before = self._own()
+        self.db_before = {pid: cpu_seconds(pid) for pid in await self._db_pids()}
+
+    async def per_message(self, count: int) -> dict[str, float]:
+        after = self._own()
+        cpu = {f"cpu_{k}": 1000 * (after[k] - self.before[k]) / count for k in after}
+        db = sum(cpu_seconds(p) - self.db_before.get(p, 0.0) for p in await self._db_pids())
+        cpu["cpu_db"] = 1000 * db / count
+        return cpu
+
+    def _own(self) -> dict[str, float]:
+        gateway = self.gateway.process.pid if self.gateway and self.gateway.process else None
+        return {
+            "server": cpu_seconds(self.server),
+            "gateway": cpu_seconds(gateway) if gateway else 0.0,
+            "clients": cpu_seconds(os.getpid()),
+        }
+
+    async def _db_pids(self) -> list[int]:
+        if self.gateway is None or self.gateway.pg_database is None:
+            return []
+        conn = await asyncpg.connect(PG_ADMIN)
+        try:
+            rows = await conn.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1", self.gateway.pg_database
+            )
+        finally:
+            await conn.close()
+        return [row["pid"] for row in rows]
+
+
+def percentile(ordered: list[float], fraction: float) -> float:
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
 async def run_path(
-    room: str,
+    route: Route,
     sender: ClientXMPP,
     counters: list[RawCounter],
+    members: int,
     count: int,
     window: int,
-    pids: dict[str, int | None],
+    rate: float,
+    meter: CpuMeter,
 ) -> dict[str, float]:
-    tally = Tally(expected=len(counters), window=window, count=count)
-    cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    """Send ``count`` messages on ``route``: windowed, or at ``rate`` per second if > 0."""
+    tally = Tally(expected=len(counters), window=window if not rate else count + 1, count=count)
+    await meter.start()
     for counter in counters:
         counter.on_id = tally.receive
-    start = time.perf_counter()
     # Message ids must be id-shaped (the gateway refuses free text in ids, issue 8.2).
-    path = re.sub(r"[^A-Za-z0-9]+", "-", room)
+    prefix = re.sub(r"[^A-Za-z0-9]+", "-", route.target) + f"-{time.monotonic_ns()}"
+    start = time.perf_counter()
     for i in range(count):
-        await tally.window.acquire()
-        key = f"{path}-{i}"
+        if rate:
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        else:
+            await tally.window.acquire()
+        key = f"{prefix}-{i}"
         tally.sent[key] = time.perf_counter()
-        sender.send_raw(stanza(room, key))
+        sender.send_raw(stanza(route.target, key, members))
+    sent_in = time.perf_counter() - start
+    wait = DRAIN_SECONDS if rate else DELIVERY_TIMEOUT + count * 0.2
     try:  # a refused message is never delivered: say so instead of waiting forever
-        await asyncio.wait_for(tally.all_done.wait(), DELIVERY_TIMEOUT + count * 0.2)
+        await asyncio.wait_for(tally.all_done.wait(), wait)
     except TimeoutError:
-        raise SystemExit(
-            f"{room}: {len(tally.done)} of {count} messages reached every member; the rest "
-            "were refused or lost (run the gateway with logging.level INFO to see why)"
-        ) from None
-    elapsed = time.perf_counter() - start
+        if not rate:
+            raise RuntimeError(
+                f"{len(tally.done)} of {count} messages reached every member; the rest were "
+                "refused or lost (see the gateway log in the run folder)"
+            ) from None
+    last = max(tally.done.values(), default=start)
     for counter in counters:
         counter.on_id = None
-    latencies = sorted(tally.done[k] - tally.sent[k] for k in tally.sent)
-    # CPU ms per message of each process: shows which one limits the path.
-    cpu = {
-        f"cpu_{name}": 1000 * (cpu_seconds(pid) - cpu_before[name]) / count
-        for name, pid in pids.items()
-    }
+    latencies = sorted(tally.done.get(k, math.inf) - tally.sent[k] for k in tally.sent)
     return {
-        "msg_s": count / elapsed,
+        "msg_s": len(tally.done) / (last - start) if tally.done else 0.0,
+        "sent_s": count / sent_in,
+        "delivered": len(tally.done),
+        "sent": count,
         "p50_ms": 1000 * statistics.median(latencies),
-        "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
-        **cpu,
+        "p99_ms": 1000 * percentile(latencies, 0.99),
+        **await meter.per_message(count),
     }
+
+
+# -- set-up ------------------------------------------------------------------------------
 
 
 async def register_devices(config: Path, users: list[str]) -> None:
-    """Member i has OMEMO device i + 1 (the ids in PAYLOAD), approved as "all" mode does.
+    """Member i has OMEMO device i + 1 (the ids in the payload), approved as "all" does.
 
     The bench clients send OMEMO-shaped stanzas without publishing devices to PEP, so the
     registry learns the devices here instead of by discovery.
@@ -205,86 +326,288 @@ async def register_devices(config: Path, users: list[str]) -> None:
         await store.close()
 
 
-async def configure_server_room(owner: ClientXMPP, room: str) -> None:
-    """Make the server's room persistent and archived (MAM), like a care thread."""
+async def pg_create(name: str) -> str:
+    """A fresh PostgreSQL database for one run; its asyncpg URL."""
+    conn = await asyncpg.connect(PG_ADMIN)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    base = PG_ADMIN.replace("postgresql://", "postgresql+asyncpg://", 1).rsplit("/", 1)[0]
+    return f"{base}/{name}"
+
+
+async def pg_drop(name: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def thread_name(members: int) -> str:
+    return f"bench{members}"
+
+
+async def prepare_gateway(
+    server: DevServer, store: str, workdir: Path, users: list[str], sizes: list[int]
+) -> Gateway:
+    """Write the config, create one thread per size and record the members' devices."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    component, port, pg_database = server.component_jid, server.component_port, None
+    url = f"sqlite+aiosqlite:///{workdir / 'xmpp-clinic.db'}"
+    if store == "postgresql":
+        component, port = pg_component_jid(server), pg_component_port(server)
+        pg_database = f"bench_relay_{server.kind}_{os.getpid()}"
+        url = await pg_create(pg_database)
+    # Demo/test mode: every device is approved (the bench measures relaying, not approval).
+    config = write_gateway_config(
+        server, workdir, logging={"level": LOG_LEVEL}, policy={"device_approval": "all"},
+        xmpp={"component_jid": component, "server_port": port}, store={"url": url},
+    )  # fmt: skip
+    if store == "postgresql":
+        (workdir / "component.secret").write_text(pg_component_secret(server) + "\n")
+    gateway = Gateway(store, component, config, pg_database)
+    env = {**os.environ, "XMPP_CLINIC_CONFIG": str(config)}
+    for size in sizes:
+        members = [a for u in users[:size] for a in ("--member", u)]
+        subprocess.run(
+            [sys.executable, "-m", "xmpp_clinic", "threads", "create", thread_name(size),
+             "--title", f"Bench {size}", *members],
+            env=env, check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+    await register_devices(config, users[: max(sizes)])
+    log = (workdir / "gateway.log").open("wb")
+    gateway.process = subprocess.Popen(
+        [sys.executable, "-m", "xmpp_clinic", "run"], env=env, stderr=log
+    )
+    return gateway
+
+
+async def configure_server_room(owner: ClientXMPP, room: str, archived: bool) -> None:
+    """Make the server's room persistent, archived (MAM) or not, like a care thread."""
     muc = owner.plugin["xep_0045"]
     form = await muc.get_room_config(JID(room))
-    for var in ("muc#roomconfig_persistentroom", "muc#roomconfig_enablearchiving", "mam"):
-        if var in form["fields"]:
-            form["fields"][var]["value"] = True
+    fields = form.get_fields()  # type: ignore[no-untyped-call]
+    if "muc#roomconfig_persistentroom" in fields:
+        fields["muc#roomconfig_persistentroom"]["value"] = True
+    for var in ("muc#roomconfig_enablearchiving", "mam"):
+        if var in fields:
+            fields[var]["value"] = archived
     form["type"] = "submit"
     await muc.set_room_config(JID(room), form)
 
 
-async def bench(server: DevServer, count: int, window: int, workdir: Path) -> None:
-    users = server.register_many({f"bench{i}": PASSWORD for i in range(MEMBERS)})
-    # Demo/test mode: every device is approved (the bench measures relaying, not approval).
-    config = write_gateway_config(
-        server, workdir, logging={"level": "WARNING"}, policy={"device_approval": "all"}
-    )
-    env = {**os.environ, "XMPP_CLINIC_CONFIG": str(config)}
-    cli = [sys.executable, "-m", "xmpp_clinic"]
-    members = [a for u in users for a in ("--member", u)]
-    subprocess.run(
-        [*cli, "threads", "create", "bench", "--title", "Bench", *members], env=env, check=True
-    )
-    await register_devices(config, users)
-    gateway = subprocess.Popen([*cli, "run"], env=env, stderr=subprocess.DEVNULL)
+def routes_for(
+    server: DevServer, size: int, storages: list[Storage], gateways: list[Gateway]
+) -> list[Route]:
+    routes = []
+    domains = muc_domains(server)
+    for storage in storages:
+        room = f"{thread_name(size)}-{storage}@{domains[storage]}"
+        archived = room_archived(server, storage)
+        routes.append(Route(f"MUC {storage}", room, storage=storage, archived=archived))
+    for gateway in gateways:
+        target = f"{thread_name(size)}@{gateway.component}"
+        routes.append(Route(gateway.label, target, gateway=gateway))
+    return routes
+
+
+async def join_all(bots: list[ClientXMPP], routes: list[Route]) -> None:
+    """Member 0 joins first (creating and configuring the rooms), then all the others."""
+    owner = bots[0].plugin["xep_0045"]
+    for route in routes:
+        if route.gateway is not None:
+            for _attempt in range(100):  # until the gateway has connected to the server
+                try:
+                    await owner.join_muc_wait(JID(route.target), "m0", maxstanzas=0, timeout=5)
+                    break
+                except Exception:
+                    await asyncio.sleep(0.2)
+            else:
+                raise RuntimeError(f"{route.target}: the gateway did not let member 0 join")
+        else:
+            await owner.join_muc_wait(JID(route.target), "m0", maxstanzas=0, timeout=10)
+            await configure_server_room(bots[0], route.target, route.archived)
+
+    async def join(i: int, bot: ClientXMPP) -> None:
+        for route in routes:
+            try:
+                await bot.plugin["xep_0045"].join_muc_wait(
+                    JID(route.target), f"m{i}", maxstanzas=0, timeout=60
+                )
+            except TimeoutError:
+                raise RuntimeError(f"member {i} could not join {route.target}") from None
+
+    await asyncio.gather(*(join(i, bot) for i, bot in enumerate(bots[1:], 1)))
+
+
+Results = dict[tuple[str, int, str], dict[str, float] | str]
+
+
+async def bench_size(
+    server: DevServer,
+    users: list[str],
+    size: int,
+    routes: list[Route],
+    args: argparse.Namespace,
+    results: Results,
+) -> None:
     bots: list[ClientXMPP] = []
     try:
         bots = list(await asyncio.gather(*(
             connect_bot(u, PASSWORD, server, plugins=("xep_0030", "xep_0045", "xep_0004"))
-            for u in users
+            for u in users[:size]
         )))  # fmt: skip
-        thread = f"bench@{server.component_jid}"
-        room = f"bench@{server.muc_domain}"
-        for _attempt in range(50):  # until the gateway has connected to the server
-            try:
-                await (
-                    bots[0]
-                    .plugin["xep_0045"]
-                    .join_muc_wait(JID(thread), "m0", maxstanzas=0, timeout=5)
-                )
-                break
-            except Exception:
-                await asyncio.sleep(0.2)
-        await bots[0].plugin["xep_0045"].join_muc_wait(JID(room), "m0", maxstanzas=0, timeout=10)
-        await configure_server_room(bots[0], room)
-        for i, bot in enumerate(bots[1:], 1):
-            for target in (thread, room):
-                await bot.plugin["xep_0045"].join_muc_wait(
-                    JID(target), f"m{i}", maxstanzas=0, timeout=10
-                )
+        began = time.perf_counter()
+        await join_all(bots, routes)
+        print(f"  {size} members joined {len(routes)} rooms in {time.perf_counter() - began:.1f} s")
         await asyncio.sleep(1.0)  # let join-time presences arrive before the raw counters
         take_over(bots[:1])  # the sender's reflections are not counted
         receivers = take_over(bots[1:])
-        pids = {"server": server_pid(server), "gateway": gateway.pid, "clients": os.getpid()}
-        results = {}
-        for label, target in (("server MUC", room), ("gateway", thread)):
-            await run_path(target, bots[0], receivers, min(20, count), window, pids)  # warm-up
-            results[label] = await run_path(target, bots[0], receivers, count, window, pids)
-        report(server.kind, count, window, results)
+        pid = server_pid(server)
+        count = args.rate * args.seconds if args.rate else args.messages
+        for route in routes:
+            meter = CpuMeter(pid, route.gateway)
+            try:
+                warm = min(20, count)  # warm-up, windowed
+                await run_path(route, bots[0], receivers, size, warm, args.window, 0, meter)
+                results[(server.kind, size, route.label)] = await run_path(
+                    route, bots[0], receivers, size, count, args.window, args.rate, meter
+                )
+            except (RuntimeError, OSError) as error:
+                results[(server.kind, size, route.label)] = str(error)
+                if route.gateway is not None:  # the run folder goes away: show why here
+                    log = route.gateway.config.parent / "gateway.log"
+                    print(log.read_text(errors="replace")[-3000:], file=sys.stderr)
+            print(f"  {route.label}: {describe(results[(server.kind, size, route.label)])}")
     finally:
         await asyncio.gather(*(disconnect_bot(b) for b in bots))
-        gateway.terminate()
-        gateway.wait(10)
 
 
-def report(kind: str, count: int, window: int, results: dict[str, dict[str, float]]) -> None:
-    print(f"\n{kind}: {MEMBERS} members, {count} messages, window {window}")
-    cpu = "CPU ms/msg: server gateway clients"
-    print(f"{'path':<12}{'msg/s':>10}{'p50 ms':>10}{'p99 ms':>10}   {cpu}")
-    for label, r in results.items():
+def describe(result: dict[str, float] | str) -> str:
+    if isinstance(result, str):
+        return f"FAILED: {result}"
+    return (
+        f"{result['msg_s']:.1f} msg/s, p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f}"
+        f" ms, {int(result['delivered'])}/{int(result['sent'])} delivered"
+    )
+
+
+async def bench(
+    server: DevServer, args: argparse.Namespace, workdir: Path, results: Results
+) -> None:
+    sizes: list[int] = args.members
+    users = server.register_many({f"bench{i}": PASSWORD for i in range(max(sizes))})
+    gateways: list[Gateway] = []
+    try:
+        for store in args.gateway_store:
+            gateways.append(await prepare_gateway(server, store, workdir / store, users, sizes))
+        for size in sizes:
+            routes = routes_for(server, size, args.storage, gateways)
+            await bench_size(server, users, size, routes, args, results)
+    finally:
+        for gateway in gateways:
+            if gateway.process is not None:
+                gateway.process.terminate()
+                gateway.process.wait(10)
+            if gateway.pg_database is not None:
+                await pg_drop(gateway.pg_database)
+
+
+# -- report ------------------------------------------------------------------------------
+
+
+def fmt(value: float, digits: int = 1) -> str:
+    return "inf" if math.isinf(value) else f"{value:.{digits}f}"
+
+
+def cell(result: dict[str, float] | str | None, key: str, digits: int = 1) -> str:
+    if not isinstance(result, dict):
+        return "failed" if isinstance(result, str) else "-"
+    return fmt(result[key], digits)
+
+
+def latency(result: dict[str, float] | str | None) -> str:
+    return f"{cell(result, 'p50_ms', 0)} / {cell(result, 'p99_ms', 0)}"
+
+
+def ratio(a: dict[str, float] | str | None, b: dict[str, float] | str | None) -> str:
+    if not isinstance(a, dict) or not isinstance(b, dict) or not b["msg_s"]:
+        return "-"
+    return f"{a['msg_s'] / b['msg_s']:.2f}x"
+
+
+def report_paths(results: Results, args: argparse.Namespace) -> None:
+    """Every path: throughput, latency and CPU ms per message of each process."""
+    print("\n| server | members | path | msg/s | p50 / p99 ms | delivered | CPU ms/msg: "
+          "server | gateway | PostgreSQL | clients |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for (kind, size, label), r in results.items():
         print(
-            f"{label:<12}{r['msg_s']:>10.1f}{r['p50_ms']:>10.1f}{r['p99_ms']:>10.1f}"
-            f"{r['cpu_server']:>18.2f}{r['cpu_gateway']:>8.2f}{r['cpu_clients']:>8.2f}"
+            f"| {kind} | {size} | {label} | {cell(r, 'msg_s')} | {latency(r)} | "
+            + (f"{int(r['delivered'])}/{int(r['sent'])}" if isinstance(r, dict) else "-")
+            + f" | {cell(r, 'cpu_server', 2)} | {cell(r, 'cpu_gateway', 2)} | "
+            f"{cell(r, 'cpu_db', 2)} | {cell(r, 'cpu_clients', 2)} |"
         )
-    ratio = results["gateway"]["msg_s"] / results["server MUC"]["msg_s"]
-    print(f"gateway / server MUC throughput: {ratio:.2f}x")
+
+
+def report_baselines(results: Results, args: argparse.Namespace) -> None:
+    """Each server MUC storage side by side with the gateway on SQLite and PostgreSQL."""
+    print("\n| server | MUC storage | members | MUC msg/s | gw SQLite msg/s | gw PG msg/s | "
+          "SQLite / MUC | PG / MUC | p50 / p99 ms MUC | p50 / p99 gw SQLite | p50 / p99 gw PG "
+          "| server CPU ms/msg MUC / gw SQLite / gw PG |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    kinds = dict.fromkeys(kind for kind, _size, _label in results)
+    for kind in kinds:
+        for storage in args.storage:
+            for size in args.members:
+                muc = results.get((kind, size, f"MUC {storage}"))
+                sq = results.get((kind, size, "gw SQLite"))
+                pg = results.get((kind, size, "gw PG"))
+                cpus = " / ".join(cell(r, "cpu_server", 2) for r in (muc, sq, pg))
+                print(
+                    f"| {kind} | {STORAGE_NOTES[kind][storage]} | {size} | {cell(muc, 'msg_s')} "
+                    f"| {cell(sq, 'msg_s')} | {cell(pg, 'msg_s')} | {ratio(sq, muc)} | "
+                    f"{ratio(pg, muc)} | {latency(muc)} | {latency(sq)} | {latency(pg)} | {cpus} |"
+                )
+
+
+def report_rate(results: Results, args: argparse.Namespace) -> None:
+    """Offered load: latency of each path and what the gateway path adds to the MUC's."""
+    print(f"\nOffered load {args.rate} msg/s for {args.seconds} s (no window); added = gateway "
+          f"minus the server MUC with {args.baseline} storage")  # fmt: skip
+    print("| server | members | path | delivered | msg/s | p50 / p99 ms | added p50 / p99 ms |"
+          " CPU ms/msg server / gateway / PostgreSQL |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    for (kind, size, label), r in results.items():
+        base = results.get((kind, size, f"MUC {args.baseline}"))
+        added = "-"
+        if label.startswith("gw") and isinstance(r, dict) and isinstance(base, dict):
+            added = (
+                f"{fmt(r['p50_ms'] - base['p50_ms'], 0)} / {fmt(r['p99_ms'] - base['p99_ms'], 0)}"
+            )
+        delivered = f"{int(r['delivered'])}/{int(r['sent'])}" if isinstance(r, dict) else "-"
+        cpus = " / ".join(cell(r, k, 2) for k in ("cpu_server", "cpu_gateway", "cpu_db"))
+        print(
+            f"| {kind} | {size} | {label} | {delivered} | {cell(r, 'msg_s')} | {latency(r)} "
+            f"| {added} | {cpus} |"
+        )
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """The module docstring as written, and every option's default."""
+
+
+def csv_of(kind: type, choices: tuple[str, ...] | None = None) -> Callable[[str], list[object]]:
+    def parse(text: str) -> list[object]:
+        values = [kind(v.strip()) for v in text.split(",") if v.strip()]
+        if not values or (choices and any(v not in choices for v in values)):
+            raise argparse.ArgumentTypeError(f"expected a comma list of {choices or kind.__name__}")
+        return values
+
+    return parse
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -297,10 +620,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="which private server(s) to start and measure",
     )
     parser.add_argument(
-        "--messages", type=int, default=500, help="messages sent on each path, after a warm-up"
+        "--members", type=csv_of(int), default=[5, 20, 100], help="thread sizes, comma list"
+    )
+    parser.add_argument(
+        "--storage",
+        type=csv_of(str, STORAGES),
+        default=list(STORAGES),
+        help="server MUC archive storages, comma list (see bench/relay_servers.py)",
+    )
+    parser.add_argument(
+        "--gateway-store",
+        type=csv_of(str, GATEWAY_STORES),
+        default=list(GATEWAY_STORES),
+        help="gateway stores, comma list (PostgreSQL: $XMPP_CLINIC_BENCH_PG, a throwaway db)",
+    )
+    parser.add_argument(
+        "--messages", type=int, default=300, help="messages sent on each path, after a warm-up"
     )
     parser.add_argument(
         "--window", type=int, default=20, help="messages in flight at most (sent, not yet seen)"
+    )
+    parser.add_argument(
+        "--rate", type=int, default=0, help="offered load in msg/s instead of a window (0: off)"
+    )
+    parser.add_argument("--seconds", type=int, default=30, help="offered load: how long")
+    parser.add_argument(
+        "--baseline",
+        choices=STORAGES,
+        default="sql",
+        help="offered load: the MUC storage the gateway's added latency is taken against",
     )
     return parser.parse_args(argv)
 
@@ -310,15 +658,27 @@ def main() -> None:
     kinds: tuple[ServerKind, ...] = ("prosody", "ejabberd")
     if args.server != "both":
         kinds = (args.server,)
+    results: Results = {}
+    began = time.perf_counter()
     for kind in kinds:
         with tempfile.TemporaryDirectory(prefix=f"bench-{kind}-") as tmp:
-            server = start_server(kind, Path(tmp) / "server")
+            print(f"{kind}: starting", flush=True)
+            server = start_bench_server(kind, Path(tmp) / "server")
             try:
-                workdir = Path(tmp) / "gateway"
-                workdir.mkdir()
-                asyncio.run(bench(server, args.messages, args.window, workdir))
+                asyncio.run(bench(server, args, Path(tmp) / "gateway", results))
             finally:
                 server.stop()
+    mode = (
+        f"rate {args.rate} msg/s, {args.seconds} s"
+        if args.rate
+        else (f"{args.messages} messages, window {args.window}")
+    )
+    print(f"\n{mode}; {time.perf_counter() - began:.0f} s in all")
+    report_paths(results, args)
+    if args.rate:
+        report_rate(results, args)
+    else:
+        report_baselines(results, args)
 
 
 if __name__ == "__main__":
