@@ -83,7 +83,10 @@ def payload(members: int) -> str:
 PAYLOAD = payload(MEMBERS)
 
 MESSAGE_TAG = b"<message"
+PRESENCE_TAG = b"<presence"
 ID_ATTR = re.compile(rb"""\sid=["']([^"']*)["']""")
+FROM_ATTR = re.compile(rb"""\sfrom=["']([^"']*)["']""")
+TYPE_ATTR = re.compile(rb"""\stype=["']([^"']*)["']""")
 
 
 class Tally:
@@ -120,21 +123,34 @@ class RawCounter(asyncio.Protocol):
     def __init__(self, bot: ClientXMPP) -> None:
         self.bot = bot
         self.on_id: Callable[[str], None] | None = None
+        self.on_presence: Callable[[str, str], None] | None = None  # (from, type)
         self._buffer = b""
 
     def data_received(self, data: bytes) -> None:
         buffer, pos = self._buffer + data, 0
-        while (start := buffer.find(MESSAGE_TAG, pos)) >= 0:
+        while True:
+            found = (buffer.find(MESSAGE_TAG, pos), buffer.find(PRESENCE_TAG, pos))
+            start = min((i for i in found if i >= 0), default=-1)
+            if start < 0:
+                break
             end = buffer.find(b">", start)
             if end < 0:  # the start tag continues in the next chunk
                 self._buffer = buffer[start:]
                 return
-            match = ID_ATTR.search(buffer, start, end)
-            if match is not None and self.on_id is not None:
-                self.on_id(match.group(1).decode())
+            if buffer.startswith(MESSAGE_TAG, start):
+                match = ID_ATTR.search(buffer, start, end)
+                if match is not None and self.on_id is not None:
+                    self.on_id(match.group(1).decode())
+            elif self.on_presence is not None:
+                sender = FROM_ATTR.search(buffer, start, end)
+                kind = TYPE_ATTR.search(buffer, start, end)
+                self.on_presence(
+                    sender.group(1).decode() if sender else "",
+                    kind.group(1).decode() if kind else "",
+                )
             pos = end + 1
         # Keep what could be the beginning of a start tag cut by the chunk boundary.
-        self._buffer = buffer[max(pos, len(buffer) - len(MESSAGE_TAG) + 1) :]
+        self._buffer = buffer[max(pos, len(buffer) - len(PRESENCE_TAG) + 1) :]
 
     def eof_received(self) -> bool | None:
         self.bot.eof_received()
@@ -351,7 +367,12 @@ def thread_name(members: int) -> str:
 
 
 async def prepare_gateway(
-    server: DevServer, store: str, workdir: Path, users: list[str], sizes: list[int]
+    server: DevServer,
+    store: str,
+    workdir: Path,
+    users: list[str],
+    sizes: list[int],
+    profile: Path | None = None,
 ) -> Gateway:
     """Write the config, create one thread per size and record the members' devices."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -379,9 +400,12 @@ async def prepare_gateway(
         )  # fmt: skip
     await register_devices(config, users[: max(sizes)])
     log = (workdir / "gateway.log").open("wb")
-    gateway.process = subprocess.Popen(
-        [sys.executable, "-m", "xmpp_clinic", "run"], env=env, stderr=log
-    )
+    command = [sys.executable, "-m", "xmpp_clinic", "run"]
+    if profile is not None:  # cProfile writes its file when the gateway exits (SIGTERM)
+        profile.mkdir(parents=True, exist_ok=True)
+        out = profile / f"gateway-{server.kind}-{store}.prof"
+        command[1:1] = ["-m", "cProfile", "-o", str(out.absolute())]
+    gateway.process = subprocess.Popen(command, env=env, stderr=log)
     return gateway
 
 
@@ -414,8 +438,21 @@ def routes_for(
     return routes
 
 
-async def join_all(bots: list[ClientXMPP], routes: list[Route]) -> None:
-    """Member 0 joins first (creating and configuring the rooms), then all the others."""
+def join_presence(target: str, nick: str) -> str:
+    return (
+        f'<presence to="{target}/{nick}" xmlns="jabber:client">'
+        '<x xmlns="http://jabber.org/protocol/muc"><history maxstanzas="0"/></x></presence>'
+    )
+
+
+async def join_all(bots: list[ClientXMPP], routes: list[Route]) -> list[RawCounter]:
+    """Member 0 joins first (creating and configuring the rooms), then all the others.
+
+    The others' streams are taken over before they join: they send the join presence
+    raw and only their own presence back (from room/nick) is looked for, so the N**2
+    presences of a big room are not parsed by slixmpp in this one process. Returns the
+    receivers' counters (member 0's reflections are not counted).
+    """
     owner = bots[0].plugin["xep_0045"]
     for route in routes:
         if route.gateway is not None:
@@ -430,17 +467,35 @@ async def join_all(bots: list[ClientXMPP], routes: list[Route]) -> None:
         else:
             await owner.join_muc_wait(JID(route.target), "m0", maxstanzas=0, timeout=10)
             await configure_server_room(bots[0], route.target, route.archived)
+    take_over(bots[:1])
+    receivers = take_over(bots[1:])
+    waiting = {f"{route.target}/m{i}" for route in routes for i in range(1, len(bots))}
+    refused: list[str] = []
+    all_in = asyncio.Event()
 
-    async def join(i: int, bot: ClientXMPP) -> None:
-        for route in routes:
-            try:
-                await bot.plugin["xep_0045"].join_muc_wait(
-                    JID(route.target), f"m{i}", maxstanzas=0, timeout=60
-                )
-            except TimeoutError:
-                raise RuntimeError(f"member {i} could not join {route.target}") from None
+    def seen(sender: str, kind: str) -> None:
+        if sender in waiting:
+            if kind == "error":
+                refused.append(sender)
+            if kind != "unavailable":
+                waiting.discard(sender)
+            if not waiting:
+                all_in.set()
 
-    await asyncio.gather(*(join(i, bot) for i, bot in enumerate(bots[1:], 1)))
+    for counter in receivers:
+        counter.on_presence = seen
+    for i, bot in enumerate(bots[1:], 1):
+        bot.send_raw("".join(join_presence(route.target, f"m{i}") for route in routes))
+    if waiting:
+        try:
+            await asyncio.wait_for(all_in.wait(), 60 + len(waiting) * 0.05)
+        except TimeoutError:
+            raise RuntimeError(f"{len(waiting)} joins unanswered, e.g. {min(waiting)}") from None
+    if refused:
+        raise RuntimeError(f"{len(refused)} joins refused, e.g. {min(refused)}")
+    for counter in receivers:
+        counter.on_presence = None
+    return receivers
 
 
 Results = dict[tuple[str, int, str], dict[str, float] | str]
@@ -461,11 +516,9 @@ async def bench_size(
             for u in users[:size]
         )))  # fmt: skip
         began = time.perf_counter()
-        await join_all(bots, routes)
+        receivers = await join_all(bots, routes)
         print(f"  {size} members joined {len(routes)} rooms in {time.perf_counter() - began:.1f} s")
-        await asyncio.sleep(1.0)  # let join-time presences arrive before the raw counters
-        take_over(bots[:1])  # the sender's reflections are not counted
-        receivers = take_over(bots[1:])
+        await asyncio.sleep(1.0)  # let the last join-time presences go by
         pid = server_pid(server)
         count = args.rate * args.seconds if args.rate else args.messages
         for route in routes:
@@ -503,7 +556,9 @@ async def bench(
     gateways: list[Gateway] = []
     try:
         for store in args.gateway_store:
-            gateways.append(await prepare_gateway(server, store, workdir / store, users, sizes))
+            gateways.append(
+                await prepare_gateway(server, store, workdir / store, users, sizes, args.profile)
+            )
         for size in sizes:
             routes = routes_for(server, size, args.storage, gateways)
             await bench_size(server, users, size, routes, args, results)
@@ -649,6 +704,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=STORAGES,
         default="sql",
         help="offered load: the MUC storage the gateway's added latency is taken against",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="run each gateway under cProfile and write its stats into this folder",
     )
     return parser.parse_args(argv)
 
