@@ -265,6 +265,23 @@ class CpuMeter:
         return [row["pid"] for row in rows]
 
 
+async def settle(counters: list[RawCounter], quiet: float = 1.0, longest: float = 120.0) -> None:
+    """Wait until no message has arrived for ``quiet`` seconds (at most ``longest``)."""
+    last = time.perf_counter()
+
+    def arrived(_key: str) -> None:
+        nonlocal last
+        last = time.perf_counter()
+
+    for counter in counters:
+        counter.on_id = arrived
+    began = time.perf_counter()
+    while time.perf_counter() - last < quiet and time.perf_counter() - began < longest:
+        await asyncio.sleep(0.2)
+    for counter in counters:
+        counter.on_id = None
+
+
 def percentile(ordered: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
@@ -302,6 +319,7 @@ async def run_path(
     try:  # a refused message is never delivered: say so instead of waiting forever
         await asyncio.wait_for(tally.all_done.wait(), wait)
     except TimeoutError:
+        await settle(counters)  # the backlog must not reach the next path's counters
         if not rate:
             raise RuntimeError(
                 f"{len(tally.done)} of {count} messages reached every member; the rest were "
@@ -520,7 +538,7 @@ async def bench_size(
         print(f"  {size} members joined {len(routes)} rooms in {time.perf_counter() - began:.1f} s")
         await asyncio.sleep(1.0)  # let the last join-time presences go by
         pid = server_pid(server)
-        count = args.rate * args.seconds if args.rate else args.messages
+        count = args.rate * args.seconds if args.rate else messages_for(args, size)
         for route in routes:
             meter = CpuMeter(pid, route.gateway)
             try:
@@ -575,7 +593,14 @@ async def bench(
 
 
 def fmt(value: float, digits: int = 1) -> str:
+    if math.isnan(value):
+        return "n/a"  # a difference of two saturated paths
     return "inf" if math.isinf(value) else f"{value:.{digits}f}"
+
+
+def messages_for(args: argparse.Namespace, size: int) -> int:
+    counts: list[int] = args.messages
+    return counts[args.members.index(size)] if len(counts) > 1 else counts[0]
 
 
 def cell(result: dict[str, float] | str | None, key: str, digits: int = 1) -> str:
@@ -675,22 +700,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="which private server(s) to start and measure",
     )
     parser.add_argument(
-        "--members", type=csv_of(int), default=[5, 20, 100], help="thread sizes, comma list"
+        "--members", type=csv_of(int), default="5,20,100", help="thread sizes, comma list"
     )
     parser.add_argument(
         "--storage",
         type=csv_of(str, STORAGES),
-        default=list(STORAGES),
+        default=",".join(STORAGES),
         help="server MUC archive storages, comma list (see bench/relay_servers.py)",
     )
     parser.add_argument(
         "--gateway-store",
         type=csv_of(str, GATEWAY_STORES),
-        default=list(GATEWAY_STORES),
+        default=",".join(GATEWAY_STORES),
         help="gateway stores, comma list (PostgreSQL: $XMPP_CLINIC_BENCH_PG, a throwaway db)",
     )
     parser.add_argument(
-        "--messages", type=int, default=300, help="messages sent on each path, after a warm-up"
+        "--messages",
+        type=csv_of(int),
+        default="300",
+        help="messages sent on each path after a warm-up: one count, or one per --members size",
     )
     parser.add_argument(
         "--window", type=int, default=20, help="messages in flight at most (sent, not yet seen)"
@@ -711,7 +739,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="run each gateway under cProfile and write its stats into this folder",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if len(args.messages) not in (1, len(args.members)):
+        parser.error("--messages: one count, or one per --members size")
+    return args
 
 
 def main() -> None:
@@ -723,7 +754,8 @@ def main() -> None:
     began = time.perf_counter()
     for kind in kinds:
         with tempfile.TemporaryDirectory(prefix=f"bench-{kind}-") as tmp:
-            print(f"{kind}: starting", flush=True)
+            load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+            print(f"{kind}: starting (load average {load})", flush=True)
             server = start_bench_server(kind, Path(tmp) / "server")
             try:
                 asyncio.run(bench(server, args, Path(tmp) / "gateway", results))
@@ -732,9 +764,10 @@ def main() -> None:
     mode = (
         f"rate {args.rate} msg/s, {args.seconds} s"
         if args.rate
-        else (f"{args.messages} messages, window {args.window}")
+        else (f"{','.join(map(str, args.messages))} messages, window {args.window}")
     )
-    print(f"\n{mode}; {time.perf_counter() - began:.0f} s in all")
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"\n{mode}; {time.perf_counter() - began:.0f} s in all; load average now {load}")
     report_paths(results, args)
     if args.rate:
         report_rate(results, args)
