@@ -226,10 +226,14 @@ class Route:
 
 @dataclass
 class CpuMeter:
-    """CPU seconds of the server, the path's gateway, its PostgreSQL backends and us."""
+    """CPU seconds of the server, the path's gateway, its PostgreSQL backends and us.
+
+    On a server MUC path, ``gateway`` is the sum of all gateways (they should be idle).
+    """
 
     server: int | None
     gateway: Gateway | None
+    idle: list[Gateway] = field(default_factory=list)
     before: dict[str, float] = field(default_factory=dict)
     db_before: dict[int, float] = field(default_factory=dict)
 
@@ -245,10 +249,12 @@ class CpuMeter:
         return cpu
 
     def _own(self) -> dict[str, float]:
-        gateway = self.gateway.process.pid if self.gateway and self.gateway.process else None
+        # A server MUC path counts every gateway: they should be idle then.
+        gateways = [self.gateway] if self.gateway else self.idle
+        pids = [g.process.pid for g in gateways if g.process is not None]
         return {
             "server": cpu_seconds(self.server),
-            "gateway": cpu_seconds(gateway) if gateway else 0.0,
+            "gateway": sum(cpu_seconds(pid) for pid in pids),
             "clients": cpu_seconds(os.getpid()),
         }
 
@@ -540,7 +546,8 @@ async def bench_size(
         pid = server_pid(server)
         count = args.rate * args.seconds if args.rate else messages_for(args, size)
         for route in routes:
-            meter = CpuMeter(pid, route.gateway)
+            idle = [r.gateway for r in routes if r.gateway is not None]
+            meter = CpuMeter(pid, route.gateway, idle)
             try:
                 warm = min(20, count)  # warm-up, windowed
                 await run_path(route, bots[0], receivers, size, warm, args.window, 0, meter)
