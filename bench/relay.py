@@ -627,16 +627,24 @@ def ratio(a: dict[str, float] | str | None, b: dict[str, float] | str | None) ->
 
 
 def report_paths(results: Results, args: argparse.Namespace) -> None:
-    """Every path: throughput, latency and CPU ms per message of each process."""
+    """Every path: throughput, latency, CPU ms per message of each process, and the cores
+    each process kept busy (CPU ms/msg x msg/s; Prosody and the gateway's event loop
+    are saturated near 1.0)."""
     print("\n| server | members | path | msg/s | p50 / p99 ms | delivered | CPU ms/msg: "
-          "server | gateway | PostgreSQL | clients |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "server | gateway | PostgreSQL | clients | cores busy: server / gateway / PG / "
+          "clients |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    names = ("cpu_server", "cpu_gateway", "cpu_db", "cpu_clients")
     for (kind, size, label), r in results.items():
+        cores = "-"
+        if isinstance(r, dict):
+            cores = " / ".join(f"{r[n] * r['msg_s'] / 1000:.2f}" for n in names)
         print(
             f"| {kind} | {size} | {label} | {cell(r, 'msg_s')} | {latency(r)} | "
             + (f"{int(r['delivered'])}/{int(r['sent'])}" if isinstance(r, dict) else "-")
-            + f" | {cell(r, 'cpu_server', 2)} | {cell(r, 'cpu_gateway', 2)} | "
-            f"{cell(r, 'cpu_db', 2)} | {cell(r, 'cpu_clients', 2)} |"
+            + " | "
+            + " | ".join(cell(r, n, 2) for n in names)
+            + f" | {cores} |"
         )
 
 
