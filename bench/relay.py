@@ -58,6 +58,7 @@ from xmpp_clinic.store import Store
 MEMBERS = 20  # the default thread size (purge.py and mam.py use this payload too)
 DELIVERY_TIMEOUT = 60.0  # seconds, plus 0.2 s per message, before a run is given up
 DRAIN_SECONDS = 10.0  # offered load: how long after the last send deliveries may come
+BACKLOG_SECONDS = 5.0  # offered load: a path this far behind is saturated; sending stops
 PASSWORD = "bench-password"
 PG_ADMIN = os.environ.get("XMPP_CLINIC_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 GATEWAY_STORES = ("sqlite", "postgresql")
@@ -309,9 +310,12 @@ async def run_path(
         counter.on_id = tally.receive
     # Message ids must be id-shaped (the gateway refuses free text in ids, issue 8.2).
     prefix = re.sub(r"[^A-Za-z0-9]+", "-", route.target) + f"-{time.monotonic_ns()}"
-    start = time.perf_counter()
+    start, saturated = time.perf_counter(), 0.0
     for i in range(count):
         if rate:
+            if i - len(tally.done) > rate * BACKLOG_SECONDS:  # it cannot keep up: stop
+                saturated = time.perf_counter() - start
+                break
             delay = start + i / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
@@ -320,7 +324,9 @@ async def run_path(
         key = f"{prefix}-{i}"
         tally.sent[key] = time.perf_counter()
         sender.send_raw(stanza(route.target, key, members))
-    sent_in = time.perf_counter() - start
+    sent = tally.count = len(tally.sent)
+    if len(tally.done) == sent:
+        tally.all_done.set()
     wait = DRAIN_SECONDS if rate else DELIVERY_TIMEOUT + count * 0.2
     try:  # a refused message is never delivered: say so instead of waiting forever
         await asyncio.wait_for(tally.all_done.wait(), wait)
@@ -337,12 +343,13 @@ async def run_path(
     latencies = sorted(tally.done.get(k, math.inf) - tally.sent[k] for k in tally.sent)
     return {
         "msg_s": len(tally.done) / (last - start) if tally.done else 0.0,
-        "sent_s": count / sent_in,
         "delivered": len(tally.done),
-        "sent": count,
+        "sent": sent,
+        "offered": count,
+        "saturated_s": saturated,
         "p50_ms": 1000 * statistics.median(latencies),
         "p99_ms": 1000 * percentile(latencies, 0.99),
-        **await meter.per_message(count),
+        **await meter.per_message(sent),
     }
 
 
@@ -673,8 +680,8 @@ def report_rate(results: Results, args: argparse.Namespace) -> None:
     """Offered load: latency of each path and what the gateway path adds to the MUC's."""
     print(f"\nOffered load {args.rate} msg/s for {args.seconds} s (no window); added = gateway "
           f"minus the server MUC with {args.baseline} storage")  # fmt: skip
-    print("| server | members | path | delivered | msg/s | p50 / p99 ms | added p50 / p99 ms |"
-          " CPU ms/msg server / gateway / PostgreSQL |")  # fmt: skip
+    print("| server | members | path | delivered / sent / offered | msg/s | p50 / p99 ms | added "
+          "p50 / p99 ms | CPU ms/msg server / gateway / PostgreSQL |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|")
     for (kind, size, label), r in results.items():
         base = results.get((kind, size, f"MUC {args.baseline}"))
@@ -683,7 +690,11 @@ def report_rate(results: Results, args: argparse.Namespace) -> None:
             added = (
                 f"{fmt(r['p50_ms'] - base['p50_ms'], 0)} / {fmt(r['p99_ms'] - base['p99_ms'], 0)}"
             )
-        delivered = f"{int(r['delivered'])}/{int(r['sent'])}" if isinstance(r, dict) else "-"
+        delivered = "-"
+        if isinstance(r, dict):
+            delivered = f"{int(r['delivered'])} / {int(r['sent'])} / {int(r['offered'])}"
+            if r["saturated_s"]:
+                delivered += f" (over {BACKLOG_SECONDS:.0f} s behind at {r['saturated_s']:.0f} s)"
         cpus = " / ".join(cell(r, k, 2) for k in ("cpu_server", "cpu_gateway", "cpu_db"))
         print(
             f"| {kind} | {size} | {label} | {delivered} | {cell(r, 'msg_s')} | {latency(r)} "
