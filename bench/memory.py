@@ -163,26 +163,28 @@ def device_row(
     }  # fmt: skip
 
 
-def rss_kib(pid: int | None) -> int:
-    """VmRSS of ``pid`` in KiB; 0 where it cannot be read."""
+def rss_kib(pid: int | None, field: str = "VmRSS") -> int:
+    """VmRSS (or another ``/proc/<pid>/status`` field, VmHWM: the peak) of ``pid`` in
+    KiB; 0 where it cannot be read."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1])
     except OSError:
         pass
     return 0
 
 
-async def quiet(pid: int, *, busy: float = 0.1, period: float = 3.0, limit: float = 180.0) -> float:
-    """Wait until ``pid`` uses under ``busy`` of a core over ``period`` s; the seconds it took."""
+async def quiet(pid: int, *, busy: float = 0.1, period: float = 3.0, limit: float = 300.0) -> str:
+    """Wait until ``pid`` uses under ``busy`` of a core over ``period`` s (at most ``limit``
+    s); says how long it took."""
     began = time.perf_counter()
     while time.perf_counter() - began < limit:
         before = cpu_seconds(pid)
         await asyncio.sleep(period)
         if cpu_seconds(pid) - before < busy * period:
-            break
-    return time.perf_counter() - began
+            return f"quiet after {time.perf_counter() - began:.0f} s more"
+    return f"still busy after {limit:.0f} s more"
 
 
 class Traffic:
@@ -326,7 +328,8 @@ async def bench(server: DevServer, args: argparse.Namespace, workdir: Path, log:
     env = {**os.environ, "XMPP_CLINIC_CONFIG": str(config)}
     probe = Probe(workdir / "tracemalloc" if args.trace else None)
     cli = [sys.executable, "-m", "xmpp_clinic", "run"]
-    samples: list[tuple[str, float, int, int]] = []  # (phase, seconds, gateway, server KiB)
+    # (phase, seconds, gateway VmRSS, gateway VmHWM, server VmRSS), KiB
+    samples: list[tuple[str, float, int, int, int]] = []
     bots: list[ClientXMPP] = []
     with log.open("wb") as log_file:
         began = time.perf_counter()
@@ -334,9 +337,8 @@ async def bench(server: DevServer, args: argparse.Namespace, workdir: Path, log:
         spid = server_pid(server)
 
         def sample(phase: str) -> None:
-            samples.append(
-                (phase, time.perf_counter() - began, rss_kib(gateway.pid), rss_kib(spid))
-            )
+            pid, at = gateway.pid, time.perf_counter() - began
+            samples.append((phase, at, rss_kib(pid), rss_kib(pid, "VmHWM"), rss_kib(spid)))
 
         try:
             await wait_online(server, layout, gateway)
@@ -344,7 +346,7 @@ async def bench(server: DevServer, args: argparse.Namespace, workdir: Path, log:
             settled = await quiet(gateway.pid)
             sample("start")
             await probe.take(gateway.pid, "after start")
-            print(f"after start (quiet after {settled:.0f} s more): {samples[-1][2]:,} KiB")
+            print(f"after start ({settled}): {samples[-1][2]:,} KiB")
             slots = asyncio.Semaphore(args.concurrency)
             began_joins = time.perf_counter()
             bots = list(await asyncio.gather(*(
@@ -352,11 +354,11 @@ async def bench(server: DevServer, args: argparse.Namespace, workdir: Path, log:
                 for t in range(layout.active) for p in layout.members[t]
             )))  # fmt: skip
             joined = time.perf_counter() - began_joins
-            await quiet(gateway.pid)
+            settled = await quiet(gateway.pid)
             sample("joined")
             await probe.take(gateway.pid, "after joins")
             print(f"{len(bots)} occupants joined {layout.active} threads in {joined:.1f} s; "
-                  f"after joins: {samples[-1][2]:,} KiB")  # fmt: skip
+                  f"after joins ({settled}): {samples[-1][2]:,} KiB")  # fmt: skip
             traffic = await drive(bots, layout, server, args, lambda: sample("traffic"))
             await probe.take(gateway.pid, "after traffic")
             alive = gateway.poll() is None
@@ -416,10 +418,18 @@ async def drive(
     return traffic
 
 
+def slope_mb_min(points: list[tuple[float, int]]) -> float:
+    """Least-squares slope of (seconds, KiB) in MB per minute; 0 with fewer than 2 points."""
+    if len(points) < 2:
+        return 0.0
+    fit = statistics.linear_regression([at for at, _ in points], [kib for _, kib in points])
+    return fit.slope * 60 / 1024
+
+
 def report(
     kind: str,
     args: argparse.Namespace,
-    samples: list[tuple[str, float, int, int]],
+    samples: list[tuple[str, float, int, int, int]],
     traffic: Traffic,
     alive: bool,
     log: Path,
@@ -430,23 +440,22 @@ def report(
     print(f"\n{kind}: {args.threads} threads, {args.devices} devices of {args.persons} people, "
           f"{args.occupants} occupants in threads of {args.per_thread}, "
           f"{args.rate} msg/s for {args.minutes} min")  # fmt: skip
-    print(f"{'phase':<10}{'t s':>8}{'gateway MB':>12}{'server MB':>11}")
-    for phase, at, gw, srv in samples:
-        print(f"{phase:<10}{at:>8.0f}{mb(gw):>12}{mb(srv):>11}")
-    during = [(at, gw) for phase, at, gw, _s in samples if phase == "traffic"]
+    print(f"{'phase':<10}{'t s':>8}{'gateway MB':>12}{'peak MB':>9}{'server MB':>11}")
+    for phase, at, gw, peak, srv in samples:
+        print(f"{phase:<10}{at:>8.0f}{mb(gw):>12}{mb(peak):>9}{mb(srv):>11}")
+    during = [(at, gw) for phase, at, gw, _p, _s in samples if phase == "traffic"]
     rss = [gw for _at, gw in during]
-    start = next(gw for phase, _at, gw, _s in samples if phase == "start")
-    joined = next(gw for phase, _at, gw, _s in samples if phase == "joined")
-    slope = 0.0
-    if len(during) >= 2:
-        fit = statistics.linear_regression([at for at, _ in during], rss)
-        slope = fit.slope * 60 / 1024
+    start = next(gw for phase, _at, gw, _p, _s in samples if phase == "start")
+    joined = next(gw for phase, _at, gw, _p, _s in samples if phase == "joined")
+    slope = slope_mb_min(during)
+    late = slope_mb_min(during[len(during) // 2 :])
     latencies = sorted(traffic.done[k] - traffic.sent[k] for k in traffic.done)
     p50 = 1000 * statistics.median(latencies) if latencies else 0.0
     p99 = 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else 0
     print(
         f"gateway VmRSS MB: start {mb(start)}, after joins {mb(joined)}, during traffic "
-        f"min {mb(min(rss))} max {mb(max(rss))} last {mb(rss[-1])}, slope {slope:+.2f} MB/min"
+        f"min {mb(min(rss))} max {mb(max(rss))} last {mb(rss[-1])}, slope {slope:+.2f} MB/min "
+        f"(second half {late:+.2f})"
     )
     missing = len(traffic.sent) - len(traffic.done)
     print(
@@ -455,8 +464,9 @@ def report(
         f"{traffic.other} other messages received (notices, errors)"
     )
     print(f"gateway {'alive' if alive else 'DEAD'} at the end; its log: {log}")
+    peak = samples[-1][3]
     verdict = "holds" if max([start, joined, *rss]) <= 300 * 1024 else "MISSED"
-    print(f"RSS <= 300 MB: {verdict}")
+    print(f"RSS <= 300 MB: {verdict} (sampled); the gateway's peak VmHWM was {mb(peak)} MB")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):

@@ -3,12 +3,15 @@
     python bench/memory_probe.py DUMP_DIR [xmpp-clinic arguments ...]
 
 Each SIGUSR1 dumps ``DUMP_DIR/snapshot-N.dump`` (N = 1, 2, ...) for
-``tracemalloc.Snapshot.load``. Only for ``bench/memory.py --trace``: tracemalloc makes
-the gateway slower and larger, so its RSS figures are not the gateway's.
+``tracemalloc.Snapshot.load``; each SIGUSR2 writes the Python stacks to
+``DUMP_DIR/stacks.txt`` (faulthandler), to see what a busy gateway is doing. Only for
+``bench/memory.py --trace``: tracemalloc makes the gateway slower and larger, so its RSS
+figures are not the gateway's.
 """
 
 from __future__ import annotations
 
+import faulthandler
 import runpy
 import signal
 import sys
@@ -30,6 +33,8 @@ def main() -> None:
         tracemalloc.take_snapshot().dump(str(dump_dir / f"snapshot-{taken}.dump"))
         (dump_dir / f"snapshot-{taken}.done").touch()
 
+    stacks = (dump_dir / "stacks.txt").open("a")
+    faulthandler.register(signal.SIGUSR2, file=stacks, all_threads=True)
     tracemalloc.start(FRAMES)
     signal.signal(signal.SIGUSR1, dump)
     sys.argv = ["xmpp-clinic", *sys.argv[2:]]
