@@ -289,3 +289,29 @@ async def _refused_to_delete(store: Store, thread_id: int) -> None:
     with pytest.raises(StoreConflict):
         async with store.session() as session:
             await session.execute(delete(Thread).where(Thread.id == thread_id))
+
+
+@pytest.mark.requirement("I.12")
+async def test_a_write_locked_out_waits_then_says_the_store_is_busy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer holding SQLite past the busy timeout is named as such, not as an
+    unreachable database (the CLI's advice would be wrong), and the writer fails closed."""
+    import sqlite3
+
+    monkeypatch.setattr("xmpp_clinic.store.engine.SQLITE_BUSY_SECONDS", 1)
+    path = tmp_path / "busy.db"
+    store = Store(f"sqlite+aiosqlite:///{path}")
+    await store.migrate()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process's write transaction
+    try:
+        began = asyncio.get_running_loop().time()
+        with pytest.raises(StoreUnavailable, match="store busy: another writer held the SQLite"):
+            async with store.session() as session:
+                session.add(GatewayEvent(kind="test", version="0"))
+        assert asyncio.get_running_loop().time() - began >= 0.9  # it waited first
+    finally:
+        holder.rollback()
+        holder.close()
+        await store.close()

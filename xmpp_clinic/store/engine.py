@@ -38,13 +38,19 @@ class StoreConflict(Exception):
     """
 
 
+SQLITE_BUSY_SECONDS = 30
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # WAL for concurrent readers; FULL so an acknowledged append survives power loss.
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    # One writer at a time: a CLI write waits for the gateway's group commit (and the
+    # other way round) as long as the connect timeout says, not 5 s, which a loaded disk
+    # with synchronous=FULL can exceed; the relay bounds its own wait (STORE_TIMEOUT).
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
     cursor.close()
 
 
@@ -65,7 +71,7 @@ class Store:
         # Bound values are archived stanzas and identity keys: never in error texts (I.12).
         kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
         if url.startswith("sqlite"):
-            kwargs["connect_args"] = {"timeout": 30}
+            kwargs["connect_args"] = {"timeout": SQLITE_BUSY_SECONDS}
         else:
             # A black-holed connection must fail (and the message be refused), not hang.
             kwargs["pool_pre_ping"] = True
@@ -115,6 +121,11 @@ class Store:
         except IntegrityError as exc:
             raise StoreConflict(f"store constraint violated ({type(exc.orig).__name__})") from exc
         except (OSError, DBAPIError, OperationalError) as exc:
+            if "database is locked" in str(getattr(exc, "orig", "")):
+                raise StoreUnavailable(
+                    f"store busy: another writer held the SQLite database for "
+                    f"{SQLITE_BUSY_SECONDS} s ({type(exc).__name__}); try again"
+                ) from exc
             raise StoreUnavailable(f"store error ({type(exc).__name__})") from exc
 
     async def close(self) -> None:
