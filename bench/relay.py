@@ -272,6 +272,21 @@ class CpuMeter:
         return [row["pid"] for row in rows]
 
 
+async def wait_idle(pids: list[int | None], longest: float = 90.0) -> float:
+    """Wait until none of ``pids`` used over 5 % of a core in the last second.
+
+    After 100 members join, the gateways work for a while (device lists, presences);
+    that must not run during the next path's measurement.
+    """
+    began = time.perf_counter()
+    while time.perf_counter() - began < longest:
+        before = [cpu_seconds(pid) for pid in pids]
+        await asyncio.sleep(1.0)
+        if all(cpu_seconds(pid) - b < 0.05 for pid, b in zip(pids, before, strict=True)):
+            break
+    return time.perf_counter() - began
+
+
 async def settle(counters: list[RawCounter], quiet: float = 1.0, longest: float = 120.0) -> None:
     """Wait until no message has arrived for ``quiet`` seconds (at most ``longest``)."""
     last = time.perf_counter()
@@ -550,6 +565,11 @@ async def bench_size(
         receivers = await join_all(bots, routes)
         print(f"  {size} members joined {len(routes)} rooms in {time.perf_counter() - began:.1f} s")
         await asyncio.sleep(1.0)  # let the last join-time presences go by
+        gateways = [r.gateway for r in routes if r.gateway is not None]
+        idle_in = await wait_idle(
+            [server_pid(server)] + [g.process.pid for g in gateways if g.process]
+        )
+        print(f"  server and gateways idle after {idle_in:.1f} s")
         pid = server_pid(server)
         count = args.rate * args.seconds if args.rate else messages_for(args, size)
         for route in routes:
