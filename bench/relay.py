@@ -707,9 +707,11 @@ def report_rate(results: Results, args: argparse.Namespace) -> None:
         base = results.get((kind, size, f"MUC {args.baseline}"))
         added = "-"
         if label.startswith("gw") and isinstance(r, dict) and isinstance(base, dict):
-            added = (
-                f"{fmt(r['p50_ms'] - base['p50_ms'], 0)} / {fmt(r['p99_ms'] - base['p99_ms'], 0)}"
-            )
+            if r["saturated_s"] or base["saturated_s"]:
+                added = "saturated"
+            else:
+                p50, p99 = r["p50_ms"] - base["p50_ms"], r["p99_ms"] - base["p99_ms"]
+                added = f"{fmt(p50, 0)} / {fmt(p99, 0)}"
         delivered = "-"
         if isinstance(r, dict):
             delivered = f"{int(r['delivered'])} / {int(r['sent'])} / {int(r['offered'])}"
