@@ -56,6 +56,7 @@ class TestDelivery(ThreadStanzaTest):
         self.thread = thread
         [entry] = self.run_coro(self.archive.query(ArchiveQuery(thread_id=1))).entries
         archived = ET.fromstring(entry.stanza.replace(" ", ' xmlns="jabber:component:accept" ', 1))
+        self.archived = archived
         self.tracker.relayed(thread, 1, "sid-1", ALICE, {ALICE, BOB}, archived)
         self.run_coro(self.tracker.flush())
 
@@ -66,6 +67,27 @@ class TestDelivery(ThreadStanzaTest):
     def ask(self, requester: str = ALICE, **values: str) -> list[str]:
         command = WhoHasMyMessage(self.host, self.deliveries)
         return self.run_coro(command.run(Request(requester, form(thread="ward", **values))))
+
+    def test_messages_relayed_meanwhile_are_written_in_one_insert_in_order(self) -> None:
+        """Issue 13: not one transaction per relayed message; a MAM fetch queued after
+        them still finds their rows (writes keep their order)."""
+        inserts: list[int] = []
+        original = self.deliveries.insert
+
+        async def counting(rows: list[dict[str, object]]) -> None:
+            inserts.append(len(rows))
+            await original(rows)  # type: ignore[arg-type]
+
+        self.deliveries.insert = counting  # type: ignore[method-assign]
+        for seq in (2, 3, 4):
+            self.tracker.relayed(self.thread, seq, f"sid-{seq}", ALICE, {ALICE}, self.archived)
+        self.tracker.fetched(self.thread, BOB, ["sid-2", "sid-4"])
+        self.run_coro(self.tracker.flush())
+        assert inserts == [6]  # Bob and Carol for each of the three messages
+        rows = {(r.stanza_id, r.member): str(r.status) for s in (2, 3, 4)
+                for r in self.run_coro(self.deliveries.of_message(f"sid-{s}"))}  # fmt: skip
+        assert rows[("sid-2", BOB)] == rows[("sid-4", BOB)] == "fetched"
+        assert rows[("sid-3", BOB)] == rows[("sid-3", CAROL)] == "not yet"
 
     def test_members_joined_at_the_fan_out_have_it_delivered_the_others_not_yet(self) -> None:
         assert self.status() == {BOB: "delivered", CAROL: "not yet"}

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Select, delete, select, update
+from sqlalchemy import Select, delete, insert, select, update
 
 from xmpp_clinic.completeness.delivery import Delivery
 from xmpp_clinic.store import Store
@@ -26,6 +27,32 @@ class Deliveries:
     def __init__(self, store: Store) -> None:
         self.store = store
 
+    @staticmethod
+    def rows(
+        thread: str,
+        seq: int,
+        stanza_id: str,
+        sender: str,
+        at: datetime,
+        members: Iterable[str],
+        live: Iterable[str],
+    ) -> list[dict[str, Any]]:
+        """The rows of one relayed message: one per member but the sender; ``live`` got
+        it now."""
+        got = set(live)
+        return [
+            {"thread": thread, "seq": seq, "stanza_id": stanza_id, "sender": sender,
+             "member": member, "at": at, "delivered_at": at if member in got else None}
+            for member in sorted(set(members) - {sender})
+        ]  # fmt: skip
+
+    async def insert(self, rows: list[dict[str, Any]]) -> None:
+        """Rows of :meth:`rows`, of any number of messages, in one transaction (one
+        multi-row insert: the relay writes a row per member of every message)."""
+        if rows:
+            async with self.store.session() as session:
+                await session.execute(insert(DeliveryRow), rows)
+
     async def relayed(
         self,
         thread: str,
@@ -37,15 +64,7 @@ class Deliveries:
         live: Iterable[str],
     ) -> None:
         """A message was relayed: a row per member but the sender; ``live`` got it now."""
-        got = set(live)
-        async with self.store.session() as session:
-            for member in sorted(set(members) - {sender}):
-                session.add(
-                    DeliveryRow(
-                        thread=thread, seq=seq, stanza_id=stanza_id, sender=sender,
-                        member=member, at=at, delivered_at=at if member in got else None,
-                    )
-                )  # fmt: skip
+        await self.insert(self.rows(thread, seq, stanza_id, sender, at, members, live))
 
     async def fetched(self, member: str, stanza_ids: Iterable[str], at: datetime) -> None:
         """``member``'s MAM query returned these messages."""

@@ -19,9 +19,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import xml.etree.ElementTree as ET
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from xmpp_clinic import namespaces as ns
 from xmpp_clinic.clock import utcnow
@@ -75,6 +76,8 @@ class DeliveryTracker:
         self.settings = settings
         self._now = clock
         self._writes: set[asyncio.Task[None]] = set()
+        self._queue: deque[list[dict[str, Any]] | Callable[[], Awaitable[None]]] = deque()
+        self._worker: asyncio.Task[None] | None = None
         self._watcher = Periodic(self._round, self._tick, name="delivery notices")
 
     # ------------------------------------------------------------- the hooks
@@ -91,27 +94,41 @@ class DeliveryTracker:
         if not tracked(stanza):
             return
         members = [m.jid for m in thread.members]
-        self._write(
-            self.deliveries.relayed(
-                thread.name, seq, stanza_id, sender, self._now(), members, list(live)
-            )
-        )
+        now = self._now()
+        self._enqueue(self.deliveries.rows(thread.name, seq, stanza_id, sender, now, members, live))
 
     def fetched(self, thread: ThreadInfo, member: str, stanza_ids: Iterable[str]) -> None:
-        self._write(self.deliveries.fetched(member, list(stanza_ids), self._now()))
+        ids, now = list(stanza_ids), self._now()
+        self._enqueue(lambda: self.deliveries.fetched(member, ids, now))
 
-    def _write(self, work: Awaitable[None]) -> None:
-        async def run() -> None:
+    def _enqueue(self, item: list[dict[str, Any]] | Callable[[], Awaitable[None]]) -> None:
+        """Writes go in order through one worker; the rows of every message relayed
+        meanwhile go in one multi-row insert, not one transaction per message (issue 13:
+        a commit per message cost the relay more than all its checks)."""
+        self._queue.append(item)
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.ensure_future(self._drain())
+            self._writes.add(self._worker)
+            self._worker.add_done_callback(self._writes.discard)
+
+    async def _drain(self) -> None:
+        while self._queue:
+            item = self._queue.popleft()
+            if isinstance(item, list):
+                rows = list(item)
+                while self._queue and isinstance(self._queue[0], list):
+                    more = self._queue.popleft()
+                    assert isinstance(more, list)
+                    rows.extend(more)
+                work: Awaitable[None] = self.deliveries.insert(rows)
+            else:
+                work = item()
             try:
                 await work
             except StoreUnavailable:
                 log.warning("delivery not recorded: store unavailable")
             except Exception:
                 log.exception("delivery not recorded")
-
-        task = asyncio.ensure_future(run())
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
 
     async def flush(self) -> None:
         """Wait for the writes queued so far (tests, shutdown)."""

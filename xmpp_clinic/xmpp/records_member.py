@@ -77,6 +77,9 @@ class RecordsPart:
         unlinked is still in the documentation, in order, with sender and message id."""
         if self.member is None:
             return
+        info = self.host.book.get(thread)
+        if info is not None and not info.documented:
+            return  # no copy to link: no store round trip for every message (issue 13)
         try:
             await self.member.documentation.link(thread, message_id, sender, stanza_id, seq)
         except Exception:
