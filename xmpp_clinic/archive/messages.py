@@ -295,7 +295,13 @@ class MessageArchive:
         async with self._store.session() as session:
             base = select(ArchivedMessage).where(ArchivedMessage.thread_id == q.thread_id)
             base = await self._filtered(session, base, q)
-            capped = base.with_only_columns(ArchivedMessage.id).limit(COUNT_CAP + 1)
+            # Ordered, so the capped count walks the (thread_id, id) index and stops at
+            # the cap whatever the planner believes about the table's size.
+            capped = (
+                base.with_only_columns(ArchivedMessage.id)
+                .order_by(ArchivedMessage.id)
+                .limit(COUNT_CAP + 1)
+            )
             count: int | None = (
                 await session.execute(select(func.count()).select_from(capped.subquery()))
             ).scalar_one()
