@@ -32,6 +32,7 @@ import asyncio
 import itertools
 import os
 import random
+import shutil
 import signal
 import statistics
 import subprocess
@@ -56,7 +57,7 @@ from relay import PASSWORD, cpu_seconds, server_pid, take_over
 from xmpp_clinic.clock import utcnow
 from xmpp_clinic.config import load_settings
 from xmpp_clinic.dev.bots import connect_bot, disconnect_bot
-from xmpp_clinic.dev.servers import DevServer, ServerKind, start_server, write_gateway_config
+from xmpp_clinic.dev.servers import DevServer, ServerKind, make_server, write_gateway_config
 from xmpp_clinic.omemo import LEGACY, LEGACY_NS
 from xmpp_clinic.store import Store
 from xmpp_clinic.store.models.devices import DeviceRecord
@@ -487,6 +488,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=50, help="clients logging in at once")
     parser.add_argument("--trace", action="store_true", help="tracemalloc in the gateway")
     return parser.parse_args(argv)
+
+
+def start_server(kind: ServerKind, run_dir: Path) -> DevServer:
+    """The private server, able to hold thousands of client connections.
+
+    ``ejabberdctl`` starts the VM through ``su``, which gives the ejabberd user 1024 open
+    files, and the Erlang VM caps its sockets at that number when it starts: past ~1000
+    clients, accepts fail with "too many open files". So ejabberd's ``erl`` is started
+    through a wrapper that raises the soft limit to the hard one first (ejabberdctl.cfg
+    may set ``ERL``).
+    """
+    server = make_server(kind, run_dir)
+    if kind == "ejabberd":
+        erl = shutil.which("erl") or "/usr/bin/erl"
+        server.home.mkdir(parents=True, exist_ok=True)
+        wrapper = server.home / "erl-nofile"
+        wrapper.write_text(f'#!/bin/sh\nulimit -n "$(ulimit -Hn)"\nexec {erl} "$@"\n')
+        wrapper.chmod(0o755)
+        ctl_config = server.render_ctl_config
+        server.render_ctl_config = lambda: f"{ctl_config()}ERL={wrapper}\n"  # type: ignore[method-assign]
+    server.start()
+    return server
 
 
 def main() -> None:
