@@ -94,6 +94,23 @@ async def test_each_member_decrypts_its_own_copy_which_holds_only_its_keys(
         await asyncio.gather(*(disconnect_bot(bot) for bot in bots))
 
 
+async def both_announced(
+    gw: GatewayHandle, jid: str, ids: set[int], clients: tuple[ClientXMPP, ...]
+) -> None:
+    """Until ``jid``'s PEP device list holds every id in ``ids``. Two clients of one
+    account starting together can overwrite each other's list (each read it before the
+    other published), and a sender then encrypts for one of them only: each client
+    re-reads the list, which puts its own device back."""
+    for _ in range(40):
+        devices = await gw.gateway.registry.devices(jid)
+        if {d.device_id for d in devices if d.active} >= ids:
+            return
+        for client in clients:
+            await omemo_of(client).refresh_device_lists({JID(jid)}, force_download=True)
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"{jid}'s device list never held all of {sorted(ids)}")
+
+
 @pytest.mark.requirement("II.3", "I.6")
 async def test_mam_gives_a_member_every_key_they_are_entitled_to_and_no_other(
     make_users: MakeUsers, gateway_factory: GatewayFactory
@@ -114,6 +131,7 @@ async def test_mam_gives_a_member_every_key_they_are_entitled_to_and_no_other(
         for device_id in alice_ids:
             await wait_for_device(gw.gateway.registry, alice, device_id)
         await wait_for_device(gw.gateway.registry, bob, bob_id)
+        await both_announced(gw, alice, alice_ids, (phone, laptop))
         # Bob's client must know both of Alice's devices before it writes: under load the
         # PEP notice of the laptop's device list can come after his first message.
         await omemo_of(writer).refresh_device_lists({JID(alice)}, force_download=True)
