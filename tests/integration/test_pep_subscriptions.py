@@ -85,7 +85,7 @@ async def test_a_device_published_after_joining_is_pending_within_seconds(
     bot = await connect_bot(kai, PASSWORD, gw.server, plugins=PLUGINS)
     try:
         phone_id = await publish(bot, phone)
-        thread = create_thread(gw, "ward7", [kai, bob])
+        thread = await asyncio.to_thread(create_thread, gw, "ward7", [kai, bob])
         await join_thread(bot, thread, "Kai")
         found = await wait_for_device(gw.gateway.registry, kai, phone_id, namespace=OMEMO2_NS)
         assert found.state is DeviceState.PENDING

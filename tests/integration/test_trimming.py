@@ -54,7 +54,7 @@ async def test_each_member_decrypts_its_own_copy_which_holds_only_its_keys(
 ) -> None:
     gw = await gateway_factory(policy=ALL_DEVICES)
     alice, bob, carol = make_users("alice", "bob", "carol")
-    thread = create_thread(gw, "ward3", [alice, bob, carol])
+    thread = await asyncio.to_thread(create_thread, gw, "ward3", [alice, bob, carol])
     phone = await connect_omemo_bot(alice, PASSWORD, gw.server)
     laptop = await connect_omemo_bot(alice, PASSWORD, gw.server)  # Alice's second device
     others = await asyncio.gather(
@@ -117,7 +117,7 @@ async def test_mam_gives_a_member_every_key_they_are_entitled_to_and_no_other(
 ) -> None:
     gw = await gateway_factory(policy=ALL_DEVICES)
     alice, bob = make_users("alice", "bob")
-    thread = create_thread(gw, "icu", [alice, bob])
+    thread = await asyncio.to_thread(create_thread, gw, "icu", [alice, bob])
     storage = MemoryStorage()  # Alice's laptop, kept for its next login
     phone = await connect_omemo_bot(alice, PASSWORD, gw.server)
     laptop = await connect_omemo_bot(alice, PASSWORD, gw.server, storage=storage)
@@ -159,7 +159,7 @@ async def test_omemo2_copies_carry_only_the_members_own_keys_group(
 ) -> None:
     gw = await gateway_factory(policy=ALL_DEVICES)
     kai, alice, bob = make_users("kai", "alice", "bob")
-    thread = create_thread(gw, "ward7", [kai, alice, bob])
+    thread = await asyncio.to_thread(create_thread, gw, "ward7", [kai, alice, bob])
     directory = Directory()
     devices = {jid: await OmemoTwoDevice.create(jid, directory) for jid in (kai, alice, bob)}
     for jid, device in devices.items():
@@ -195,7 +195,7 @@ async def test_history_on_join_is_trimmed_and_decrypts(
         pytest.skip("the room host does not call history_sender yet (xmpp/threads.py)")
     gw = await gateway_factory(policy=ALL_DEVICES)
     alice, dave = make_users("alice", "dave")
-    thread = create_thread(gw, "onc", [alice, dave])
+    thread = await asyncio.to_thread(create_thread, gw, "onc", [alice, dave])
     storage = MemoryStorage()
     first = await connect_omemo_bot(dave, PASSWORD, gw.server, storage=storage)
     dave_id = await own_device_id(first)
