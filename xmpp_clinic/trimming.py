@@ -164,11 +164,13 @@ class SplitStanza:
         return "".join(parts)
 
 
-def _token() -> str:
-    """A random separator put into the text between keys for one serialisation: letters
-    and digits only (serialised as they are), unguessable, so no text of the stanza can
-    be taken for it."""
-    return f"trim{secrets.token_hex(10)}"
+def _tokens(count: int) -> list[str]:
+    """``count`` random separators put into the text between keys for one serialisation:
+    letters and digits only (serialised as they are), unguessable, so no text of the
+    stanza can be taken for one, and of equal length, so none is part of another. One
+    draw of randomness for all (a system call each was a measurable share of a relay)."""
+    base = secrets.token_hex(10)
+    return [f"trim{base}x{index}" for index in range(count)]
 
 
 def _rid(element: ET.Element, tag: str) -> int | None:
@@ -233,7 +235,7 @@ def split(message: ET.Element, serialise: Serialiser) -> SplitStanza | None:
     if not parts:
         return None
     legacy = namespace == LEGACY_NS
-    tokens = [_token() for _ in range(2 if legacy else 4)]
+    tokens = _tokens(2 if legacy else 4)
     text = _serialise_with_tokens(message, header, parts, serialise, *tokens)
     head, _, after = text.partition(tokens[0])
     *chunks, tail = after.split(tokens[1])

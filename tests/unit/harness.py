@@ -20,6 +20,7 @@ import shutil
 import ssl
 import tempfile
 import xml.etree.ElementTree as ET
+import xml.parsers.expat
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -118,15 +119,20 @@ class StanzaTest(SlixTest):
     literal: ClassVar[bool] = True
     _waited_on: set[asyncio.Future[Any]]
     _tls: ClassVar[Any]
+    _transport: ClassVar[Any]
 
     @classmethod
     def setUpClass(cls) -> None:
         super().setUpClass()
         cls._tls = mock.patch.object(ssl, "create_default_context", lambda: _shared_tls)
         cls._tls.start()
+        # stream_start() builds slixmpp's mock transport: one stanza per read there too.
+        cls._transport = mock.patch("slixmpp.test.slixtest.TestTransport", _StanzaTransport)
+        cls._transport.start()
 
     @classmethod
     def tearDownClass(cls) -> None:
+        cls._transport.stop()
         cls._tls.stop()
         super().tearDownClass()
 
@@ -242,6 +248,45 @@ class StanzaTest(SlixTest):
         return sent
 
 
+def stanzas_of(data: str | bytes) -> list[bytes]:
+    """The top-level elements of one write, each as written; a write that is not a run
+    of whole elements (the stream header) stays as it is."""
+    raw = data.encode() if isinstance(data, str) else data
+    starts: list[int] = []
+    depth = 0
+    parser = xml.parsers.expat.ParserCreate()
+
+    def opened(_name: str, _attrs: dict[str, str]) -> None:
+        nonlocal depth
+        depth += 1
+        if depth == 2:  # below the wrapper
+            starts.append(parser.CurrentByteIndex - len(b"<w>"))
+
+    def closed(_name: str) -> None:
+        nonlocal depth
+        depth -= 1
+
+    parser.StartElementHandler = opened
+    parser.EndElementHandler = closed
+    try:
+        parser.Parse(b"<w>" + raw + b"</w>", True)
+    except xml.parsers.expat.ExpatError:
+        return [raw]
+    if len(starts) < 2:
+        return [raw]
+    return [raw[a:b] for a, b in zip(starts, [*starts[1:], len(raw)], strict=True)]
+
+
+class _StanzaTransport(TestTransport):
+    """slixmpp's mock transport, one stanza per read: the relay writes all copies of a
+    message at once (one system call), tests read them one by one."""
+
+    def write(self, data: str | bytes) -> int:
+        for stanza in stanzas_of(data):
+            self.socket.send(stanza)
+        return len(data)
+
+
 class ComponentTest(StanzaTest):
     """Base class: ``self.start(component)`` then ``self.recv(...)`` / ``self.send(...)``."""
 
@@ -251,7 +296,7 @@ class ComponentTest(StanzaTest):
         self.mode = "component"
         self.xmpp = component
         component._always_send_everything = True
-        component.connection_made(TestTransport(component))
+        component.connection_made(_StanzaTransport(component))
         component.session_bind_event.set()
         component.default_lang = None
         component.peer_default_lang = None
