@@ -218,11 +218,38 @@ class ThreadService:
             return await self.get(name)
 
     async def list(self) -> list[ThreadInfo]:
+        """Every thread with its members (the gateway's thread book).
+
+        Read as column tuples, not ORM objects: at 10 000 threads the ORM's identity map
+        and instance state cost about 40 MB more to load (bench/memory.py, issue 13).
+        """
         async with self._store.session() as session:
-            query = select(Thread).options(selectinload(Thread.members)).order_by(Thread.name)
-            threads = list((await session.execute(query)).scalars())
+            columns = (Thread.id, Thread.name, Thread.title, Thread.kind, Thread.subject)
+            query = select(*columns, Thread.created_at).order_by(Thread.name)
+            threads = (await session.execute(query)).all()
+            members: dict[int, list[MemberInfo]] = {}
+            people: dict[str, str] = {}  # one string per person, however many threads
+            rows = await session.execute(
+                select(Member.thread_id, Member.jid, Member.affiliation, Member.since).order_by(
+                    Member.id
+                )
+            )
+            for thread_id, jid, affiliation, since in rows:
+                jid = people.setdefault(jid, jid)
+                member = MemberInfo(jid, check_affiliation(affiliation), since)
+                members.setdefault(thread_id, []).append(member)
             documented = await self._documented(session, [t.id for t in threads])
-            return [_info(t, documented.get(t.id), self._records_jid) for t in threads]
+        found: list[ThreadInfo] = []
+        for id_, name, title, kind, subject, created_at in threads:
+            listed = tuple(members.get(id_, ()))
+            documented_since = documented.get(id_)
+            if documented_since is not None and self._records_jid:
+                listed += (MemberInfo(self._records_jid, "member", documented_since),)
+            shape: Kind = "direct" if kind == "direct" else "group"
+            is_documented = documented_since is not None
+            book = ThreadInfo(id_, name, title, shape, subject, created_at, listed, is_documented)
+            found.append(book)
+        return found
 
     async def get(self, name: str) -> ThreadInfo:
         async with self._store.session() as session:
