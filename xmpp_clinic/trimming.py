@@ -58,9 +58,10 @@ class DeviceIndex(Protocol):
 
 
 class DeviceSource(Protocol):
-    """Where the current :class:`DeviceIndex` comes from (the policy pipeline's cache)."""
+    """Where the current :class:`DeviceIndex` of some persons (bare JIDs) comes from (the
+    policy pipeline's cache)."""
 
-    async def snapshot(self) -> DeviceIndex: ...
+    async def snapshot(self, persons: Collection[str]) -> DeviceIndex: ...
 
 
 def _namespace(tag: object) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,6 @@ from xmpp_clinic.policy.pipeline import Pipeline
 from xmpp_clinic.policy.verdict import Action, MessageContext, MessagePolicy, ReasonCode
 from xmpp_clinic.registry.model import Device, DeviceKey, DeviceState, ObservedDevice
 from xmpp_clinic.registry.service import DeviceRegistry
-from xmpp_clinic.registry.snapshot import RegistrySnapshot
 from xmpp_clinic.store import Store, StoreUnavailable
 from xmpp_clinic.store.changes import ChangeWatcher
 
@@ -60,11 +59,11 @@ class FakeRegistry:
         self.loads = 0
         self.down = False
 
-    async def snapshot(self) -> RegistrySnapshot:
+    async def devices_of(self, persons: Collection[str]) -> list[Device]:
         self.loads += 1
         if self.down:
             raise StoreUnavailable("store error (OperationalError)")
-        return RegistrySnapshot(self.devices)
+        return [d for d in self.devices if d.jid in persons]
 
 
 class FakeAudit:
@@ -176,12 +175,13 @@ async def test_snapshot_is_cached_between_messages() -> None:
 
 
 @pytest.mark.requirement("II.1", "I.4", "IV.2")
-async def test_unexpected_error_refuses_the_message() -> None:
-    class Broken:
-        async def snapshot(self) -> RegistrySnapshot:
-            return None  # type: ignore[return-value]
+async def test_unexpected_error_refuses_the_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_args: object) -> None:
+        raise RuntimeError("a bug in a check")
 
-    verdict = await pipeline(Broken()).evaluate(ctx(message(1, 2)))
+    monkeypatch.setattr("xmpp_clinic.policy.pipeline.check_devices", broken)
+    registry = FakeRegistry(approved(ALICE, 1), approved(BOB, 2))
+    verdict = await pipeline(registry).evaluate(ctx(message(1, 2)))
     assert verdict.reason == "policy-error"
 
 
@@ -340,23 +340,45 @@ async def test_revocation_applies_to_the_very_next_message(store: Store) -> None
 
 
 @pytest.mark.requirement("II.1", "I.4", "IV.2")
+async def test_the_cache_holds_only_the_people_messages_concern_and_is_bounded() -> None:
+    """Issue 13: the snapshot does not grow with the device table, only with who talks."""
+    others = [approved(f"u{i}@h.test", 100 + i) for i in range(50)]
+    registry = FakeRegistry(approved(ALICE, 1), approved(BOB, 2), *others)
+    asked: list[set[str]] = []
+    original = registry.devices_of
+
+    async def recording(persons: Collection[str]) -> list[Device]:
+        asked.append(set(persons))
+        return await original(persons)
+
+    registry.devices_of = recording  # type: ignore[method-assign]
+    policy = pipeline(registry, cached_persons=2)
+    assert (await policy.evaluate(ctx(message(1, 2)))).action is Action.ACCEPT
+    assert asked == [{ALICE, BOB}]
+    snapshot = await policy.snapshot(["u1@h.test"])  # a third person evicts the oldest
+    assert snapshot.usable_ids("u1@h.test", LEGACY_NS, NOW) == {101} and len(asked) == 2
+    assert (await policy.evaluate(ctx(message(1, 2)))).action is Action.ACCEPT
+    assert len(asked) == 3  # one of Alice and Bob was evicted and read again
+
+
+@pytest.mark.requirement("II.1", "I.4", "IV.2")
 async def test_revocation_during_a_load_in_flight_is_not_lost() -> None:
     """A snapshot read before a revocation must not be cached after it (I.5)."""
     registry = FakeRegistry(approved(ALICE, 1), approved(BOB, 2))
     gate = asyncio.Event()
-    original = registry.snapshot
+    original = registry.devices_of
 
-    async def slow_snapshot() -> RegistrySnapshot:
-        snapshot = await original()  # reads the state before the revocation
+    async def slow_load(persons: Collection[str]) -> list[Device]:
+        devices = await original(persons)  # reads the state before the revocation
         await gate.wait()
-        return snapshot
+        return devices
 
-    registry.snapshot = slow_snapshot  # type: ignore[method-assign]
+    registry.devices_of = slow_load  # type: ignore[method-assign]
     policy = pipeline(registry)
     first = asyncio.ensure_future(policy.evaluate(ctx(message(1, 2))))
     await asyncio.sleep(0)  # the first message's load is now in flight
     registry.devices.remove(approved(ALICE, 1))  # the CLI revokes Alice's device ...
-    registry.snapshot = original  # type: ignore[method-assign]
+    registry.devices_of = original  # type: ignore[method-assign]
     reload = asyncio.ensure_future(policy.reload())  # ... and the counter moves
     await asyncio.sleep(0)
     gate.set()

@@ -271,7 +271,7 @@ class DevicesOf:
     def __init__(self, devices: dict[str, set[int]]) -> None:
         self.devices = devices
 
-    async def snapshot(self) -> DevicesOf:
+    async def snapshot(self, persons: object = ()) -> DevicesOf:
         return self
 
     def usable_ids(self, jid: str, namespace: str, now: object) -> frozenset[int]:
@@ -337,7 +337,7 @@ class TestTrimmedFanOut(ThreadStanzaTest):
 
 
 class RegistryDown(DevicesOf):
-    async def snapshot(self) -> DevicesOf:
+    async def snapshot(self, persons: object = ()) -> DevicesOf:
         raise RuntimeError("registry down")
 
 

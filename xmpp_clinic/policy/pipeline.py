@@ -5,9 +5,11 @@ IV.2, I.12). The stanza's depth and size are bounded before anything walks or co
 The e2e check may replace the fallback body (a MODIFY verdict); the device check then
 works on that message, so what is relayed carries both changes.
 
-Decisions are made from an in-memory registry snapshot; the relay refreshes the store's
-change counters before each message and :meth:`Pipeline.reload` (a listener on the
-"devices" counter) drops the snapshot, so a revocation applies to the next message.
+Decisions are made from an in-memory cache of the registry, filled per person with the
+devices of the people a message concerns (its thread's members), so the cache holds what
+is used, not every device row (issue 13). The relay refreshes the store's change counters
+before each message and :meth:`Pipeline.reload` (a listener on the "devices" counter)
+empties the cache, so a revocation applies to the next message.
 Anything unexpected -- store down, registry unknown, a bug -- refuses the message.
 """
 
@@ -18,7 +20,7 @@ import dataclasses
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Collection, Hashable
 from datetime import datetime
 from typing import Protocol
 
@@ -38,7 +40,7 @@ from xmpp_clinic.policy.verdict import (
     ReasonCode,
     Verdict,
 )
-from xmpp_clinic.registry.model import DeviceKey
+from xmpp_clinic.registry.model import Device, DeviceKey
 from xmpp_clinic.registry.snapshot import RegistrySnapshot
 
 log = logging.getLogger(__name__)
@@ -47,9 +49,9 @@ Discovery = Callable[[str], Awaitable[object]]
 
 
 class RegistrySource(Protocol):
-    """Where the pipeline loads its snapshot from (the DeviceRegistry service)."""
+    """Where the pipeline loads devices from (the DeviceRegistry service)."""
 
-    async def snapshot(self) -> RegistrySnapshot: ...
+    async def devices_of(self, persons: Collection[str]) -> list[Device]: ...
 
 
 class AuditSink(Protocol):
@@ -90,6 +92,7 @@ class Pipeline:
         discovery_timeout: float = 10.0,
         rediscover_after: float = 60.0,
         memory: int = 10_000,
+        cached_persons: int = 20_000,
     ) -> None:
         self._policy = policy
         self._registry = registry
@@ -98,7 +101,9 @@ class Pipeline:
         self._clock = clock
         self._discovery_timeout = discovery_timeout
         self._rediscover_after = rediscover_after
-        self._snapshot: RegistrySnapshot | None = None
+        # Person -> all their devices, least recently used first (bounded, issue 13).
+        self._cache: OrderedDict[str, tuple[Device, ...]] = OrderedDict()
+        self._cache_size = cached_persons
         self._generation = 0  # bumped by every reload(); a load from before it is stale
         self._lock = asyncio.Lock()
         self._told = _Memory(memory)  # (thread, sender device, member) already told
@@ -108,37 +113,41 @@ class Pipeline:
 
     # ------------------------------------------------------------ registry cache
     async def reload(self) -> None:
-        """Drop and reload the snapshot; a ChangeWatcher listener for "devices" (I.5).
+        """Empty the cache; a ChangeWatcher listener for "devices" (I.5).
 
-        The old snapshot is dropped first: if loading fails, messages are refused until a
-        load succeeds rather than decided on stale approvals.
+        The next message reads its people's devices from the store again; if that fails,
+        it is refused rather than decided on stale approvals.
         """
         self._generation += 1
-        self._snapshot = None
-        try:
-            await self._load()
-        except Exception:
-            log.warning("device registry reload failed; refusing messages until it works")
+        self._cache.clear()
 
-    async def _load(self) -> RegistrySnapshot:
-        """The cached snapshot, or a fresh one; never one read before the last reload().
+    async def snapshot(self, persons: Collection[str]) -> RegistrySnapshot:
+        """The devices of ``persons`` (bare JIDs), from the cache or the store; never
+        devices read before the last reload(). Decisions and each member's trimmed copy
+        (xmpp_clinic.trimming, II.3) come from the same cache and the same reloads.
 
-        A load already in flight when a revocation arrives read the old state: its result
-        is thrown away and the registry read again, so the revocation is not lost (I.5).
+        A load in flight when a revocation arrives read the old state: its result is
+        thrown away and the store read again, so the revocation is not lost (I.5).
         """
+        wanted = set(persons)
         async with self._lock:
-            while self._snapshot is None:
+            while missing := [p for p in wanted if p not in self._cache]:
                 generation = self._generation
-                snapshot = await self._registry.snapshot()
-                if generation == self._generation:
-                    self._snapshot = snapshot
-                    return snapshot
-            return self._snapshot
-
-    async def snapshot(self) -> RegistrySnapshot:
-        """The snapshot decisions are made from, for trimming each member's copy to its
-        own keys (xmpp_clinic.trimming, II.3): the same cache, the same reloads."""
-        return await self._load()
+                loaded = await self._registry.devices_of(missing)
+                if generation != self._generation:
+                    continue
+                owned: dict[str, list[Device]] = {person: [] for person in missing}
+                for device in loaded:
+                    owned.setdefault(device.jid, []).append(device)
+                for person, devices in owned.items():
+                    self._cache[person] = tuple(devices)
+            found: list[Device] = []
+            for person in wanted:
+                found.extend(self._cache[person])
+                self._cache.move_to_end(person)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return RegistrySnapshot(found)
 
     def drain_seen(self) -> set[DeviceKey]:
         """Sender devices accepted since the last call (for DeviceRegistry.mark_seen)."""
@@ -171,20 +180,21 @@ class Pipeline:
         if e2e.rejected or not isinstance(parsed, OmemoHeader):
             return e2e, None
         message = e2e.stanza if e2e.stanza is not None else ctx.stanza
+        facts = DeviceFacts(
+            fast_bare(ctx.sender), members_of(ctx), self._clock(), self._policy.unapproved_recipient
+        )
+        persons = facts.members | {facts.sender}
         try:
-            snapshot = await self._load()
+            snapshot = await self.snapshot(persons)
         except Exception:
             log.warning("device registry unavailable; refusing the message")
             text = "The device registry is not available; try again shortly."
             return Verdict.reject(ReasonCode.REGISTRY_UNAVAILABLE, text), parsed
-        facts = DeviceFacts(
-            fast_bare(ctx.sender), members_of(ctx), self._clock(), self._policy.unapproved_recipient
-        )
         check = check_devices(parsed, message, facts, snapshot)
         if not check.sender_known and await self._discover_sender(facts.sender, parsed):
-            check = check_devices(parsed, message, facts, await self._load())
+            check = check_devices(parsed, message, facts, await self.snapshot(persons))
         if check.unknown_recipients and await self._discover_recipients(facts, check):
-            check = check_devices(parsed, message, facts, await self._load())
+            check = check_devices(parsed, message, facts, await self.snapshot(persons))
         return self._follow_up(ctx, parsed, check, e2e), parsed
 
     async def _discover_sender(self, sender: str, header: OmemoHeader) -> bool:

@@ -8,7 +8,7 @@ change made by the CLI to the very next message.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -37,6 +37,8 @@ from xmpp_clinic.store.engine import Store
 from xmpp_clinic.store.models.devices import DeviceNoticeRecord, DeviceRecord
 
 log = logging.getLogger(__name__)
+
+_IN_CHUNK = 500  # bound parameters per IN (SQLite allows 32766; PostgreSQL 32767)
 
 EXPIRY_WARNING = timedelta(days=14)
 # Devices whose last_seen one UPDATE sets: well under SQLite's bound-variable limit.
@@ -122,10 +124,23 @@ class DeviceRegistry:
             return to_device(await self._find(session, jid, device_id, namespace))
 
     async def snapshot(self) -> RegistrySnapshot:
-        """Every device, for the pipeline's in-memory cache."""
+        """Every device (for tools and tests; the relay path loads per person, below)."""
         async with self._store.session() as session:
             rows = (await session.scalars(select(DeviceRecord))).all()
             return RegistrySnapshot(to_device(row) for row in rows)
+
+    async def devices_of(self, persons: Collection[str]) -> list[Device]:
+        """Every device of these bare JIDs, in every state: what the pipeline's cache loads
+        for the people a message concerns, so it never holds the whole table (issue 13)."""
+        names = sorted(set(persons))
+        found: list[Device] = []
+        async with self._store.session() as session:
+            for first in range(0, len(names), _IN_CHUNK):
+                query = select(DeviceRecord).where(
+                    DeviceRecord.jid.in_(names[first : first + _IN_CHUNK])
+                )
+                found.extend(to_device(row) for row in (await session.scalars(query)).all())
+        return found
 
     async def _find(
         self, session: AsyncSession, jid: str, device_id: int, namespace: str | None

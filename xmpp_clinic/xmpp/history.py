@@ -126,7 +126,7 @@ class JoinHistory:
             return
         window = member.since if settings.history_for_new_members == "none" else None
         entries = await self._latest(thread, request, window)
-        index = await device_index(self.devices) if entries else None
+        index = await device_index(self.devices, member.jid) if entries else None
         texts = [self._stanza(thread, occupant, member.jid, e, index) for e in entries]
         if request.maxchars is not None:
             texts = _within(texts, request.maxchars)

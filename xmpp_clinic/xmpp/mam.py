@@ -98,13 +98,13 @@ def seq_element(seq: int) -> ET.Element:
     return ms.element("seq", ns.CLINIC_SEQ, n=str(seq))
 
 
-async def device_index(devices: DeviceSource | None) -> DeviceIndex | None:
-    """The current device snapshot, None without a source; StoreUnavailable if it cannot
-    be read (the member is told to try again; nothing untrimmed is sent, II.3)."""
+async def device_index(devices: DeviceSource | None, member: str) -> DeviceIndex | None:
+    """The current devices of ``member``, None without a source; StoreUnavailable if they
+    cannot be read (the member is told to try again; nothing untrimmed is sent, II.3)."""
     if devices is None:
         return None
     try:
-        return await devices.snapshot()
+        return await devices.snapshot((member,))
     except Exception as exc:
         raise StoreUnavailable("device registry unavailable") from exc
 
@@ -151,7 +151,7 @@ class ThreadArchive:
             return
         query: MAM = iq["mam"]
         page = await self.archive.query(self._request(thread, member, query))
-        index = await device_index(self.devices) if page.entries else None
+        index = await device_index(self.devices, member.jid) if page.entries else None
         for entry in page.entries:
             archived = member_copy(entry, member.jid, index)
             self.host.send(self._result(thread, iq["from"].full, query["queryid"], entry, archived))

@@ -267,7 +267,7 @@ class Relay:
         root.append(ms.occupant_id(occupant.occupant_id))
         cut = split(root, ms.serialise) if self.devices is not None else None
         serialised = cut.whole if cut is not None else ms.serialise(root)
-        copies = await self._copies(msg, cut, serialised)
+        copies = await self._copies(msg, thread, cut, serialised)
         if copies is None:
             return False
         record = NewMessage(
@@ -316,7 +316,7 @@ class Relay:
         return True
 
     async def _copies(
-        self, msg: Message, cut: SplitStanza | None, serialised: str
+        self, msg: Message, thread: ThreadInfo, cut: SplitStanza | None, serialised: str
     ) -> Callable[[str], str] | None:
         """Member (bare JID) -> that member's serialised copy; None after refusing.
 
@@ -327,7 +327,8 @@ class Relay:
         if cut is None or self.devices is None:
             return lambda _member: serialised
         try:
-            index = await asyncio.wait_for(self.devices.snapshot(), STORE_TIMEOUT)
+            members = thread.member_jids
+            index = await asyncio.wait_for(self.devices.snapshot(members), STORE_TIMEOUT)
         except Exception:
             log.warning("device registry unavailable; message refused")
             self._refuse(msg, ReasonCode.NOT_CHECKED)
