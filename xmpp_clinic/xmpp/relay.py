@@ -262,7 +262,9 @@ class Relay:
         if msg["id"]:
             attrs["id"] = msg["id"]
         root = ET.Element(f"{{{ns.COMPONENT}}}message", attrs)
-        root.extend(copy.deepcopy(c) for c in source if not _strip(c))
+        # Shared, not copied: ``source`` is the policy's own copy or the received stanza,
+        # neither used again; split() puts back what it changes (a copy was 6 % of the CPU).
+        root.extend(c for c in source if not _strip(c))
         root.append(ms.element("stanza-id", ns.SID, id=stanza_id, by=thread_jid))
         root.append(ms.occupant_id(occupant.occupant_id))
         cut = split(root, ms.serialise) if self.devices is not None else None
