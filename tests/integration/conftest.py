@@ -7,6 +7,7 @@ failure in CI (``.ci/run`` installs both); locally a missing binary fails with t
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import subprocess
@@ -25,6 +26,7 @@ from xmpp_clinic.dev.servers import DevServer, start_server, write_gateway_confi
 SERVER_KINDS = ("prosody", "ejabberd")
 PASSWORD = "correct horse battery staple"
 _user_ids = itertools.count(1)
+CLI_TIMEOUT = 60  # seconds for one xmpp-clinic command
 
 
 @pytest.fixture(scope="session", params=SERVER_KINDS)
@@ -61,14 +63,61 @@ class GatewayHandle:
     env: dict[str, str] = field(default_factory=dict)
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run ``xmpp-clinic ARGS --config <this gateway's config>`` in a subprocess."""
+        """Run ``xmpp-clinic ARGS --config <this gateway's config>`` in a subprocess.
+
+        Only off the event loop (a worker thread): the gateway runs in the test's loop, and
+        a loop frozen while it holds SQLite's write lock leaves the CLI waiting on that lock
+        until it fails with "store busy". Async code uses :meth:`acli`.
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise AssertionError(
+                "GatewayHandle.cli blocks the event loop the gateway runs in; "
+                "use `await gw.acli(...)`"
+            )
         proc = subprocess.run(
-            [sys.executable, "-m", "xmpp_clinic", *args],
+            self._command(args),
             capture_output=True,
             text=True,
-            env={**os.environ, "XMPP_CLINIC_CONFIG": str(self.config_path)},
-            timeout=60,
+            env=self._env(),
+            timeout=CLI_TIMEOUT,
         )
+        return self._checked(proc, args, check)
+
+    async def acli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """:meth:`cli` without blocking the event loop, so the gateway keeps running."""
+        command = self._command(args)
+        process = await asyncio.create_subprocess_exec(
+            *command,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=self._env(),
+        )
+        try:
+            stdout, stderr = await asyncio.wait_for(process.communicate(), CLI_TIMEOUT)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            raise subprocess.TimeoutExpired(command, CLI_TIMEOUT) from None
+        assert process.returncode is not None
+        proc = subprocess.CompletedProcess(
+            command, process.returncode, stdout.decode(), stderr.decode()
+        )
+        return self._checked(proc, args, check)
+
+    def _command(self, args: tuple[str, ...]) -> list[str]:
+        return [sys.executable, "-m", "xmpp_clinic", *args]
+
+    def _env(self) -> dict[str, str]:
+        return {**os.environ, "XMPP_CLINIC_CONFIG": str(self.config_path)}
+
+    @staticmethod
+    def _checked(
+        proc: subprocess.CompletedProcess[str], args: tuple[str, ...], check: bool
+    ) -> subprocess.CompletedProcess[str]:
         if check and proc.returncode != 0:
             raise AssertionError(
                 f"xmpp-clinic {' '.join(args)} exited {proc.returncode}: {proc.stderr}"

@@ -104,12 +104,13 @@ async def cli(
     gw: GatewayHandle, *args: str, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
     """Run the CLI off the event loop: the gateway under test runs in this loop."""
-    return await asyncio.to_thread(gw.cli, *args, check=check)
+    return await gw.acli(*args, check=check)
 
 
-def create_thread(gw: GatewayHandle, name: str, members: list[str]) -> str:
+async def acreate_thread(gw: GatewayHandle, name: str, members: list[str]) -> str:
+    """Create thread ``name`` with ``members`` by the CLI: its JID."""
     args = ["threads", "create", name, "--title", name.title()]
     for member in members:
         args += ["--member", member]
-    gw.cli(*args)
+    await gw.acli(*args)
     return f"{name}@{gw.jid}"

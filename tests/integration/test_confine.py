@@ -39,7 +39,7 @@ from tests.helpers.omemo import (
     send_omemo_groupchat,
 )
 from tests.integration.conftest import PASSWORD, GatewayHandle, write_config
-from tests.integration.device_policy_helpers import ANY_MESSAGE, create_thread
+from tests.integration.device_policy_helpers import ANY_MESSAGE, acreate_thread
 from xmpp_clinic.app import Gateway
 from xmpp_clinic.cli import app
 from xmpp_clinic.config import load_settings
@@ -288,7 +288,7 @@ async def test_omemo_exchange_in_a_care_thread_still_works(
     try:
         await gateway.component.wait_online(timeout=15)
         gw = GatewayHandle(gateway, gateway.settings, path, confined_server)
-        thread = create_thread(gw, f"ward{next(_ids)}", [alice, bob])
+        thread = await acreate_thread(gw, f"ward{next(_ids)}", [alice, bob])
         a, b = await asyncio.gather(
             connect_omemo_bot(alice, PASSWORD, confined_server),
             connect_omemo_bot(bob, PASSWORD, confined_server),

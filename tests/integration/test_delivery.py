@@ -29,7 +29,7 @@ from tests.helpers.omemo import (
     send_omemo_groupchat,
 )
 from tests.integration.conftest import PASSWORD, GatewayHandle, write_config
-from tests.integration.device_policy_helpers import create_thread
+from tests.integration.device_policy_helpers import acreate_thread
 from xmpp_clinic import namespaces as ns
 from xmpp_clinic.app import Gateway
 from xmpp_clinic.archive.messages import ArchiveQuery
@@ -96,7 +96,7 @@ async def test_delivered_fetched_read_and_the_not_delivered_notice_for_a_thread_
 ) -> None:
     gw, tracker = delivery_gateway
     alice, bob, carol, dave = make_users("alice", "bob", "carol", "dave")
-    thread = create_thread(gw, "ward4b", [alice, bob, carol, dave])
+    thread = await acreate_thread(gw, "ward4b", [alice, bob, carol, dave])
     for absent in await asyncio.gather(
         *(connect_omemo_bot(u, PASSWORD, gw.server) for u in (carol, dave))
     ):

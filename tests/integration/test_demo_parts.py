@@ -20,7 +20,7 @@ from slixmpp.xmlstream.matcher import MatchXPath
 from slixmpp.xmlstream.stanzabase import StanzaBase
 
 from tests.integration.conftest import PASSWORD, GatewayHandle
-from tests.integration.device_policy_helpers import create_thread
+from tests.integration.device_policy_helpers import acreate_thread
 from xmpp_clinic import namespaces as ns
 from xmpp_clinic.client import split_text
 from xmpp_clinic.completeness.parts import PartMarker, read_marker
@@ -47,7 +47,7 @@ async def phones(
         parts={"max_part_bytes": MAX_PART_BYTES, "timeout_seconds": 2},
     )
     users = make_users("alice", "bob", "carol")
-    thread = create_thread(gw, "ward7", users)
+    thread = await acreate_thread(gw, "ward7", users)
     limit = gw.settings.parts.max_part_bytes
     found = [
         Phone(name, name, jid, PASSWORD, max_part_bytes=limit)

@@ -26,7 +26,7 @@ from tests.helpers.omemo import join_thread
 from tests.helpers.registry import wait_for_device
 from tests.helpers.twomemo import Directory, OmemoTwoDevice, publish
 from tests.integration.conftest import PASSWORD, GatewayHandle
-from tests.integration.device_policy_helpers import Refusals, cli, create_thread
+from tests.integration.device_policy_helpers import Refusals, acreate_thread, cli
 from tests.integration.test_device_policy_omemo2 import Omemo2Inbox, send
 from xmpp_clinic.omemo import OMEMO2_NS
 from xmpp_clinic.registry.fingerprint import fingerprint
@@ -62,7 +62,7 @@ async def test_omemo2_devices_are_discovered_from_pep_and_then_approved(
         kai_id = await publish(kai_bot, kai_device)
         bob_id = await publish(bob_bot, bob_device)
         tablet_id = await publish(bob_bot, bob_tablet)  # a second item in the bundles node
-        thread = create_thread(gw, "ward9", [kai, bob])
+        thread = await acreate_thread(gw, "ward9", [kai, bob])
         refusals, bob_inbox = Refusals(kai_bot), Omemo2Inbox(bob_bot)
         await join_thread(kai_bot, thread, "Kai")
         await join_thread(bob_bot, thread, "Bob")

@@ -37,8 +37,8 @@ from tests.integration.device_policy_helpers import (
     ANY_MESSAGE,
     Notices,
     Refusals,
+    acreate_thread,
     cli,
-    create_thread,
 )
 from xmpp_clinic.clock import utcnow
 from xmpp_clinic.dev.servers import DevServer
@@ -76,7 +76,7 @@ async def test_plaintext_is_refused_with_policy_violation_and_reaches_nobody(
 ) -> None:
     gw = await gateway_factory(policy=MANUAL)
     alice, bob = make_users("alice", "bob")
-    thread = create_thread(gw, "ward1", [alice, bob])
+    thread = await acreate_thread(gw, "ward1", [alice, bob])
     bots = await connect_all(gw.server, alice, bob)
     try:
         refusals, bob_inbox = Refusals(bots[0]), OmemoInbox(bots[1])
@@ -122,7 +122,7 @@ async def test_pending_device_cannot_send_until_approved_by_the_cli(
 ) -> None:
     gw = await gateway_factory(policy=MANUAL)
     alice, bob = make_users("alice", "bob")
-    thread = create_thread(gw, "ward2", [alice, bob])
+    thread = await acreate_thread(gw, "ward2", [alice, bob])
     bots = await connect_all(gw.server, alice, bob)
     try:
         alice_inbox, refusals = OmemoInbox(bots[0]), Refusals(bots[1])
@@ -163,7 +163,7 @@ async def test_message_reaches_bobs_approved_device_but_not_his_pending_one(
 ) -> None:
     gw = await gateway_factory(policy=MANUAL)
     alice, bob, carol = make_users("alice", "bob", "carol")
-    thread = create_thread(gw, "ward3", [alice, bob, carol])
+    thread = await acreate_thread(gw, "ward3", [alice, bob, carol])
     # Bob's devices one after the other: each publishes the device list with both in it.
     bob_phone = await connect_omemo_bot(bob, PASSWORD, gw.server)
     bob_tablet = await connect_omemo_bot(bob, PASSWORD, gw.server)
@@ -208,7 +208,7 @@ async def test_revoke_applies_to_the_next_message_and_revoke_all_cuts_every_devi
     """Devices are approved on discovery here ("all"); revocation is what is tested."""
     gw = await gateway_factory(policy=ALL_DEVICES)
     alice, bob, carol = make_users("alice", "bob", "carol")
-    thread = create_thread(gw, "ward4", [alice, bob, carol])
+    thread = await acreate_thread(gw, "ward4", [alice, bob, carol])
     bob_phone = await connect_omemo_bot(bob, PASSWORD, gw.server)
     bob_tablet = await connect_omemo_bot(bob, PASSWORD, gw.server)
     alice_bot, carol_bot = await connect_all(gw.server, alice, carol)
@@ -286,7 +286,7 @@ async def test_expired_device_is_refused_like_a_revoked_one(
 ) -> None:
     gw = await gateway_factory(policy=MANUAL)
     alice, bob, carol = make_users("alice", "bob", "carol")
-    thread = create_thread(gw, "ward5", [alice, bob, carol])
+    thread = await acreate_thread(gw, "ward5", [alice, bob, carol])
     bots = await connect_all(gw.server, alice, bob, carol)
     alice_bot, bob_bot, carol_bot = bots
     try:

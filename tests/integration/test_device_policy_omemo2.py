@@ -28,7 +28,7 @@ from tests.helpers.omemo import join_thread
 from tests.helpers.registry import register_omemo2
 from tests.helpers.twomemo import NAMESPACE, Directory, OmemoTwoDevice
 from tests.integration.conftest import PASSWORD, GatewayHandle
-from tests.integration.device_policy_helpers import Refusals, cli, create_thread
+from tests.integration.device_policy_helpers import Refusals, acreate_thread, cli
 from xmpp_clinic import namespaces
 from xmpp_clinic.registry.model import DeviceState
 
@@ -85,7 +85,7 @@ async def test_omemo2_sender_and_recipient_devices_must_be_approved(
 ) -> None:
     gw = await gateway_factory(policy={"device_approval": "manual"})
     kai, bob, alice = make_users("kai", "bob", "alice")
-    thread = create_thread(gw, "ward7", [kai, bob, alice])
+    thread = await acreate_thread(gw, "ward7", [kai, bob, alice])
     directory = Directory()
     kai_device = await OmemoTwoDevice.create(kai, directory)
     bob_phone = await OmemoTwoDevice.create(bob, directory)

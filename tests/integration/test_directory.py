@@ -100,7 +100,7 @@ def kicks(bot: ClientXMPP, thread: str) -> asyncio.Queue[Presence]:
     return queue
 
 
-async def moved_live(gw: GatewayHandle, bob: str, apply: Callable[[], object]) -> None:
+async def moved_live(gw: GatewayHandle, bob: str, apply: Callable[[], Awaitable[object]]) -> None:
     """Bob, in ward A's thread, is moved to ward B by ``apply``: kicked from A, joins B."""
     thread_a, thread_b = f"care-a@{gw.jid}", f"care-b@{gw.jid}"
     bot = await connect_bot(bob, PASSWORD, gw.server, plugins=PLUGINS)
@@ -108,7 +108,7 @@ async def moved_live(gw: GatewayHandle, bob: str, apply: Callable[[], object]) -
         kicked = kicks(bot, thread_a)
         await join_thread(bot, thread_a, "Bob")
         assert await join_condition(bot, thread_b, "Bob") == "registration-required"
-        await asyncio.to_thread(apply)
+        await apply()
         applied = time.monotonic()
         presence = await asyncio.wait_for(kicked.get(), 10)
         took = time.monotonic() - applied
@@ -137,24 +137,26 @@ async def test_csv_of_two_wards_binds_threads_and_moves_a_person_live(
         + "mallory@elsewhere.test,Mallory,4,nurse,ward-a\n",
         encoding="utf-8",
     )
-    dry = gw.cli("directory", "import", str(export), "--dry-run")
+    dry = await gw.acli("directory", "import", str(export), "--dry-run")
     assert "+ person 2" in dry.stdout and "would change" in dry.stdout
     assert "skipped line 5: mallory@elsewhere.test is not in xmpp.user_domains" in dry.stderr
-    first = gw.cli("directory", "import", str(export))
+    first = await gw.acli("directory", "import", str(export))
     assert "persons: 3 added" in first.stdout
-    gw.cli("threads", "create", "care-a", "--title", "Ward A", "--group", "ward-a")
-    gw.cli("threads", "create", "care-b", "--title", "Ward B", "--group", "ward-b")
-    members = gw.cli("threads", "members", "care-a").stdout
+    await gw.acli("threads", "create", "care-a", "--title", "Ward A", "--group", "ward-a")
+    await gw.acli("threads", "create", "care-b", "--title", "Ward B", "--group", "ward-b")
+    members = (await gw.acli("threads", "members", "care-a")).stdout
     assert {line.split("\t")[0] for line in members.splitlines()} == {alice, bob}
-    assert "persons: 0 added, 0 changed" in gw.cli("directory", "import", str(export)).stdout
+    assert (
+        "persons: 0 added, 0 changed" in (await gw.acli("directory", "import", str(export))).stdout
+    )
 
     moved = export.read_text(encoding="utf-8").replace(
         row(bob, "2", "ward-a"), row(bob, "2", "ward-b")
     )
 
-    def second_import() -> None:
+    async def second_import() -> None:
         export.write_text(moved, encoding="utf-8")
-        out = gw.cli("directory", "import", str(export)).stdout
+        out = (await gw.acli("directory", "import", str(export))).stdout
         assert f"- thread care-a member {bob}" in out and f"+ thread care-b member {bob}" in out
 
     await moved_live(gw, bob, second_import)
@@ -173,13 +175,13 @@ async def test_a_truncated_export_is_refused_and_nothing_changes(
     ]
     export = tmp_path / "staff.csv"
     export.write_text(HEADER + "".join(rows), encoding="utf-8")
-    gw.cli("directory", "import", str(export))
-    gw.cli("threads", "create", "care-a", "--title", "Ward A", "--group", "ward-a")
+    await gw.acli("directory", "import", str(export))
+    await gw.acli("threads", "create", "care-a", "--title", "Ward A", "--group", "ward-a")
     export.write_text(HEADER + "".join(rows[:3]), encoding="utf-8")
-    refused = gw.cli("directory", "import", str(export), check=False)
+    refused = await gw.acli("directory", "import", str(export), check=False)
     assert refused.returncode == 1
     assert "refused, nothing changed" in refused.stderr and "197 of 200" in refused.stderr
-    assert len(gw.cli("threads", "members", "care-a").stdout.splitlines()) == 200
+    assert len((await gw.acli("threads", "members", "care-a")).stdout.splitlines()) == 200
 
 
 async def test_ldap_sync_moves_and_offboards_people(
@@ -194,16 +196,17 @@ async def test_ldap_sync_moves_and_offboards_people(
         + person_ldif("carol", "Carol C", carol, "3", "physician", "ward-a", "ward-b")
     )
     gw = await directory_gateway(ldap_section(slapd))
-    assert "persons: 3 added" in gw.cli("directory", "sync").stdout
-    gw.cli("threads", "create", "care-a", "--title", "Ward A", "--group", "ward-a")
-    gw.cli("threads", "create", "care-b", "--title", "Ward B", "--group", "ward-b")
+    assert "persons: 3 added" in (await gw.acli("directory", "sync")).stdout
+    await gw.acli("threads", "create", "care-a", "--title", "Ward A", "--group", "ward-a")
+    await gw.acli("threads", "create", "care-b", "--title", "Ward B", "--group", "ward-b")
 
-    def move_bob() -> None:
-        slapd.modify(
+    async def move_bob() -> None:
+        await asyncio.to_thread(
+            slapd.modify,
             "dn: uid=bob,ou=people,dc=hospital,dc=test\nchangetype: modify\n"
-            "replace: departmentNumber\ndepartmentNumber: ward-b\n"
+            "replace: departmentNumber\ndepartmentNumber: ward-b\n",
         )
-        gw.cli("directory", "sync")
+        await gw.acli("directory", "sync")
 
     await moved_live(gw, bob, move_bob)
 
@@ -215,7 +218,7 @@ async def test_ldap_sync_moves_and_offboards_people(
         kicked = kicks(bot, thread_a)
         await join_thread(bot, thread_a, "Carol")
         slapd.modify("dn: uid=carol,ou=people,dc=hospital,dc=test\nchangetype: delete\n")
-        out = (await asyncio.to_thread(gw.cli, "directory", "sync")).stdout
+        out = (await gw.acli("directory", "sync")).stdout
         assert "left the directory: 1; devices revoked: 1" in out
         presence = await asyncio.wait_for(kicked.get(), 10)
         assert 321 in set(presence["muc"]["status_codes"])
@@ -243,8 +246,8 @@ async def roster_follows_membership(gw: GatewayHandle, users: list[str], export:
         HEADER + row(alice, "1", "ward-a") + row(bob, "2", "ward-a") + row(carol, "3", "ward-b"),
         encoding="utf-8",
     )
-    gw.cli("directory", "import", str(export))
-    gw.cli("threads", "create", "care-a", "--title", "Ward A", "--group", "ward-a")
+    await gw.acli("directory", "import", str(export))
+    await gw.acli("threads", "create", "care-a", "--title", "Ward A", "--group", "ward-a")
     bot = await connect_bot(alice, PASSWORD, gw.server, plugins=PLUGINS)
     try:
         expected = {f"care-a@{gw.jid}": "Ward A", bob: bob.split("@")[0].title()}
@@ -260,7 +263,7 @@ async def roster_follows_membership(gw: GatewayHandle, users: list[str], export:
             + row(carol, "3", "ward-b"),
             encoding="utf-8",
         )
-        await asyncio.to_thread(gw.cli, "directory", "import", str(export))
+        await gw.acli("directory", "import", str(export))
 
         async def moved() -> bool:
             return await clinic_group(bot, "Clinic") == {carol: carol.split("@")[0].title()}
@@ -281,7 +284,7 @@ async def refused_once(
 
     await until(reported)
     await gw.gateway.changes.refresh()  # a further change is not tried again
-    gw.cli("threads", "create", "care-x", "--title", "X", "--group", "ward-b")
+    await gw.acli("threads", "create", "care-x", "--title", "X", "--group", "ward-b")
     await asyncio.sleep(2 * 1.0)  # two change polls
     assert sum(refusal in r.getMessage() for r in caplog.records) == 1
     assert await clinic_group(bot, "Clinic") == {}
@@ -315,8 +318,8 @@ async def test_roster_group_holds_threads_and_colleagues_and_follows_membership(
         HEADER + row(alice, "1", "ward-a") + row(bob, "2", "ward-a") + row(carol, "3", "ward-b"),
         encoding="utf-8",
     )
-    gw.cli("directory", "import", str(export))
-    gw.cli("threads", "create", "care-a", "--title", "Ward A", "--group", "ward-a")
+    await gw.acli("directory", "import", str(export))
+    await gw.acli("threads", "create", "care-a", "--title", "Ward A", "--group", "ward-a")
     bot = await connect_bot(alice, PASSWORD, gw.server, plugins=PLUGINS)
     try:
         await refused_once(gw, bot, caplog)
@@ -384,7 +387,7 @@ async def test_members_find_colleagues_outsiders_are_forbidden(
         HEADER + row(alice, "1", "ward-a") + row(bob, "2", "ward-a") + row(carol, "3", "ward-b"),
         encoding="utf-8",
     )
-    gw.cli("directory", "import", str(export))
+    await gw.acli("directory", "import", str(export))
     member = await connect_bot(alice, PASSWORD, gw.server, plugins=PLUGINS)
     try:
         bob_name = bob.split("@")[0].title()

@@ -26,7 +26,7 @@ from tests.helpers.omemo import (
     join_thread,
 )
 from tests.integration.conftest import PASSWORD, GatewayHandle, write_config
-from tests.integration.device_policy_helpers import create_thread
+from tests.integration.device_policy_helpers import acreate_thread
 from xmpp_clinic import namespaces as ns
 from xmpp_clinic.app import Gateway
 from xmpp_clinic.client import PartInbox, Reassembly, ThreadPoster, part_marker
@@ -94,7 +94,7 @@ async def test_a_missing_part_is_announced_to_everyone_and_its_late_arrival_comp
 ) -> None:
     gw, _tracker = parts_gateway
     alice, bob, carol = make_users("alice", "bob", "carol")
-    thread = create_thread(gw, "ward4b", [alice, bob, carol])
+    thread = await acreate_thread(gw, "ward4b", [alice, bob, carol])
     storage = MemoryStorage()  # Carol's device: published now, she reads later by MAM
     await disconnect_bot(await connect_omemo_bot(carol, PASSWORD, gw.server, storage=storage))
     text = "Befund: " + "Hb 13.2 g/dl; " * 40  # three parts of at most 256 bytes
@@ -149,7 +149,7 @@ async def test_bad_parts_are_refused_with_their_codes_and_a_20_kb_text_arrives_w
 ) -> None:
     gw, _tracker = parts_gateway
     lab, bob = make_users("lab", "bob")
-    thread = create_thread(gw, "labs", [lab, bob])
+    thread = await acreate_thread(gw, "labs", [lab, bob])
     bots = await asyncio.gather(*(connect_omemo_bot(u, PASSWORD, gw.server) for u in (lab, bob)))
     try:
         inbox = PartInbox(bots[1])

@@ -30,7 +30,7 @@ from tests.helpers.omemo import join_thread
 from tests.helpers.registry import wait_for_device
 from tests.helpers.twomemo import Directory, OmemoTwoDevice, publish
 from tests.integration.conftest import PASSWORD, GatewayHandle
-from tests.integration.device_policy_helpers import create_thread
+from tests.integration.device_policy_helpers import acreate_thread
 from xmpp_clinic.dev.servers import DevServer, ejabberd_config
 from xmpp_clinic.omemo import LEGACY, OMEMO2, OMEMO2_NS
 from xmpp_clinic.registry.fingerprint import fingerprint
@@ -85,7 +85,7 @@ async def test_a_device_published_after_joining_is_pending_within_seconds(
     bot = await connect_bot(kai, PASSWORD, gw.server, plugins=PLUGINS)
     try:
         phone_id = await publish(bot, phone)
-        thread = await asyncio.to_thread(create_thread, gw, "ward7", [kai, bob])
+        thread = await acreate_thread(gw, "ward7", [kai, bob])
         await join_thread(bot, thread, "Kai")
         found = await wait_for_device(gw.gateway.registry, kai, phone_id, namespace=OMEMO2_NS)
         assert found.state is DeviceState.PENDING

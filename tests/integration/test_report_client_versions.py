@@ -21,7 +21,7 @@ from slixmpp import ClientXMPP
 from tests.helpers.bots import connect_bot, disconnect_bot
 from tests.helpers.omemo import join_thread
 from tests.integration.conftest import PASSWORD, GatewayHandle, write_config
-from tests.integration.device_policy_helpers import Notices, Refusals, create_thread
+from tests.integration.device_policy_helpers import Notices, Refusals, acreate_thread
 from xmpp_clinic.app import Gateway
 from xmpp_clinic.config import load_settings
 from xmpp_clinic.dev.servers import DevServer
@@ -98,7 +98,7 @@ async def test_outdated_client_is_flagged_notified_and_refused_current_one_is_no
     alice, bob = make_users("alice", "bob")
     gw = wired.gateway
     handle = GatewayHandle(gw, gw.settings, wired.config, xmpp_server)
-    thread = create_thread(handle, "ward7", [alice, bob])
+    thread = await acreate_thread(handle, "ward7", [alice, bob])
     await gw.changes.refresh()
     old = await client(alice, xmpp_server, "Conversations", "2.10.0")
     new = await client(bob, xmpp_server, "Conversations", "2.16.0")

@@ -32,7 +32,7 @@ from tests.helpers.omemo import (
     send_omemo_groupchat,
 )
 from tests.integration.conftest import PASSWORD, GatewayHandle
-from tests.integration.device_policy_helpers import cli, create_thread
+from tests.integration.device_policy_helpers import acreate_thread, cli
 from tests.unit.test_retention_erasure import scan
 from xmpp_clinic import namespaces
 from xmpp_clinic.client import ThreadPoster
@@ -61,8 +61,8 @@ async def test_two_minute_thread_loses_older_messages_from_mam(
     scheduler = PurgeScheduler(gw.gateway.store, gw.settings)
     scheduler.start()  # app.py wiring: started after the gateway, stopped before it
     alice, bob = make_users("alice", "bob")
-    thread = create_thread(gw, "ward2m", [alice, bob])
-    gw.cli("threads", "set-retention", "ward2m", "--messages", "2m")
+    thread = await acreate_thread(gw, "ward2m", [alice, bob])
+    await gw.acli("threads", "set-retention", "ward2m", "--messages", "2m")
     bot, other = await asyncio.gather(
         *(connect_omemo_bot(u, PASSWORD, gw.server) for u in (alice, bob))
     )
@@ -88,16 +88,16 @@ async def test_two_minute_thread_loses_older_messages_from_mam(
     finally:
         await asyncio.gather(disconnect_bot(bot), disconnect_bot(other))
         await scheduler.stop()
-    assert gw.cli("audit", "verify").returncode == 0
-    receipts = json.loads(gw.cli("purge", "receipts", "--json").stdout)
+    assert (await gw.acli("audit", "verify")).returncode == 0
+    receipts = json.loads((await gw.acli("purge", "receipts", "--json")).stdout)
     item = receipts[-1]["receipt"]["items"][0]
     assert (item["thread"], item["first_seq"], item["last_seq"]) == ("ward2m", 1, 2)
     saved = tmp_path / "receipt.json"
     saved.write_text(json.dumps(receipts[-1]))
-    assert gw.cli("purge", "verify-receipt", str(saved)).returncode == 0
+    assert (await gw.acli("purge", "verify-receipt", str(saved))).returncode == 0
     receipts[-1]["receipt"]["items"][0]["count"] = 1
     saved.write_text(json.dumps(receipts[-1]))
-    assert gw.cli("purge", "verify-receipt", str(saved), check=False).returncode == 1
+    assert (await gw.acli("purge", "verify-receipt", str(saved), check=False)).returncode == 1
 
 
 @pytest.mark.requirement("I.7")
@@ -106,7 +106,7 @@ async def test_deleted_thread_kicks_its_members(
 ) -> None:
     gw = await gateway_factory(policy=ALL_DEVICES)
     bob, carol = make_users("bob", "carol")
-    thread = create_thread(gw, "gone", [bob, carol])
+    thread = await acreate_thread(gw, "gone", [bob, carol])
     bot = await connect_omemo_bot(bob, PASSWORD, gw.server)
     try:
         kicked: asyncio.Queue[Presence] = asyncio.Queue()
@@ -115,13 +115,13 @@ async def test_deleted_thread_kicks_its_members(
             lambda p: kicked.put_nowait(p) if p["type"] == "unavailable" else None,
         )
         await join_thread(bot, thread, "Bob")
-        await asyncio.to_thread(gw.cli, "threads", "delete", "gone", "--yes")
+        await gw.acli("threads", "delete", "gone", "--yes")
         presence = await asyncio.wait_for(kicked.get(), 20)
         assert "321" in {str(s) for s in presence["muc"]["status_codes"]}
     finally:
         await disconnect_bot(bot)
-    assert "gone" not in gw.cli("threads", "list").stdout
-    assert gw.cli("audit", "verify").returncode == 0
+    assert "gone" not in (await gw.acli("threads", "list")).stdout
+    assert (await gw.acli("audit", "verify")).returncode == 0
 
 
 async def own_archive_with(
@@ -174,7 +174,7 @@ async def test_server_mam_of_removed_member_and_expired_range(
     expired copies are gone on Prosody, and ejabberd's limit is reported."""
     gw = await gateway_factory(policy=ALL_DEVICES, retention=server_settings(xmpp_server))
     alice, bob = make_users("alice", "bob")
-    thread = create_thread(gw, "srvmam", [alice, bob])
+    thread = await acreate_thread(gw, "srvmam", [alice, bob])
     bots = await asyncio.gather(
         *(
             connect_bot(u, PASSWORD, gw.server, plugins=("xep_0030", "xep_0313"))
@@ -195,8 +195,8 @@ async def test_server_mam_of_removed_member_and_expired_range(
         await asyncio.sleep(1.0)
         assert await own_archive_with(bots[0], thread) == ["old 1", "old 2"]
         assert await own_archive_with(bots[1], thread) == ["old 1", "old 2", "young"]
-        gw.cli("threads", "remove-member", "srvmam", alice)
-        gw.cli("threads", "set-retention", "srvmam", "--messages", "2m")
+        await gw.acli("threads", "remove-member", "srvmam", alice)
+        await gw.acli("threads", "set-retention", "srvmam", "--messages", "2m")
         job = PurgeScheduler(gw.gateway.store, gw.settings).purger
         outcome = await job.run(
             actor="gateway", rule="schedule", now=between + timedelta(minutes=2)
@@ -312,7 +312,7 @@ async def test_erased_person_leaves_no_directory_row_and_no_server_archive(
     server MAM (queried as the person afterwards) are gone; every table is scanned."""
     gw = await gateway_factory(policy=ALL_DEVICES, retention=server_settings(xmpp_server))
     alice, bob = make_users("alice", "bob")
-    thread = await asyncio.to_thread(create_thread, gw, "erasew", [alice, bob])
+    thread = await acreate_thread(gw, "erasew", [alice, bob])
     async with gw.gateway.store.session() as session:  # as a directory import leaves it
         person = DirectoryPerson(key="S-4711", name="Dr Alice Erasable", staff_id="S-4711",
                                  role="physician")  # fmt: skip

@@ -31,7 +31,7 @@ from tests.helpers.omemo import (
     send_omemo_groupchat,
 )
 from tests.integration.conftest import PASSWORD, GatewayHandle, write_config
-from tests.integration.device_policy_helpers import create_thread
+from tests.integration.device_policy_helpers import acreate_thread
 from xmpp_clinic import namespaces as ns
 from xmpp_clinic.app import Gateway
 from xmpp_clinic.config import load_settings
@@ -131,7 +131,7 @@ async def test_sequence_survives_a_restart_live_and_in_mam_and_a_deleted_row_is_
 ) -> None:
     gw = await restartable.start()
     users = make_users("alice", "bob")
-    thread = create_thread(gw, "ward7", users)
+    thread = await acreate_thread(gw, "ward7", users)
     storages = [MemoryStorage(), MemoryStorage()]  # the same devices before and after
     before = await talk(users, storages, gw, thread, ["BP 120/80", "K+ 4.1", "Hb 13.2"])
     gw = await restartable.restart()
@@ -149,7 +149,7 @@ async def test_sequence_survives_a_restart_live_and_in_mam_and_a_deleted_row_is_
         await disconnect_bot(reader)
     assert [seq_of(m.xml) for m in archived] == live[0]
 
-    assert gw.cli("audit", "verify").returncode == 0
+    assert (await gw.acli("audit", "verify")).returncode == 0
     await restartable.stop()  # nobody writes while the row is removed
     missing = live[0][1]
     database = make_url(gw.settings.store.url).database
@@ -161,6 +161,6 @@ async def test_sequence_survives_a_restart_live_and_in_mam_and_a_deleted_row_is_
             (missing, "ward7"),
         ).rowcount
     assert deleted == 1
-    verified = gw.cli("audit", "verify", check=False)
+    verified = await gw.acli("audit", "verify", check=False)
     assert verified.returncode == 1, verified.stdout
     assert f"message archive of thread ward7 BROKEN at message {missing}" in verified.stdout

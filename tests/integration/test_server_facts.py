@@ -80,9 +80,7 @@ async def _report_of_live_gateway(server: DevServer, tmp_path: Path) -> dict[str
     async with live_gateway(server, tmp_path) as (handle, _probe):
         empty = tmp_path / "no-tests"
         empty.mkdir()
-        done = await asyncio.to_thread(
-            handle.cli, "report", "--format", "json", "--tests", str(empty)
-        )
+        done = await handle.acli("report", "--format", "json", "--tests", str(empty))
         data: dict[str, Any] = json.loads(done.stdout)
         return data
 

@@ -80,7 +80,7 @@ async def test_non_member_cannot_join_see_read_or_send(
 ) -> None:
     gw = await gateway_factory(policy={"device_approval": "all"})
     alice, eve = make_users("alice", "eve")
-    gw.cli("threads", "create", "ward9", "--title", "Ward 9", "--member", alice)
+    await gw.acli("threads", "create", "ward9", "--title", "Ward 9", "--member", alice)
     thread = f"ward9@{gw.jid}"
     member = await connect_bot(alice, PASSWORD, gw.server, plugins=PLUGINS)
     try:  # the control: the same questions from a member are answered
@@ -104,7 +104,9 @@ async def test_removed_member_is_kicked_and_loses_everything_at_once(
 ) -> None:
     gw = await gateway_factory(policy={"device_approval": "all"})
     alice, bob = make_users("alice", "bob")
-    gw.cli("threads", "create", "ward5", "--title", "Ward 5", "--member", alice, "--member", bob)
+    await gw.acli(
+        "threads", "create", "ward5", "--title", "Ward 5", "--member", alice, "--member", bob
+    )
     thread = f"ward5@{gw.jid}"
     bot = await connect_bot(bob, PASSWORD, gw.server, plugins=PLUGINS)
     try:
@@ -117,7 +119,7 @@ async def test_removed_member_is_kicked_and_loses_everything_at_once(
         assert thread in await visible_threads(bot, gw.jid)
         assert await mam_condition(bot, thread) == "ok"
 
-        await asyncio.to_thread(gw.cli, "threads", "remove-member", "ward5", bob)
+        await gw.acli("threads", "remove-member", "ward5", bob)
         presence = await asyncio.wait_for(kicked.get(), 10)
         assert presence["from"] == JID(f"{thread}/Bob")
         assert {110, 321} <= set(presence["muc"]["status_codes"])

@@ -31,7 +31,7 @@ from tests.helpers.omemo import (
 from tests.helpers.registry import register_omemo2
 from tests.helpers.twomemo import Directory, OmemoTwoDevice
 from tests.integration.conftest import PASSWORD, GatewayHandle
-from tests.integration.device_policy_helpers import create_thread
+from tests.integration.device_policy_helpers import acreate_thread
 from xmpp_clinic import namespaces
 from xmpp_clinic.omemo import OMEMO2_NS
 
@@ -48,7 +48,7 @@ async def test_three_clinicians_read_each_others_omemo_messages(
 ) -> None:
     gw = await gateway_factory(policy=ALL_DEVICES)
     users = make_users("alice", "bob", "carol")
-    thread = create_thread(gw, "ward3", users)
+    thread = await acreate_thread(gw, "ward3", users)
     bots = await asyncio.gather(*(connect_omemo_bot(u, PASSWORD, gw.server) for u in users))
     try:
         inboxes = [OmemoInbox(bot) for bot in bots]
@@ -72,7 +72,7 @@ async def test_member_offline_during_the_conversation_catches_up_by_mam(
 ) -> None:
     gw = await gateway_factory(policy=ALL_DEVICES)
     alice, bob, dave = make_users("alice", "bob", "dave")
-    thread = create_thread(gw, "icu", [alice, bob, dave])
+    thread = await acreate_thread(gw, "icu", [alice, bob, dave])
     talkers = await asyncio.gather(
         *(connect_omemo_bot(u, PASSWORD, gw.server) for u in (alice, bob))
     )
@@ -116,7 +116,7 @@ async def test_member_who_never_joined_reads_the_thread_by_mam(
     device through although the device was never seen in the thread (I.4)."""
     gw = await gateway_factory(policy=ALL_DEVICES)
     alice, erin = make_users("alice", "erin")
-    thread = create_thread(gw, "onc", [alice, erin])
+    thread = await acreate_thread(gw, "onc", [alice, erin])
     storage = MemoryStorage()  # Erin's device, kept for her next login
     first_login = await connect_omemo_bot(erin, PASSWORD, gw.server, storage=storage)
     await disconnect_bot(first_login)
@@ -145,7 +145,7 @@ async def test_omemo2_element_is_relayed_unchanged(
 ) -> None:
     gw = await gateway_factory(policy=ALL_DEVICES)
     kai, alice = make_users("kai", "alice")
-    thread = create_thread(gw, "ward7", [kai, alice])
+    thread = await acreate_thread(gw, "ward7", [kai, alice])
     directory = Directory()
     kai_device = await OmemoTwoDevice.create(kai, directory)
     alice_device = await OmemoTwoDevice.create(alice, directory)

@@ -35,7 +35,7 @@ from tests.helpers.omemo import (
 from tests.helpers.registry import register_omemo2, wait_for_device
 from tests.helpers.twomemo import Directory, OmemoTwoDevice
 from tests.integration.conftest import PASSWORD, GatewayHandle
-from tests.integration.device_policy_helpers import create_thread
+from tests.integration.device_policy_helpers import acreate_thread
 from xmpp_clinic import namespaces
 from xmpp_clinic.dev.omemo_client import omemo_of
 from xmpp_clinic.omemo import LEGACY_NS, OMEMO2_NS, jid_or_none
@@ -54,7 +54,7 @@ async def test_each_member_decrypts_its_own_copy_which_holds_only_its_keys(
 ) -> None:
     gw = await gateway_factory(policy=ALL_DEVICES)
     alice, bob, carol = make_users("alice", "bob", "carol")
-    thread = await asyncio.to_thread(create_thread, gw, "ward3", [alice, bob, carol])
+    thread = await acreate_thread(gw, "ward3", [alice, bob, carol])
     phone = await connect_omemo_bot(alice, PASSWORD, gw.server)
     laptop = await connect_omemo_bot(alice, PASSWORD, gw.server)  # Alice's second device
     others = await asyncio.gather(
@@ -117,7 +117,7 @@ async def test_mam_gives_a_member_every_key_they_are_entitled_to_and_no_other(
 ) -> None:
     gw = await gateway_factory(policy=ALL_DEVICES)
     alice, bob = make_users("alice", "bob")
-    thread = await asyncio.to_thread(create_thread, gw, "icu", [alice, bob])
+    thread = await acreate_thread(gw, "icu", [alice, bob])
     storage = MemoryStorage()  # Alice's laptop, kept for its next login
     phone = await connect_omemo_bot(alice, PASSWORD, gw.server)
     laptop = await connect_omemo_bot(alice, PASSWORD, gw.server, storage=storage)
@@ -159,7 +159,7 @@ async def test_omemo2_copies_carry_only_the_members_own_keys_group(
 ) -> None:
     gw = await gateway_factory(policy=ALL_DEVICES)
     kai, alice, bob = make_users("kai", "alice", "bob")
-    thread = await asyncio.to_thread(create_thread, gw, "ward7", [kai, alice, bob])
+    thread = await acreate_thread(gw, "ward7", [kai, alice, bob])
     directory = Directory()
     devices = {jid: await OmemoTwoDevice.create(jid, directory) for jid in (kai, alice, bob)}
     for jid, device in devices.items():
@@ -195,7 +195,7 @@ async def test_history_on_join_is_trimmed_and_decrypts(
         pytest.skip("the room host does not call history_sender yet (xmpp/threads.py)")
     gw = await gateway_factory(policy=ALL_DEVICES)
     alice, dave = make_users("alice", "dave")
-    thread = await asyncio.to_thread(create_thread, gw, "onc", [alice, dave])
+    thread = await acreate_thread(gw, "onc", [alice, dave])
     storage = MemoryStorage()
     first = await connect_omemo_bot(dave, PASSWORD, gw.server, storage=storage)
     dave_id = await own_device_id(first)
