@@ -460,3 +460,15 @@ async def test_deeply_nested_message_is_refused_before_anything_copies_it() -> N
         node = ET.SubElement(node, "{urn:example}x")
     verdict = await pipeline(FakeRegistry()).evaluate(ctx(deep))
     assert verdict.reason == "stanza-too-large" and "levels deep" in verdict.text
+
+
+@pytest.mark.requirement("I.5")
+async def test_a_threads_snapshot_is_built_once_per_registry_change() -> None:
+    """Issue 13: messages of one thread share one index of its members' devices until the
+    next registry change, which builds a fresh one (a revocation still applies, I.5)."""
+    policy = pipeline(FakeRegistry(approved(ALICE, 1), approved(BOB, 2)))
+    members = frozenset({ALICE, BOB})
+    first = await policy.snapshot(members)
+    assert await policy.snapshot(members) is first
+    await policy.reload()
+    assert await policy.snapshot(members) is not first

@@ -5,10 +5,23 @@ from __future__ import annotations
 from xmpp_clinic.jids import fast_bare
 from xmpp_clinic.policy.verdict import MessageContext, ReasonCode, Verdict
 
+# Member sets seen lately -> their bare JIDs: a thread's set is the same object for every
+# message until its membership changes, so each is normalised once (bounded).
+_SEEN: dict[frozenset[str], frozenset[str]] = {}
+_SEEN_MAX = 4096
+
 
 def members_of(ctx: MessageContext) -> frozenset[str]:
     """The thread's members as bare JIDs (stored normalised; hot path, IV.2)."""
-    return frozenset(fast_bare(member) for member in ctx.members)
+    members = ctx.members
+    found = _SEEN.get(members) if isinstance(members, frozenset) else None
+    if found is None:
+        found = frozenset(fast_bare(member) for member in members)
+        if isinstance(members, frozenset):
+            if len(_SEEN) >= _SEEN_MAX:
+                _SEEN.clear()
+            _SEEN[members] = found
+    return found
 
 
 def check_membership(ctx: MessageContext) -> Verdict:

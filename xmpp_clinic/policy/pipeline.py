@@ -45,6 +45,8 @@ from xmpp_clinic.registry.snapshot import RegistrySnapshot
 
 log = logging.getLogger(__name__)
 
+_VIEWS = 1024  # person sets whose snapshot is kept (about one per active thread)
+
 Discovery = Callable[[str], Awaitable[object]]
 
 
@@ -104,6 +106,9 @@ class Pipeline:
         # Person -> all their devices, least recently used first (bounded, issue 13).
         self._cache: OrderedDict[str, tuple[Device, ...]] = OrderedDict()
         self._cache_size = cached_persons
+        # Person sets -> their snapshot, for this generation: a thread's members are the
+        # same set message after message, so its index is built once (bounded).
+        self._views: OrderedDict[frozenset[str], RegistrySnapshot] = OrderedDict()
         self._generation = 0  # bumped by every reload(); a load from before it is stale
         self._lock = asyncio.Lock()
         self._told = _Memory(memory)  # (thread, sender device, member) already told
@@ -120,6 +125,7 @@ class Pipeline:
         """
         self._generation += 1
         self._cache.clear()
+        self._views.clear()
 
     async def snapshot(self, persons: Collection[str]) -> RegistrySnapshot:
         """The devices of ``persons`` (bare JIDs), from the cache or the store; never
@@ -129,7 +135,10 @@ class Pipeline:
         A load in flight when a revocation arrives read the old state: its result is
         thrown away and the store read again, so the revocation is not lost (I.5).
         """
-        wanted = set(persons)
+        wanted = persons if isinstance(persons, frozenset) else frozenset(persons)
+        view = self._views.get(wanted)
+        if view is not None:  # built in this generation: cleared by every reload()
+            return view
         async with self._lock:
             while missing := [p for p in wanted if p not in self._cache]:
                 generation = self._generation
@@ -145,9 +154,15 @@ class Pipeline:
             for person in wanted:
                 found.extend(self._cache[person])
                 self._cache.move_to_end(person)
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        return RegistrySnapshot(found)
+            if len(self._cache) > self._cache_size:
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+                self._views.clear()  # no view outlives its people in the cache
+            view = RegistrySnapshot(found)
+            self._views[wanted] = view
+            while len(self._views) > _VIEWS:
+                self._views.popitem(last=False)
+        return view
 
     def drain_seen(self) -> set[DeviceKey]:
         """Sender devices accepted since the last call (for DeviceRegistry.mark_seen)."""

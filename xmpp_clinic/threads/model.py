@@ -9,6 +9,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Literal, get_args
 
 from xmpp_clinic.jids import InvalidJid, bare_jid, domain_of
@@ -86,8 +87,9 @@ class ThreadInfo:
                 return item
         return None
 
-    @property
+    @cached_property
     def member_jids(self) -> frozenset[str]:
+        """Computed once per book entry (the relay asks for every message)."""
         return frozenset(m.jid for m in self.members)
 
 
