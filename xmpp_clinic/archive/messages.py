@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xmpp_clinic.archive.chain import GENESIS, first_break, link
@@ -111,10 +111,21 @@ def row_canonical(r: ArchivedMessage) -> bytes:
     return _canonical(r.seq, item)
 
 
+_TABLE: Table = ArchivedMessage.__table__  # type: ignore[assignment]
+
+
 def _entry(row: ArchivedMessage) -> ArchiveEntry:
     return ArchiveEntry(
         row.seq, row.stanza_id, as_utc(row.at), row.sender, row.sender_resource, row.nick,
         row.stanza,
+    )  # fmt: skip
+
+
+def _written(row: dict[str, Any]) -> ArchiveEntry:
+    """The entry of a row :func:`_row` made (as committed)."""
+    return ArchiveEntry(
+        row["seq"], row["stanza_id"], as_utc(row["at"]), row["sender"], row["sender_resource"],
+        row["nick"], row["stanza"],
     )  # fmt: skip
 
 
@@ -126,17 +137,17 @@ class _Pending:
     done: asyncio.Future[ArchiveEntry]
 
 
-def _row(item: NewMessage, heads: dict[int, tuple[int, bytes]]) -> ArchivedMessage:
-    """The next link of ``item``'s thread; advances ``heads`` past it."""
+def _row(item: NewMessage, heads: dict[int, tuple[int, bytes]]) -> dict[str, Any]:
+    """The next link of ``item``'s thread, as the columns of its row; advances ``heads``."""
     seq, previous = heads[item.thread_id]
     seq += 1
     digest = link(previous, _canonical(seq, item))
     heads[item.thread_id] = (seq, digest)
-    return ArchivedMessage(
-        thread_id=item.thread_id, seq=seq, stanza_id=item.stanza_id, at=item.at,
-        sender=item.sender, sender_resource=item.sender_resource, nick=item.nick,
-        occupant_id=item.occupant_id, stanza=item.stanza, digest=digest,
-    )  # fmt: skip
+    return {
+        "thread_id": item.thread_id, "seq": seq, "stanza_id": item.stanza_id, "at": item.at,
+        "sender": item.sender, "sender_resource": item.sender_resource, "nick": item.nick,
+        "occupant_id": item.occupant_id, "stanza": item.stanza, "digest": digest,
+    }  # fmt: skip
 
 
 def _fail(pending: _Pending, why: str) -> None:
@@ -226,11 +237,12 @@ class MessageArchive:
                 thread_id: self._heads.get(thread_id) or await self._head(thread_id)
                 for thread_id in dict.fromkeys(p.item.thread_id for p in batch)
             }
+            rows = [_row(pending.item, heads) for pending in batch]
+            entries = [_written(row) for row in rows]
             async with self._store.session() as session:
-                for pending in batch:
-                    row = _row(pending.item, heads)
-                    session.add(row)
-                    entries.append(_entry(row))
+                # The table, not ORM objects: one executemany, no identity bookkeeping
+                # (the relay needs no row id back; issue 13).
+                await session.execute(insert(_TABLE), rows)
         except BaseException as exc:
             # The heads are unknown now (the commit may or may not have happened): the next
             # batch reloads them from the store.

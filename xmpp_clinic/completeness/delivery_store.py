@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, insert, select, update
+from sqlalchemy import Select, Table, delete, insert, select, update
 
 from xmpp_clinic.completeness.delivery import Delivery
 from xmpp_clinic.store import Store
@@ -19,6 +19,9 @@ def _delivery(row: DeliveryRow) -> Delivery:
         row.thread, row.seq, row.stanza_id, row.sender, row.member, row.at,
         row.delivered_at, row.fetched_at, row.read_at, row.notified_at,
     )  # fmt: skip
+
+
+_TABLE: Table = DeliveryRow.__table__  # type: ignore[assignment]
 
 
 class Deliveries:
@@ -51,7 +54,9 @@ class Deliveries:
         multi-row insert: the relay writes a row per member of every message)."""
         if rows:
             async with self.store.session() as session:
-                await session.execute(insert(DeliveryRow), rows)
+                # The table, not the ORM class: a plain executemany, without the ORM's
+                # bulk bookkeeping per row (a third of the cost, py-spy; issue 13).
+                await session.execute(insert(_TABLE), rows)
 
     async def relayed(
         self,
