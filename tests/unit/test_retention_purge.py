@@ -6,6 +6,7 @@ import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -206,3 +207,33 @@ async def test_stale_pending_devices_are_forgotten(store: Store, tmp_path: Path)
     async with store.session() as session:
         left = (await session.scalars(select(DeviceRecord.state))).all()
     assert left == ["approved"]
+
+
+async def test_a_round_touches_only_threads_with_something_due(
+    store: Store, tmp_path: Path
+) -> None:
+    """Issue 13: threads whose messages are all within their period cost the purge round
+    no linked-row work (10 000 threads every 15 minutes); what is due is still purged."""
+    await thread_with_messages(store, "quiet", [3, 1, 0])
+    await thread_with_messages(store, "empty", [])
+    old = await thread_with_messages(store, "old", [10, 1])
+    await ThreadRetentionService(store).set_period("old", 2, actor="cli:test")
+    job, _ = purger(store, tmp_path, messages_days=1)
+    touched: list[str] = []
+    original = job._linked.with_range
+
+    async def spy(counts: Any, thread: str, *args: Any) -> list[dict[str, object]]:
+        touched.append(thread)
+        return await original(counts, thread, *args)
+
+    job._linked.with_range = spy  # type: ignore[method-assign]
+    due = {d.name: (d.first, d.last, d.count) for d in await job.due(NOW)}
+    assert due == {"empty": (1, 0, 0), "old": (1, 1, 1), "quiet": (1, 0, 0)}
+    outcome = await job.run(actor="cli:test", rule="manual", now=NOW)
+    assert touched == ["old"] and outcome.messages == 1
+    assert await stanza_ids(store, old) == ["old-1"]
+    # Once purged, the thread keeps being looked at (its anchor moved): an interrupted
+    # round's linked rows are still taken by the next one.
+    touched.clear()
+    await job.run(actor="cli:test", rule="manual", now=NOW)
+    assert touched == ["old"]

@@ -61,18 +61,34 @@ async def due_through(session: AsyncSession, thread_id: int, cutoff: datetime) -
     return int(last or 0)
 
 
-async def count_due(store: Store, thread_id: int, cutoff: datetime) -> tuple[int, int, int]:
-    """``(first, last, count)`` of what a purge at ``cutoff`` would remove (``--dry-run``)."""
-    async with store.session() as session:
-        start, _ = await anchor(session, thread_id)
-        through = await due_through(session, thread_id, cutoff)
-        count = await session.scalar(
-            select(func.count()).where(
-                ArchivedMessage.thread_id == thread_id,
-                ArchivedMessage.seq > start,
-                ArchivedMessage.seq <= through,
-            )
+async def due_range(
+    session: AsyncSession, thread_id: int, cutoff: datetime
+) -> tuple[int, int, int]:
+    """``(first, last, count)`` of what a purge at ``cutoff`` would remove, in ``session``.
+
+    A thread with no message at or before ``cutoff`` (most threads, most of the time)
+    costs three index lookups: its anchor, one probe of ``(thread_id, at)`` and its lowest
+    seq, never a walk over the messages it keeps (10 000 threads every purge interval).
+    """
+    start, _ = await anchor(session, thread_id)
+    old = await session.scalar(
+        select(ArchivedMessage.seq)
+        .where(ArchivedMessage.thread_id == thread_id, ArchivedMessage.at <= cutoff)
+        .limit(1)
+    )
+    if old is None:  # every message is newer than the cutoff: the first one is kept
+        lowest = await session.scalar(
+            select(func.min(ArchivedMessage.seq)).where(ArchivedMessage.thread_id == thread_id)
         )
+        return start + 1, int(lowest) - 1 if lowest is not None else 0, 0
+    through = await due_through(session, thread_id, cutoff)
+    count = await session.scalar(
+        select(func.count()).where(
+            ArchivedMessage.thread_id == thread_id,
+            ArchivedMessage.seq > start,
+            ArchivedMessage.seq <= through,
+        )
+    )
     return start + 1, through, int(count or 0)
 
 

@@ -245,6 +245,16 @@ class LinkedPurger:
         self._store = store
         self._batch = batch
 
+    async def threads_with_rows(self) -> set[str]:
+        """Names of the threads that have part sets or documentation copies: a purge round
+        skips the others when none of their messages is due (bench/memory.py)."""
+        async with self._store.session() as session:
+            sets = await session.scalars(select(PartSetRow.thread).distinct())
+            names = set(sets)
+            copies = await session.scalars(select(DocumentationCopy.thread).distinct())
+            names.update(copies)
+        return names
+
     async def with_range(
         self,
         counts: LinkedCounts,

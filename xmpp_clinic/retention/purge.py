@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from xmpp_clinic.archive import audit
 from xmpp_clinic.archive.messages import anchor
-from xmpp_clinic.archive.purge import PurgedRange, count_due, purge_through
+from xmpp_clinic.archive.purge import PurgedRange, due_range, purge_through
 from xmpp_clinic.archive.purge import due_through as _due_through
 from xmpp_clinic.clock import utcnow
 from xmpp_clinic.retention.linked import LinkedCounts, LinkedPurger, orphan_documentation
@@ -105,18 +105,18 @@ class Purger:
             if thread is not None:
                 query = query.where(Thread.name == thread)
             rows = (await session.execute(query.order_by(Thread.name))).all()
-        found: list[ThreadDue] = []
-        for thread_id, name, own in rows:
-            policy = thread_policy(
-                self._settings,
-                own.messages_minutes if own is not None else None,
-                own.closed_at if own is not None else None,
-            )
-            cutoff = policy.cutoff(now)
-            first, last, count = (
-                await count_due(self._store, thread_id, cutoff) if cutoff else (0, 0, 0)
-            )
-            found.append(ThreadDue(thread_id, name, policy, cutoff, first, last, count))
+            found: list[ThreadDue] = []
+            for thread_id, name, own in rows:  # one session for all: 10 000 threads
+                policy = thread_policy(
+                    self._settings,
+                    own.messages_minutes if own is not None else None,
+                    own.closed_at if own is not None else None,
+                )
+                cutoff = policy.cutoff(now)
+                first, last, count = (
+                    await due_range(session, thread_id, cutoff) if cutoff else (0, 0, 0)
+                )
+                found.append(ThreadDue(thread_id, name, policy, cutoff, first, last, count))
         return found
 
     async def run(
@@ -140,8 +140,13 @@ class Purger:
                 outcome.audit_events = int(found or 0)
             return outcome
         items: list[dict[str, Any]] = []
+        with_rows = await self._linked.threads_with_rows()
         for due in outcome.threads:
             if due.cutoff is None:
+                continue
+            if due.first == 1 and due.last <= 0 and due.name not in with_rows:
+                # Never purged, nothing due, no part sets or documentation: nothing of it
+                # can be deleted (its delivery records all have a seq above 0).
                 continue
             async with self._store.session() as session:
                 start, _ = await anchor(session, due.thread_id)
