@@ -74,6 +74,10 @@ async def test_each_member_decrypts_its_own_copy_which_holds_only_its_keys(
         for jid, device_ids in devices_of.items():
             for device_id in device_ids:
                 await wait_for_device(gw.gateway.registry, jid, device_id)
+        await both_announced(gw, alice, devices_of[alice], (phone, laptop))
+        # The phone must know the laptop before it writes: under load the PEP notice of
+        # Alice's list can come after the message, and the laptop then has no key.
+        await omemo_of(phone).refresh_device_lists({JID(alice)}, force_download=True)
         await send_omemo_groupchat(phone, thread, "K+ 6.1, repeat at 14:00")
         for bot in (laptop, *others):  # the laptop reads the reflection to Alice
             [got] = await inboxes[bot].take(1, timeout=60)
