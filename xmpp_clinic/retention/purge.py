@@ -21,9 +21,7 @@ from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xmpp_clinic.archive import audit
-from xmpp_clinic.archive.messages import anchor
 from xmpp_clinic.archive.purge import PurgedRange, due_range, purge_through
-from xmpp_clinic.archive.purge import due_through as _due_through
 from xmpp_clinic.clock import utcnow
 from xmpp_clinic.retention.linked import LinkedCounts, LinkedPurger, orphan_documentation
 from xmpp_clinic.retention.policy import ThreadPolicy, metadata_cutoffs, thread_policy
@@ -58,6 +56,11 @@ class ThreadDue:
     first: int
     last: int
     count: int
+
+    @property
+    def through(self) -> int:
+        """The last seq gone after a purge now: the anchor, or the last one due."""
+        return max(self.first - 1, self.last)
 
 
 @dataclass
@@ -144,13 +147,11 @@ class Purger:
         for due in outcome.threads:
             if due.cutoff is None:
                 continue
-            if due.first == 1 and due.last <= 0 and due.name not in with_rows:
+            through = due.through
+            if through == 0 and due.name not in with_rows:
                 # Never purged, nothing due, no part sets or documentation: nothing of it
                 # can be deleted (its delivery records all have a seq above 0).
                 continue
-            async with self._store.session() as session:
-                start, _ = await anchor(session, due.thread_id)
-                through = max(start, await _due_through(session, due.thread_id, due.cutoff))
             if due.count:
                 purged = await purge_through(
                     self._store, due.thread_id, through,
