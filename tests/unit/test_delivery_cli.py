@@ -42,8 +42,10 @@ def config(tmp_path: Path, template: Path) -> Path:
             )
             deliveries = Deliveries(store)
             old, new = utcnow() - timedelta(days=3), utcnow()
-            await deliveries.relayed("ward", 1, "sid-1", ALICE, old, [ALICE, BOB, CAROL], [BOB])
-            await deliveries.relayed("ward", 2, "sid-2", ALICE, new, [ALICE, BOB, CAROL], [])
+            members = [ALICE, BOB, CAROL]
+            rows = Deliveries.rows("ward", 1, "sid-1", ALICE, old, members, [BOB])
+            rows += Deliveries.rows("ward", 2, "sid-2", ALICE, new, members, [])
+            await deliveries.insert(rows)
             await deliveries.fetched(CAROL, ["sid-1"], new)
         finally:
             await store.close()

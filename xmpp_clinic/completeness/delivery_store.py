@@ -58,19 +58,6 @@ class Deliveries:
                 # bulk bookkeeping per row (a third of the cost, py-spy; issue 13).
                 await session.execute(insert(_TABLE), rows)
 
-    async def relayed(
-        self,
-        thread: str,
-        seq: int,
-        stanza_id: str,
-        sender: str,
-        at: datetime,
-        members: Iterable[str],
-        live: Iterable[str],
-    ) -> None:
-        """A message was relayed: a row per member but the sender; ``live`` got it now."""
-        await self.insert(self.rows(thread, seq, stanza_id, sender, at, members, live))
-
     async def fetched(self, member: str, stanza_ids: Iterable[str], at: datetime) -> None:
         """``member``'s MAM query returned these messages."""
         ids = list(stanza_ids)
