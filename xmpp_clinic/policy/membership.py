@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
+import functools
+
 from xmpp_clinic.jids import fast_bare
 from xmpp_clinic.policy.verdict import MessageContext, ReasonCode, Verdict
 
-# Member sets seen lately -> their bare JIDs: a thread's set is the same object for every
-# message until its membership changes, so each is normalised once (bounded).
-_SEEN: dict[frozenset[str], frozenset[str]] = {}
-_SEEN_MAX = 4096
+
+@functools.lru_cache(maxsize=4096)
+def _bare(members: frozenset[str]) -> frozenset[str]:
+    return frozenset(fast_bare(member) for member in members)
 
 
 def members_of(ctx: MessageContext) -> frozenset[str]:
-    """The thread's members as bare JIDs (stored normalised; hot path, IV.2)."""
-    members = ctx.members
-    found = _SEEN.get(members) if isinstance(members, frozenset) else None
-    if found is None:
-        found = frozenset(fast_bare(member) for member in members)
-        if isinstance(members, frozenset):
-            if len(_SEEN) >= _SEEN_MAX:
-                _SEEN.clear()
-            _SEEN[members] = found
-    return found
+    """The thread's members as bare JIDs (stored normalised; hot path, IV.2). A thread's
+    set is the same object for every message until its membership changes, so each is
+    normalised once."""
+    return _bare(frozenset(ctx.members))  # the same object when it is one already
 
 
 def check_membership(ctx: MessageContext) -> Verdict:
