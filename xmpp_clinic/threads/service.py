@@ -54,21 +54,35 @@ def _group(name: str) -> str:
         raise InvalidThread(str(exc)) from None
 
 
-def _info(
-    thread: Thread, documented_since: datetime | None = None, records_jid: str | None = None
+_Columns = tuple[int, str, str, str, str, datetime]  # id, name, title, kind, subject, created
+
+
+def _entry(
+    columns: _Columns,
+    members: Iterable[MemberInfo],
+    documented_since: datetime | None,
+    records_jid: str | None,
 ) -> ThreadInfo:
     """The thread as plain data. A documented thread (I.6) lists the documentation member
     ``records_jid`` (when known) like any member, so that clients encrypt for it."""
-    members = tuple(
-        MemberInfo(m.jid, check_affiliation(m.affiliation), m.since) for m in thread.members
-    )
+    listed = tuple(members)
     if documented_since is not None and records_jid:
-        members += (MemberInfo(records_jid, "member", documented_since),)
-    kind: Kind = "direct" if thread.kind == "direct" else "group"
+        listed += (MemberInfo(records_jid, "member", documented_since),)
+    id_, name, title, kind, subject, created_at = columns
+    shape: Kind = "direct" if kind == "direct" else "group"
     return ThreadInfo(
-        thread.id, thread.name, thread.title, kind, thread.subject, thread.created_at,
-        members, documented=documented_since is not None,
+        id_, name, title, shape, subject, created_at, listed,
+        documented=documented_since is not None,
     )  # fmt: skip
+
+
+def _info(
+    thread: Thread, documented_since: datetime | None = None, records_jid: str | None = None
+) -> ThreadInfo:
+    columns = (thread.id, thread.name, thread.title, thread.kind, thread.subject,
+               thread.created_at)  # fmt: skip
+    members = (MemberInfo(m.jid, check_affiliation(m.affiliation), m.since) for m in thread.members)
+    return _entry(columns, members, documented_since, records_jid)
 
 
 async def _load(session: AsyncSession, name: str) -> Thread:
@@ -224,8 +238,9 @@ class ThreadService:
         and instance state cost about 40 MB more to load (bench/memory.py, issue 13).
         """
         async with self._store.session() as session:
-            columns = (Thread.id, Thread.name, Thread.title, Thread.kind, Thread.subject)
-            query = select(*columns, Thread.created_at).order_by(Thread.name)
+            query = select(
+                Thread.id, Thread.name, Thread.title, Thread.kind, Thread.subject, Thread.created_at
+            ).order_by(Thread.name)
             threads = (await session.execute(query)).all()
             members: dict[int, list[MemberInfo]] = {}
             people: dict[str, str] = {}  # one string per person, however many threads
@@ -239,17 +254,10 @@ class ThreadService:
                 member = MemberInfo(jid, check_affiliation(affiliation), since)
                 members.setdefault(thread_id, []).append(member)
             documented = await self._documented(session, [t.id for t in threads])
-        found: list[ThreadInfo] = []
-        for id_, name, title, kind, subject, created_at in threads:
-            listed = tuple(members.get(id_, ()))
-            documented_since = documented.get(id_)
-            if documented_since is not None and self._records_jid:
-                listed += (MemberInfo(self._records_jid, "member", documented_since),)
-            shape: Kind = "direct" if kind == "direct" else "group"
-            is_documented = documented_since is not None
-            book = ThreadInfo(id_, name, title, shape, subject, created_at, listed, is_documented)
-            found.append(book)
-        return found
+        return [
+            _entry(t.tuple(), members.get(t.id, ()), documented.get(t.id), self._records_jid)
+            for t in threads
+        ]
 
     async def get(self, name: str) -> ThreadInfo:
         async with self._store.session() as session:
