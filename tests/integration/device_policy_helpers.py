@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import subprocess
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
@@ -98,13 +97,6 @@ class Notices:
             self._arrived.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._arrived.wait(), remaining)
-
-
-async def cli(
-    gw: GatewayHandle, *args: str, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    """Run the CLI off the event loop: the gateway under test runs in this loop."""
-    return await gw.acli(*args, check=check)
 
 
 async def acreate_thread(gw: GatewayHandle, name: str, members: list[str]) -> str:

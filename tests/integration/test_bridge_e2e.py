@@ -41,7 +41,6 @@ from slixmpp.exceptions import PresenceError
 from tests.helpers.bots import disconnect_bot
 from tests.helpers.omemo import connect_omemo_bot, join_thread, send_omemo_groupchat
 from tests.integration.conftest import PASSWORD, GatewayHandle, write_config
-from tests.integration.device_policy_helpers import cli
 from tests.integration.test_bridge_adt import His, adt, closed_at, pv1
 from tests.integration.test_bridge_hl7 import FakeHis, free_port
 from xmpp_clinic.app import Gateway
@@ -189,7 +188,7 @@ async def test_real_members_reach_the_api_fhir_and_the_his(
     assert str(reply.segment("MSA")(1)) == "AA"  # type: ignore[attr-defined]
 
     anna, ben = make_users("anna", "ben")
-    await cli(clinic.handle, "threads", "create", "icu", "--title", "ICU bed 3", "--member", anna,
+    await clinic.handle.acli("threads", "create", "icu", "--title", "ICU bed 3", "--member", anna,
               "--member", ben, "--documented", "--case", VISIT)  # fmt: skip
     thread = f"icu@{clinic.handle.jid}"
     server = clinic.handle.server
@@ -262,7 +261,7 @@ async def test_real_members_reach_the_api_fhir_and_the_his(
         assert document.context is not None
         assert document.context.encounter[0].identifier.value == VISIT
 
-    closing = await cli(clinic.handle, "threads", "close", "icu")
+    closing = await clinic.handle.acli("threads", "close", "icu")
     assert "queued MDM^T02 v1" in closing.stdout
     assert await closed_at(clinic.store, "icu") is not None  # retention started
     for _ in range(100):
@@ -284,7 +283,7 @@ async def test_real_members_reach_the_api_fhir_and_the_his(
         if not await clinic.bridge.outbox.pending():  # type: ignore[union-attr]
             break
         await asyncio.sleep(0.1)
-    assert "outbox empty" in (await cli(clinic.handle, "bridge", "outbox")).stdout
+    assert "outbox empty" in (await clinic.handle.acli("bridge", "outbox")).stdout
 
 
 async def join_when_known(bot: ClientXMPP, thread: str, nick: str, timeout: float = 20) -> None:
@@ -320,7 +319,7 @@ async def test_an_admission_on_a_mapped_ward_gives_its_staff_a_case_thread_that_
         f"jid,name,staff_id,role,groups\n{anna},Anna,1,nurse,ward-4b\n{ben},Ben,2,doctor,ward-4b\n",
         encoding="utf-8",
     )
-    await cli(clinic.handle, "directory", "import", str(export))
+    await clinic.handle.acli("directory", "import", str(export))
     assert clinic.bridge.adt is not None
     his = His(clinic.bridge.adt.port)
     admit = adt("A01", "W1", "PID|1||P77^^^HIS^PI||Roe^Max", pv1("V200", "4B"))
@@ -350,11 +349,11 @@ async def test_an_admission_on_a_mapped_ward_gives_its_staff_a_case_thread_that_
         assert "Mobilise tomorrow" in str(first) and "Roe" not in str(first)
 
         # Closing again with nothing new sends nothing; the thread goes on: a T10.
-        again = await cli(clinic.handle, "threads", "close", "ward-4b-v200")
+        again = await clinic.handle.acli("threads", "close", "ward-4b-v200")
         assert "queued" not in again.stdout
         await send_omemo_groupchat(bots[0], thread, "Discharge letter handed over")
         await clinic.wait_copies("ward-4b-v200", 3)
-        more = await cli(clinic.handle, "threads", "close", "ward-4b-v200")
+        more = await clinic.handle.acli("threads", "close", "ward-4b-v200")
         assert "queued MDM^T10 v2" in more.stdout
         second = await delivered(clinic.his, 2)
         assert str(second.segment("MSH")(9)) == "MDM^T10^MDM_T02"  # type: ignore[attr-defined]

@@ -26,7 +26,7 @@ from tests.helpers.omemo import join_thread
 from tests.helpers.registry import wait_for_device
 from tests.helpers.twomemo import Directory, OmemoTwoDevice, publish
 from tests.integration.conftest import PASSWORD, GatewayHandle
-from tests.integration.device_policy_helpers import Refusals, acreate_thread, cli
+from tests.integration.device_policy_helpers import Refusals, acreate_thread
 from tests.integration.test_device_policy_omemo2 import Omemo2Inbox, send
 from xmpp_clinic.omemo import OMEMO2_NS
 from xmpp_clinic.registry.fingerprint import fingerprint
@@ -41,7 +41,7 @@ PLUGINS = ("xep_0030", "xep_0045", "xep_0060")
 
 async def listed(gw: GatewayHandle, jid: str) -> list[dict[str, object]]:
     """``xmpp-clinic devices list --jid JID --json``."""
-    proc = await cli(gw, "devices", "list", "--jid", jid, "--json")
+    proc = await gw.acli("devices", "list", "--jid", jid, "--json")
     found: list[dict[str, object]] = json.loads(proc.stdout)
     return found
 
@@ -112,7 +112,7 @@ async def test_omemo2_devices_are_discovered_from_pep_and_then_approved(
 
         # IT approves Kai's device and Bob's phone; no restart: the next message goes through.
         for jid, device_id in ((kai, kai_id), (bob, bob_id)):
-            await cli(gw, "devices", "approve", jid, str(device_id), "--namespace", "omemo2")
+            await gw.acli("devices", "approve", jid, str(device_id), "--namespace", "omemo2")
         [row] = await listed(gw, kai)
         assert (row["state"], row["fingerprint"]) == ("approved", expected)
         second = send(kai_bot, thread, await kai_device.encrypt("insulin 4 IU, approved", [bob]))

@@ -38,7 +38,6 @@ from tests.integration.device_policy_helpers import (
     Notices,
     Refusals,
     acreate_thread,
-    cli,
 )
 from xmpp_clinic.clock import utcnow
 from xmpp_clinic.dev.servers import DevServer
@@ -145,7 +144,7 @@ async def test_pending_device_cannot_send_until_approved_by_the_cli(
         assert refused.text == f"Your device {bob_device} is waiting for approval by hospital IT."
 
         started = gw.gateway.component.online
-        approved = await cli(gw, "devices", "approve", bob, str(bob_device), *LEGACY)
+        approved = await gw.acli("devices", "approve", bob, str(bob_device), *LEGACY)
         assert f"approved {bob}/omemo/{bob_device}" in approved.stdout
         second = await send_omemo_groupchat(bots[1], thread, "K+ 4.1, repeated")
         [got] = await alice_inbox.take(1)
@@ -231,7 +230,7 @@ async def test_revoke_applies_to_the_next_message_and_revoke_all_cuts_every_devi
         for inbox in (carol_inbox, phone_inbox, tablet_inbox):
             assert [m.body for m in await inbox.take(1)] == ["round 1"]
 
-        await cli(gw, "devices", "revoke", bob, str(phone), *LEGACY, "--reason", "screen broken")
+        await gw.acli("devices", "revoke", bob, str(phone), *LEGACY, "--reason", "screen broken")
         await send_omemo_groupchat(alice_bot, thread, "round 2")  # the very next message
         assert [m.body for m in await carol_inbox.take(1)] == ["round 2"]
         assert [m.body for m in await tablet_inbox.take(1)] == ["round 2"]
@@ -241,7 +240,7 @@ async def test_revoke_applies_to_the_next_message_and_revoke_all_cuts_every_devi
         assert refused.reason == "sender-device-not-approved"
         assert refused.text == f"Your device {phone} was revoked by hospital IT."
 
-        lost = await cli(gw, "devices", "revoke-all", bob, "--reason", "lost phone, ticket 4711")
+        lost = await gw.acli("devices", "revoke-all", bob, "--reason", "lost phone, ticket 4711")
         assert f"revoked {bob}/omemo/{tablet}" in lost.stdout
         from_tablet = await send_omemo_groupchat(bob_tablet, thread, "still here")
         refused = await tablet_refusals.of(from_tablet)
@@ -261,21 +260,21 @@ async def test_revoke_applies_to_the_next_message_and_revoke_all_cuts_every_devi
 
 async def assert_audit_trail(gw: GatewayHandle, bob: str, phone: int, tablet: int) -> None:
     """Rejections and revocations are audit events; `audit verify` sees a modified one."""
-    events = json.loads((await cli(gw, "audit", "events", "--json")).stdout)
+    events = json.loads((await gw.acli("audit", "events", "--json")).stdout)
     seen = {(e["actor"], e["action"], e["reason"]) for e in events}
     assert (bob, "message.rejected", "sender-device-not-approved") in seen
     assert any(a == "message.keys-removed" for _actor, a, _reason in seen)
     revoked = [e for e in events if e["action"] == "device.revoked" and "/omemo/" in e["subject"]]
     # The phone once, then the tablet: one event per change.
     assert [e["subject"] for e in revoked] == [f"{bob}/omemo/{phone}", f"{bob}/omemo/{tablet}"]
-    verified = await cli(gw, "audit", "verify")
+    verified = await gw.acli("audit", "verify")
     assert verified.stdout.startswith("audit log intact:")
 
     with sqlite3.connect(gw.settings.store.url.split("///", 1)[1]) as db:
         db.execute(
             "UPDATE audit_events SET note = 'nothing happened' WHERE seq = ?", (revoked[0]["seq"],)
         )
-    tampered = await cli(gw, "audit", "verify", check=False)
+    tampered = await gw.acli("audit", "verify", check=False)
     assert tampered.returncode == 1
     assert f"BROKEN at event {revoked[0]['seq']}" in tampered.stdout
 
@@ -321,7 +320,7 @@ async def test_expired_device_is_refused_like_a_revoked_one(
         # The periodic task marks it expired and tells Bob; it stays refused.
         run = await gw.gateway.registry.expire_due()
         assert [d.device_id for d in run.expired] == [bob_device]
-        listed = json.loads((await cli(gw, "devices", "list", "--jid", bob, "--json")).stdout)
+        listed = json.loads((await gw.acli("devices", "list", "--jid", bob, "--json")).stdout)
         states = {(d["device_id"], d["namespace"]): d["state"] for d in listed}
         assert states[(bob_device, LEGACY_NS)] == "expired"
         await bob_notices.containing(f"(id {bob_device}) approval has expired")

@@ -28,7 +28,7 @@ from tests.helpers.omemo import join_thread
 from tests.helpers.registry import register_omemo2
 from tests.helpers.twomemo import NAMESPACE, Directory, OmemoTwoDevice
 from tests.integration.conftest import PASSWORD, GatewayHandle
-from tests.integration.device_policy_helpers import Refusals, acreate_thread, cli
+from tests.integration.device_policy_helpers import Refusals, acreate_thread
 from xmpp_clinic import namespaces
 from xmpp_clinic.registry.model import DeviceState
 
@@ -119,7 +119,7 @@ async def test_omemo2_sender_and_recipient_devices_must_be_approved(
         assert refused.text == f"Your device {ids['kai']} is waiting for approval by hospital IT."
 
         for jid, name in ((kai, "kai"), (bob, "phone"), (alice, "alice")):
-            await cli(gw, "devices", "approve", jid, str(ids[name]), *OMEMO2)
+            await gw.acli("devices", "approve", jid, str(ids[name]), *OMEMO2)
         element = await kai_device.encrypt("insulin 4 IU, now approved", [bob, alice])
         sent_keys = keys_of(element)
         assert {(bob, ids["phone"]), (bob, ids["tablet"]), (alice, ids["alice"])} <= set(sent_keys)
@@ -135,7 +135,7 @@ async def test_omemo2_sender_and_recipient_devices_must_be_approved(
         assert not refusals.has(second)
 
         # Revoked: the very next message from Kai's device is refused.
-        await cli(gw, "devices", "revoke", kai, str(ids["kai"]), *OMEMO2, "--reason", "stolen")
+        await gw.acli("devices", "revoke", kai, str(ids["kai"]), *OMEMO2, "--reason", "stolen")
         third = send(kai_bot, thread, await kai_device.encrypt("are you there?", [bob, alice]))
         refused = await refusals.of(third)
         assert refused.reason == "sender-device-not-approved"

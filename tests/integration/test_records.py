@@ -29,7 +29,7 @@ from tests.helpers.bots import connect_bot, disconnect_bot
 from tests.helpers.omemo import OmemoInbox, connect_omemo_bot, join_thread, thread_members
 from tests.helpers.twomemo import NAMESPACE, Directory, OmemoTwoDevice, publish
 from tests.integration.conftest import PASSWORD, GatewayHandle, write_config
-from tests.integration.device_policy_helpers import Notices, Refusals, cli
+from tests.integration.device_policy_helpers import Notices, Refusals
 from xmpp_clinic.app import Gateway
 from xmpp_clinic.config import load_settings
 from xmpp_clinic.dev.omemo_client import omemo_of
@@ -159,7 +159,7 @@ async def test_documented_thread_is_recorded_exactly_and_only_encrypted(
     await gw.start()
     anna, ben, kai = make_users("anna", "ben", "kai")
     records = gw.part.jid
-    await cli(gw.handle, "threads", "create", "icu", "--title", "ICU", "--member", anna,
+    await gw.handle.acli("threads", "create", "icu", "--title", "ICU", "--member", anna,
               "--member", ben, "--member", kai, "--documented")  # fmt: skip
     thread = f"icu@{gw.handle.jid}"
     bots = list(
@@ -189,7 +189,7 @@ async def test_documented_thread_is_recorded_exactly_and_only_encrypted(
             assert len(await gw.wait_copies("icu", count)) == count, (
                 f"message {count} not documented"
             )
-        shown = (await cli(gw.handle, "records", "show", "icu")).stdout.splitlines()
+        shown = (await gw.handle.acli("records", "show", "icu")).stdout.splitlines()
         assert [tuple(line.split("\t")[1:]) for line in shown] == said
         # The database holds none of it in the clear: every table, every file.
         db = sqlite3.connect(gw.database())
@@ -215,7 +215,7 @@ async def test_documented_thread_is_recorded_exactly_and_only_encrypted(
         # Off: the member leaves (every client's member list), the room is told, and
         # later messages are not decrypted.
         assert records in await thread_members(bots[0], thread)
-        await cli(gw.handle, "threads", "set-documented", "icu", "off")
+        await gw.handle.acli("threads", "set-documented", "icu", "off")
         await notices.containing("no longer documented in the patient record", timeout=30)
         assert records not in await thread_members(bots[0], thread)
         await send_legacy(bots[0], thread, "after documentation ended", [ben, records])
@@ -246,7 +246,7 @@ async def test_sessions_survive_a_restart_and_a_lost_key_stops_the_gateway(
     gw = documenting()
     await gw.start()
     anna, ben = make_users("anna", "ben")
-    await cli(gw.handle, "threads", "create", "ward", "--title", "Ward", "--member", anna,
+    await gw.handle.acli("threads", "create", "ward", "--title", "Ward", "--member", anna,
               "--member", ben, "--documented")  # fmt: skip
     thread = f"ward@{gw.handle.jid}"
     bot, _ben_bot = await asyncio.gather(
@@ -288,7 +288,7 @@ async def test_message_only_for_the_records_device_is_refused_with_the_fix(
     gw = documenting()
     await gw.start()
     anna, ben = make_users("anna", "ben")
-    await cli(gw.handle, "threads", "create", "ward", "--title", "Ward", "--member", anna,
+    await gw.handle.acli("threads", "create", "ward", "--title", "Ward", "--member", anna,
               "--member", ben, "--documented")  # fmt: skip
     thread = f"ward@{gw.handle.jid}"
     bot, ben_bot = await asyncio.gather(

@@ -23,7 +23,6 @@ from slixmpp import ClientXMPP
 from tests.helpers.bots import disconnect_bot
 from tests.helpers.omemo import connect_omemo_bot, join_thread
 from tests.integration.conftest import PASSWORD
-from tests.integration.device_policy_helpers import cli
 from tests.integration.test_records import Documenting, documenting, send_legacy  # noqa: F401
 from tests.unit.test_records_attach import GPS_IFD, SECRET_MAKE, jpeg_with_gps
 from xmpp_clinic.dev.servers import DevServer
@@ -84,7 +83,7 @@ async def test_photo_through_http_upload_is_documented_without_exif_encrypted_at
         allowed = upload_host(link, urlsplit(address).scheme)
         gw = documenting(records={"attachment_hosts": [allowed]})
         await gw.start()
-        await cli(gw.handle, "threads", "create", "wound", "--title", "Wound care",
+        await gw.handle.acli("threads", "create", "wound", "--title", "Wound care",
                   "--member", anna, "--member", ben, "--documented")  # fmt: skip
         thread = f"wound@{gw.handle.jid}"
         await join_thread(bot, thread, "Anna")
@@ -101,7 +100,7 @@ async def test_photo_through_http_upload_is_documented_without_exif_encrypted_at
             assert image.size == (64, 48) and not image.getexif().get_ifd(GPS_IFD)
             assert not image.getexif()
         assert SECRET_MAKE.encode() not in content
-        shown = (await cli(gw.handle, "records", "show", "wound")).stdout
+        shown = (await gw.handle.acli("records", "show", "wound")).stdout
         assert "wound.jpg" in shown and f"sha256 {file.sha256}" in shown
         # Encrypted at rest: no 48-byte piece of the photo or of the cleaned image, in
         # the database file or its journal.

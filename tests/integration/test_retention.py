@@ -32,7 +32,7 @@ from tests.helpers.omemo import (
     send_omemo_groupchat,
 )
 from tests.integration.conftest import PASSWORD, GatewayHandle
-from tests.integration.device_policy_helpers import acreate_thread, cli
+from tests.integration.device_policy_helpers import acreate_thread
 from tests.unit.test_retention_erasure import scan
 from xmpp_clinic import namespaces
 from xmpp_clinic.client import ThreadPoster
@@ -241,10 +241,10 @@ async def test_purge_takes_delivery_records_part_sets_and_documentation_of_its_r
     is left in the documentation, which still verifies (I.6), and ``audit verify`` passes."""
     gw = await gateway_factory(policy=ALL_DEVICES, retention={"purge_interval_minutes": 60})
     alice, bob = make_users("alice", "bob")
-    await cli(gw, "threads", "create", "ward2p", "--title", "Ward", "--member", alice,
+    await gw.acli("threads", "create", "ward2p", "--title", "Ward", "--member", alice,
               "--member", bob, "--documented")  # fmt: skip
     thread = f"ward2p@{gw.jid}"
-    await cli(gw, "threads", "set-retention", "ward2p", "--messages", "2m")
+    await gw.acli("threads", "set-retention", "ward2p", "--messages", "2m")
     records = gw.gateway.records
     assert records.member is not None
     documentation = records.member.documentation
@@ -286,8 +286,8 @@ async def test_purge_takes_delivery_records_part_sets_and_documentation_of_its_r
         assert [m["id"] for m in history] == [young]
     finally:
         await asyncio.gather(*(disconnect_bot(b) for b in bots))
-    assert (await cli(gw, "audit", "verify")).returncode == 0
-    shown = (await cli(gw, "records", "show", "ward2p")).stdout.splitlines()
+    assert (await gw.acli("audit", "verify")).returncode == 0
+    shown = (await gw.acli("records", "show", "ward2p")).stdout.splitlines()
     assert [line.split("\t")[-1] for line in shown] == ["young"]
     assert outcome.receipt is not None
     kinds = {i["what"] for i in outcome.receipt.body["items"]}
@@ -337,7 +337,7 @@ async def test_erased_person_leaves_no_directory_row_and_no_server_archive(
         assert "private note" in await own_archive_with(bots[0], None)
     finally:
         await asyncio.gather(*(disconnect_bot(b) for b in bots))
-    done = await cli(gw, "erase", "--person", alice, "--yes", "--json")
+    done = await gw.acli("erase", "--person", alice, "--yes", "--json")
     receipt = json.loads(done.stdout)["receipt"]
     server = [i for i in receipt["items"] if i["what"] == "server-archive"]
     assert [(i["action"], i["done"]) for i in server] == [("remove-user", True)], server
@@ -357,4 +357,4 @@ async def test_erased_person_leaves_no_directory_row_and_no_server_archive(
         await disconnect_bot(rejoin)
     hits = await scan(gw.gateway.store, alice)
     assert sorted(set(hits)) == [("audit_events", "subject"), ("deletion_receipts", "body")]
-    assert (await cli(gw, "audit", "verify")).returncode == 0
+    assert (await gw.acli("audit", "verify")).returncode == 0
