@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from sqlalchemy import text
 
+from tests.unit.harness import stanzas_of
 from tests.unit.threads_stanza_base import ALICE, BOB, WARD, EncryptedOnly, ThreadStanzaTest, oid
 from xmpp_clinic.archive.messages import ArchiveQuery
 from xmpp_clinic.policy.fallback import FALLBACK_LANG, FALLBACK_TEXT
@@ -64,6 +65,22 @@ class TestRelay(ThreadStanzaTest):
         self.send(relayed(f"{ALICE}/phone"))  # the reflection keeps id and origin-id
         self.send(relayed(f"{BOB}/pc"))
         assert self.archived() == ["sid-1"]
+
+    def test_all_copies_of_a_message_go_out_in_one_write_in_order(self) -> None:
+        """Issue 13: one socket write per relayed message, not one per occupant (a send
+        each was 15 % of the gateway's CPU); the harness splits it for the other tests."""
+        writes: list[list[bytes]] = []
+        transport = self.xmpp.transport
+        original = transport.write
+
+        def recording(data: bytes) -> int:
+            writes.append(stanzas_of(data))
+            return int(original(data))
+
+        transport.write = recording
+        self.recv_settled(OMEMO_MESSAGE)
+        [fan_out] = [w for w in writes if any(b"<message" in s for s in w)]
+        assert [ET.fromstring(s).get("to") for s in fan_out] == [f"{ALICE}/phone", f"{BOB}/pc"]
 
     def test_plaintext_is_refused_with_policy_violation_and_not_delivered(self) -> None:
         self.recv_settled(
