@@ -545,6 +545,44 @@ async def test_both_versions_of_one_phone_count_once_towards_the_limit(
 
 
 @pytest.mark.requirement("I.4", "I.5")
+async def test_a_phone_in_both_versions_leaves_room_for_a_second_phone(
+    store: Store, clock: Clock
+) -> None:
+    registry = make(store, clock, max_devices_per_person=2)
+    await one_phone_in_both_versions(registry, PHONE_ED)
+    await registry.approve_each(ALICE, 11, actor="cli:it")
+    await registry.observe(
+        ALICE, OMEMO2_NS, {11: ObservedDevice(identity_key=PHONE_ED), 12: ObservedDevice()}
+    )
+    (second,) = await registry.approve_each(ALICE, 12, actor="cli:it")
+    assert second.state is DeviceState.APPROVED  # three approved records, two phones
+    await registry.observe(ALICE, OMEMO2_NS, listing(11, 12, 13))
+    with pytest.raises(DeviceLimitReached):
+        await registry.approve_each(ALICE, 13, actor="cli:it")
+
+
+@pytest.mark.requirement("I.4", "I.5")
+async def test_the_second_version_of_an_approved_phone_fits_under_the_limit(
+    store: Store, clock: Clock
+) -> None:
+    registry = make(store, clock, max_devices_per_person=1)
+    await one_phone_in_both_versions(registry, PHONE_ED)
+    await registry.approve_each(ALICE, 11, actor="cli:it", namespace=LEGACY_NS)
+    (device,) = await registry.approve_each(ALICE, 11, actor="cli:it", namespace=OMEMO2_NS)
+    assert device.state is DeviceState.APPROVED
+
+
+@pytest.mark.requirement("I.4", "I.5")
+async def test_all_mode_counts_a_phone_in_both_versions_once(store: Store, clock: Clock) -> None:
+    registry = make(store, clock, device_approval="all", max_devices_per_person=1)
+    await one_phone_in_both_versions(registry, PHONE_ED)
+    assert {d.state for d in await registry.devices(ALICE)} == {DeviceState.APPROVED}
+    await registry.observe(ALICE, LEGACY_NS, listing(11, 12, key=PHONE_CURVE))
+    by_id = {(d.namespace, d.device_id): d.state for d in await registry.devices(ALICE)}
+    assert by_id[(LEGACY_NS, 12)] is DeviceState.PENDING
+
+
+@pytest.mark.requirement("I.4", "I.5")
 @pytest.mark.parametrize(
     ("omemo2_key", "why"),
     [(OTHER_ED, "different identity keys"), (None, "identity key of one is not known")],

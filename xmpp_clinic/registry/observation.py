@@ -43,7 +43,7 @@ class Observation:
         self.mine = {r.device_id: r for r in records if r.namespace == namespace}
         self.person_known = bool(records)
         self.new_in_listing = len(listed - set(self.mine))
-        self.approved = sum(rules.counts_towards_limit(to_device(r), self.now) for r in records)
+        self.phones = rules.phones_towards_limit((to_device(r) for r in records), self.now)
         self.changed: list[Device] = []
 
     async def listed(self, device_id: int, seen: ObservedDevice) -> None:
@@ -61,13 +61,6 @@ class Observation:
 
     async def _new(self, device_id: int, seen: ObservedDevice) -> None:
         policy = self.policy
-        state = rules.initial_state(
-            policy.device_approval,
-            person_known=self.person_known,
-            new_devices=self.new_in_listing,
-            approved=self.approved,
-            limit=policy.max_devices_per_person,
-        )
         record = DeviceRecord(
             jid=self.jid,
             namespace=self.namespace,
@@ -81,12 +74,21 @@ class Observation:
         if seen.identity_key is not None:
             record.identity_key = seen.identity_key
             record.fingerprint = fingerprint(self.namespace, seen.identity_key)
+        # The other OMEMO version of an approved phone is that phone, not one more (I.4).
+        phone = rules.phone(to_device(record))
+        state = rules.initial_state(
+            policy.device_approval,
+            person_known=self.person_known,
+            new_devices=self.new_in_listing,
+            approved=len(self.phones - {phone}),
+            limit=policy.max_devices_per_person,
+        )
         self.session.add(record)
         actor = f"{GATEWAY}:{policy.device_approval}"
         if state is DeviceState.APPROVED:
             until = rules.valid_until(self.now, policy.default_valid_days)
             set_approved(record, actor, self.now, until)
-            self.approved += 1
+            self.phones.add(phone)
             await self._note(record, "device.approved", "auto-approved", actor)
             queue(self.session, notices.approved(to_device(record)))
         else:

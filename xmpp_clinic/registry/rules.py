@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from xmpp_clinic.registry.model import Device, DeviceState
 
 ApprovalMode = str  # "manual" | "first-device" | "all" (config policy.device_approval)
+Phone = tuple[object, ...]  # see phone()
 
 
 def initial_state(
@@ -37,6 +39,21 @@ def valid_until(now: datetime, days: int) -> datetime:
 def counts_towards_limit(device: Device, now: datetime) -> bool:
     """Approved and unexpired devices count towards ``policy.max_devices_per_person``."""
     return device.usable(now)
+
+
+def phone(device: Device) -> Phone:
+    """What makes one phone: both OMEMO versions of a device id with the same identity
+    key (one fingerprint, see registry.fingerprint) are one; without a key, a record is
+    its own."""
+    if device.fingerprint is not None:
+        return (device.device_id, device.fingerprint)
+    return (device.namespace, device.device_id)
+
+
+def phones_towards_limit(devices: Iterable[Device], now: datetime) -> set[Phone]:
+    """The phones that count towards ``policy.max_devices_per_person`` (I.4): a phone
+    publishing both OMEMO versions has two approved records but is one device."""
+    return {phone(device) for device in devices if counts_towards_limit(device, now)}
 
 
 def expires(device: Device, now: datetime) -> bool:

@@ -250,7 +250,8 @@ class DeviceRegistry:
                 if row.id not in chosen
             ]
             limit = self._policy.max_devices_per_person
-            if sum(rules.counts_towards_limit(d, now) for d in others) >= limit:
+            phones = rules.phones_towards_limit(others, now)
+            if rules.phone(to_device(records[0])) not in phones and len(phones) >= limit:
                 raise DeviceLimitReached(
                     f"{records[0].jid} already has {limit} approved devices "
                     "(policy.max_devices_per_person); revoke one first"
