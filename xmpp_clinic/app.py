@@ -160,7 +160,7 @@ class Gateway:
             part.attach()
         self.component.add_shutdown_hook(self.server_facts.stop)
         device_commands.attach(self.component, self.registry)
-        attach_delivery_commands(self.thread_host, self.delivery.deliveries)
+        attach_delivery_commands(self.thread_host, self.delivery)
         self.component.add_shutdown_hook(self.thread_host.shutdown)
         self.directory_sync = self._attach_directory()
         self.bridge: BridgeService | None = None

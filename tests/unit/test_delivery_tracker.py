@@ -4,6 +4,7 @@ not-delivered notice, "who has my message?" (II.2)."""
 
 from __future__ import annotations
 
+import asyncio
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 
@@ -17,7 +18,7 @@ from xmpp_clinic.completeness.delivery_store import Deliveries
 from xmpp_clinic.policy.verdict import MessagePolicy
 from xmpp_clinic.settings.completeness import DeliverySettings
 from xmpp_clinic.xmpp.adhoc import Request
-from xmpp_clinic.xmpp.delivery import DeliveryTracker, WhoHasMyMessage
+from xmpp_clinic.xmpp.delivery import BATCH_SECONDS, DeliveryTracker, WhoHasMyMessage
 from xmpp_clinic.xmpp.errors import FormError
 
 pytestmark = pytest.mark.requirement("II.2")
@@ -65,7 +66,7 @@ class TestDelivery(ThreadStanzaTest):
         return {row.member: str(row.status) for row in rows}
 
     def ask(self, requester: str = ALICE, **values: str) -> list[str]:
-        command = WhoHasMyMessage(self.host, self.deliveries)
+        command = WhoHasMyMessage(self.host, self.tracker)
         return self.run_coro(command.run(Request(requester, form(thread="ward", **values))))
 
     def test_messages_relayed_meanwhile_are_written_in_one_insert_in_order(self) -> None:
@@ -88,6 +89,32 @@ class TestDelivery(ThreadStanzaTest):
                 for r in self.run_coro(self.deliveries.of_message(f"sid-{s}"))}  # fmt: skip
         assert rows[("sid-2", BOB)] == rows[("sid-4", BOB)] == "fetched"
         assert rows[("sid-3", BOB)] == rows[("sid-3", CAROL)] == "not yet"
+
+    def test_rows_of_messages_relayed_moments_apart_share_one_insert(self) -> None:
+        """Issue 13: at 200 msg/s messages arrive 5 ms apart, each alone; their rows wait
+        BATCH_SECONDS for the next ones instead of a write transaction each."""
+        inserts: list[int] = []
+        original = self.deliveries.insert
+
+        async def counting(rows: list[dict[str, object]]) -> None:
+            inserts.append(len(rows))
+            await original(rows)  # type: ignore[arg-type]
+
+        async def five_ms_apart() -> None:
+            for seq in (2, 3, 4):
+                self.tracker.relayed(self.thread, seq, f"sid-{seq}", ALICE, {ALICE}, self.archived)
+                await asyncio.sleep(BATCH_SECONDS / 10)
+
+        self.deliveries.insert = counting  # type: ignore[method-assign]
+        self.run_coro(five_ms_apart())
+        self.run_coro(self.tracker.flush())
+        assert inserts == [6]
+
+    def test_who_has_my_message_sees_a_message_relayed_just_now(self) -> None:
+        self.tracker.relayed(self.thread, 2, "sid-2", ALICE, {ALICE, BOB}, self.archived)
+        lines = self.ask(message="sid-2")  # no flush: the command waits for queued rows
+        assert lines[0] == "Message sid-2:"
+        assert lines[1].startswith(f"{BOB}: delivered ")
 
     def test_members_joined_at_the_fan_out_have_it_delivered_the_others_not_yet(self) -> None:
         assert self.status() == {BOB: "delivered", CAROL: "not yet"}
@@ -113,6 +140,7 @@ class TestDelivery(ThreadStanzaTest):
         self.recv_settled(
             f'<message from="{BOB}/pc" to="{WARD}" type="groupchat" id="d1"><displayed xmlns="urn:xmpp:chat-markers:0" id="sid-1"/></message>'
         )
+        self.run_coro(self.tracker.flush())  # queued behind the rows it marks
         assert self.status()[BOB] == "read"
 
     def test_the_sender_asks_who_has_the_message(self) -> None:

@@ -42,6 +42,12 @@ log = logging.getLogger(__name__)
 
 DISPLAYED = f"{{{ns.CHAT_MARKERS}}}displayed"
 MAX_TICK_SECONDS = 60.0
+# How long delivery rows wait for the rows of the next messages before they are written:
+# at 200 msg/s a transaction (and an fsync on the archive's SQLite) per message was half
+# of the relay's write transactions, queued behind and ahead of the archive's commits
+# (bench/relay.py, issue 13). Nothing reads the rows sooner: the "who has my message?"
+# command and the unread notices wait for what was queued before them.
+BATCH_SECONDS = 0.05
 
 
 class DeliveryListener(Protocol):
@@ -113,6 +119,8 @@ class DeliveryTracker:
 
     async def _drain(self) -> None:
         while self._queue:
+            if isinstance(self._queue[0], list):
+                await asyncio.sleep(BATCH_SECONDS)  # the next messages' rows join this insert
             item = self._queue.popleft()
             if isinstance(item, list):
                 rows = list(item)
@@ -131,9 +139,21 @@ class DeliveryTracker:
                 log.exception("delivery not recorded")
 
     async def flush(self) -> None:
-        """Wait for the writes queued so far (tests, shutdown)."""
+        """Wait until nothing is queued or being written (tests, shutdown)."""
         while self._writes:
             await asyncio.gather(*list(self._writes))
+
+    async def settle(self) -> None:
+        """Wait for the writes queued before this call, not for those queued later:
+        under traffic the queue is never empty (who-has-my-message, unread notices)."""
+        written = asyncio.get_running_loop().create_future()
+
+        async def mark() -> None:
+            if not written.done():
+                written.set_result(None)
+
+        self._enqueue(mark)
+        await written
 
     def gate(self, inner: MessagePolicy) -> MessagePolicy:
         """``inner``, then the displayed markers of accepted messages are recorded."""
@@ -143,11 +163,18 @@ class DeliveryTracker:
         marker = ctx.stanza.find(DISPLAYED)
         if marker is None or not marker.get("id"):
             return
-        name = ctx.thread.partition("@")[0]
-        try:
-            await self.deliveries.read(name, ctx.sender, marker.get("id", ""), self._now())
-        except StoreUnavailable:
-            log.warning("displayed marker not recorded: store unavailable")
+        name, member, stanza_id, now = (
+            ctx.thread.partition("@")[0],
+            ctx.sender,
+            marker.get("id", ""),
+            self._now(),
+        )
+
+        async def read() -> None:
+            await self.deliveries.read(name, member, stanza_id, now)
+
+        # Queued behind the rows of the messages it marks, not awaited on the message path.
+        self._enqueue(read)
 
     # ------------------------------------------------------------- notices
     def start(self) -> None:
@@ -168,6 +195,7 @@ class DeliveryTracker:
 
     async def notify_due(self) -> int:
         """Send every not-delivered notice owed now; how many."""
+        await self.settle()
         now = self._now()
         due = notices_due(
             await self.deliveries.outstanding(), now, self.settings.notify_after_minutes
@@ -214,15 +242,17 @@ class WhoHasMyMessage(Command):
     admin_only = False
     fields = (THREAD, MESSAGE)
 
-    def __init__(self, host: ThreadHost, deliveries: Deliveries) -> None:
+    def __init__(self, host: ThreadHost, tracker: DeliveryTracker) -> None:
         self.host = host
-        self.deliveries = deliveries
+        self.tracker = tracker
+        self.deliveries = tracker.deliveries
 
     async def run(self, request: Request) -> list[str]:
         name = request.required("thread").partition("@")[0].lower()
         thread = self.host.book.get(name)
         if thread is None or thread.member(request.requester) is None:
             raise FormError("you are not a member of a thread of that name")
+        await self.tracker.settle()  # the rows of a message relayed just now are written
         stanza_id = request.text("message") or await self.deliveries.last_of(
             name, request.requester
         )
@@ -234,8 +264,8 @@ class WhoHasMyMessage(Command):
         return [f"Message {stanza_id}:", *report_lines(rows)]
 
 
-def attach_commands(host: ThreadHost, deliveries: Deliveries) -> CommandSet:
+def attach_commands(host: ThreadHost, tracker: DeliveryTracker) -> CommandSet:
     """Offer "Who has my message?" on the component to the hospital's users."""
-    commands = CommandSet(host.xmpp, host.settings.xmpp, [WhoHasMyMessage(host, deliveries)])
+    commands = CommandSet(host.xmpp, host.settings.xmpp, [WhoHasMyMessage(host, tracker)])
     commands.attach()
     return commands
