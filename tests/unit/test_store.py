@@ -49,6 +49,18 @@ async def _exercise(store: Store) -> None:
     assert seen == ["devices", "devices"]
 
 
+@pytest.mark.requirement("I.12")
+async def test_the_change_check_with_the_store_gone_fails_closed(tmp_path: Path) -> None:
+    """The read before every message: a store that cannot be read is StoreUnavailable
+    (the relay refuses the message), never a raw driver error or an empty answer."""
+    store = Store(f"sqlite+aiosqlite:///{tmp_path}/gone/store.db")  # no such directory
+    try:
+        with pytest.raises(StoreUnavailable, match=r"store error \(OperationalError\)"):
+            await ChangeWatcher(store).refresh()
+    finally:
+        await store.close()
+
+
 async def test_sqlite_store_migrates_and_tracks_changes(tmp_path: Path) -> None:
     store = Store(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
     try:

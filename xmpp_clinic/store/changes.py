@@ -67,9 +67,9 @@ class ChangeWatcher:
         async with self._lock:
             # The counters are read from here on: whoever calls now needs the next read.
             self._next = None
-            async with self._store.session() as session:
+            async with self._store.reading() as connection:
                 query = select(ChangeCounter.topic, ChangeCounter.value)
-                rows = (await session.execute(query)).all()
+                rows = (await connection.execute(query)).all()
             changed = {topic: value for topic, value in rows if self._seen.get(topic) != value}
             for topic, value in changed.items():
                 for listener in self._listeners.get(topic, []):

@@ -14,6 +14,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -121,12 +122,28 @@ class Store:
         except IntegrityError as exc:
             raise StoreConflict(f"store constraint violated ({type(exc.orig).__name__})") from exc
         except (OSError, DBAPIError, OperationalError) as exc:
-            if "database is locked" in str(getattr(exc, "orig", "")):
-                raise StoreUnavailable(
-                    f"store busy: another writer held the SQLite database for "
-                    f"{SQLITE_BUSY_SECONDS} s ({type(exc).__name__}); try again"
-                ) from exc
-            raise StoreUnavailable(f"store error ({type(exc).__name__})") from exc
+            raise _unavailable(exc) from exc
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for a read without the ORM, rolled back when done: the change
+        check before every message costs half of a session's hand-offs (issue 13).
+        Store faults surface as StoreUnavailable, as with :meth:`session`."""
+        try:
+            async with self.engine.connect() as connection:
+                yield connection
+        except (OSError, DBAPIError, OperationalError) as exc:
+            raise _unavailable(exc) from exc
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+def _unavailable(exc: Exception) -> StoreUnavailable:
+    """The store fault a caller sees: named, without bound values (I.12)."""
+    if "database is locked" in str(getattr(exc, "orig", "")):
+        return StoreUnavailable(
+            f"store busy: another writer held the SQLite database for "
+            f"{SQLITE_BUSY_SECONDS} s ({type(exc).__name__}); try again"
+        )
+    return StoreUnavailable(f"store error ({type(exc).__name__})")
