@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from xmpp_clinic.app import Gateway
 from xmpp_clinic.archive.messages import ArchiveEntry, ArchiveQuery, MessageArchive, NewMessage
@@ -28,7 +28,7 @@ from xmpp_clinic.store.models.threads import Thread
 AT = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
 
 
-async def _archived(session: AsyncSession) -> int:
+async def _archived(session: AsyncConnection) -> int:
     return int(await session.scalar(select(func.count()).select_from(ArchivedMessage)) or 0)
 
 
@@ -47,11 +47,11 @@ class ObservedStore(Store):
         self.fail = 0
 
     @asynccontextmanager
-    async def session(self) -> AsyncIterator[AsyncSession]:
-        async with super().session() as session:
-            before = await _archived(session)
-            yield session
-            rows = await _archived(session) - before  # the archive writes with Core inserts
+    async def writing(self) -> AsyncIterator[AsyncConnection]:
+        async with super().writing() as connection:
+            before = await _archived(connection)
+            yield connection
+            rows = await _archived(connection) - before  # the archive writes with Core inserts
             if not rows:
                 return
             if self.hold is not None:

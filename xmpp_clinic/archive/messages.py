@@ -239,10 +239,10 @@ class MessageArchive:
             }
             rows = [_row(pending.item, heads) for pending in batch]
             entries = [_written(row) for row in rows]
-            async with self._store.session() as session:
+            async with self._store.writing() as connection:
                 # The table, not ORM objects: one executemany, no identity bookkeeping
                 # (the relay needs no row id back; issue 13).
-                await session.execute(insert(_TABLE), rows)
+                await connection.execute(insert(_TABLE), rows)
         except BaseException as exc:
             # The heads are unknown now (the commit may or may not have happened): the next
             # batch reloads them from the store.

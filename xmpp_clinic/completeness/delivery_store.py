@@ -53,10 +53,10 @@ class Deliveries:
         """Rows of :meth:`rows`, of any number of messages, in one transaction (one
         multi-row insert: the relay writes a row per member of every message)."""
         if rows:
-            async with self.store.session() as session:
+            async with self.store.writing() as connection:
                 # The table, not the ORM class: a plain executemany, without the ORM's
                 # bulk bookkeeping per row (a third of the cost, py-spy; issue 13).
-                await session.execute(insert(_TABLE), rows)
+                await connection.execute(insert(_TABLE), rows)
 
     async def fetched(self, member: str, stanza_ids: Iterable[str], at: datetime) -> None:
         """``member``'s MAM query returned these messages."""

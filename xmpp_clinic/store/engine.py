@@ -125,6 +125,19 @@ class Store:
             raise _unavailable(exc) from exc
 
     @asynccontextmanager
+    async def writing(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a transaction without the ORM, committed on success: for the
+        relay's inserts (archive and delivery rows), which need no ORM objects (issue
+        13). Faults surface as with :meth:`session`."""
+        try:
+            async with self.engine.begin() as connection:
+                yield connection
+        except IntegrityError as exc:
+            raise StoreConflict(f"store constraint violated ({type(exc.orig).__name__})") from exc
+        except (OSError, DBAPIError, OperationalError) as exc:
+            raise _unavailable(exc) from exc
+
+    @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncConnection]:
         """A connection for a read without the ORM, rolled back when done: the change
         check before every message costs half of a session's hand-offs (issue 13).
