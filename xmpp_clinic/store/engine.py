@@ -116,47 +116,41 @@ class Store:
         Store faults surface as StoreUnavailable so callers fail closed; a broken
         constraint surfaces as StoreConflict, which the caller turns into its own error.
         """
-        try:
-            async with self.sessions() as session, session.begin():
-                yield session
-        except IntegrityError as exc:
-            raise StoreConflict(f"store constraint violated ({type(exc.orig).__name__})") from exc
-        except (OSError, DBAPIError, OperationalError) as exc:
-            raise _unavailable(exc) from exc
+        async with _faults(), self.sessions() as session, session.begin():
+            yield session
 
     @asynccontextmanager
     async def writing(self) -> AsyncIterator[AsyncConnection]:
         """A connection in a transaction without the ORM, committed on success: for the
         relay's inserts (archive and delivery rows), which need no ORM objects (issue
         13). Faults surface as with :meth:`session`."""
-        try:
-            async with self.engine.begin() as connection:
-                yield connection
-        except IntegrityError as exc:
-            raise StoreConflict(f"store constraint violated ({type(exc.orig).__name__})") from exc
-        except (OSError, DBAPIError, OperationalError) as exc:
-            raise _unavailable(exc) from exc
+        async with _faults(), self.engine.begin() as connection:
+            yield connection
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncConnection]:
         """A connection for a read without the ORM, rolled back when done: the change
         check before every message costs half of a session's hand-offs (issue 13).
-        Store faults surface as StoreUnavailable, as with :meth:`session`."""
-        try:
-            async with self.engine.connect() as connection:
-                yield connection
-        except (OSError, DBAPIError, OperationalError) as exc:
-            raise _unavailable(exc) from exc
+        Faults surface as with :meth:`session`."""
+        async with _faults(), self.engine.connect() as connection:
+            yield connection
 
     async def close(self) -> None:
         await self.engine.dispose()
 
 
-def _unavailable(exc: Exception) -> StoreUnavailable:
-    """The store fault a caller sees: named, without bound values (I.12)."""
-    if "database is locked" in str(getattr(exc, "orig", "")):
-        return StoreUnavailable(
-            f"store busy: another writer held the SQLite database for "
-            f"{SQLITE_BUSY_SECONDS} s ({type(exc).__name__}); try again"
-        )
-    return StoreUnavailable(f"store error ({type(exc).__name__})")
+@asynccontextmanager
+async def _faults() -> AsyncIterator[None]:
+    """Store faults as the callers of :class:`Store` see them: StoreConflict for a broken
+    constraint, StoreUnavailable for the rest, named, without bound values (I.12)."""
+    try:
+        yield
+    except IntegrityError as exc:
+        raise StoreConflict(f"store constraint violated ({type(exc.orig).__name__})") from exc
+    except (OSError, DBAPIError, OperationalError) as exc:
+        if "database is locked" in str(getattr(exc, "orig", "")):
+            raise StoreUnavailable(
+                f"store busy: another writer held the SQLite database for "
+                f"{SQLITE_BUSY_SECONDS} s ({type(exc).__name__}); try again"
+            ) from exc
+        raise StoreUnavailable(f"store error ({type(exc).__name__})") from exc
