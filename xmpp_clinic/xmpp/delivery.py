@@ -82,7 +82,7 @@ class DeliveryTracker:
         self.settings = settings
         self._now = clock
         self._writes: set[asyncio.Task[None]] = set()
-        self._queue: deque[list[dict[str, Any]] | Callable[[], Awaitable[None]]] = deque()
+        self._queue: deque[list[dict[str, Any]] | Callable[[], Awaitable[object]]] = deque()
         self._worker: asyncio.Task[None] | None = None
         self._watcher = Periodic(self._round, self._tick, name="delivery notices")
 
@@ -107,7 +107,7 @@ class DeliveryTracker:
         ids, now = list(stanza_ids), self._now()
         self._enqueue(lambda: self.deliveries.fetched(member, ids, now))
 
-    def _enqueue(self, item: list[dict[str, Any]] | Callable[[], Awaitable[None]]) -> None:
+    def _enqueue(self, item: list[dict[str, Any]] | Callable[[], Awaitable[object]]) -> None:
         """Writes go in order through one worker; the rows of every message relayed
         meanwhile go in one multi-row insert, not one transaction per message (issue 13:
         a commit per message cost the relay more than all its checks)."""
@@ -128,7 +128,7 @@ class DeliveryTracker:
                     more = self._queue.popleft()
                     assert isinstance(more, list)
                     rows.extend(more)
-                work: Awaitable[None] = self.deliveries.insert(rows)
+                work: Awaitable[object] = self.deliveries.insert(rows)
             else:
                 work = item()
             try:
@@ -159,22 +159,14 @@ class DeliveryTracker:
         """``inner``, then the displayed markers of accepted messages are recorded."""
         return DisplayedMarkers(inner, self)
 
-    async def displayed(self, ctx: MessageContext) -> None:
+    def displayed(self, ctx: MessageContext) -> None:
+        """Queue the read marker of an accepted message behind the rows of the messages
+        it marks; not written on the message path."""
         marker = ctx.stanza.find(DISPLAYED)
         if marker is None or not marker.get("id"):
             return
-        name, member, stanza_id, now = (
-            ctx.thread.partition("@")[0],
-            ctx.sender,
-            marker.get("id", ""),
-            self._now(),
-        )
-
-        async def read() -> None:
-            await self.deliveries.read(name, member, stanza_id, now)
-
-        # Queued behind the rows of the messages it marks, not awaited on the message path.
-        self._enqueue(read)
+        name, stanza_id, now = ctx.thread.partition("@")[0], marker.get("id", ""), self._now()
+        self._enqueue(lambda: self.deliveries.read(name, ctx.sender, stanza_id, now))
 
     # ------------------------------------------------------------- notices
     def start(self) -> None:
@@ -226,7 +218,7 @@ class DisplayedMarkers:
     async def evaluate(self, ctx: MessageContext) -> Verdict:
         verdict = await self.inner.evaluate(ctx)
         if not verdict.rejected:
-            await self.tracker.displayed(ctx)
+            self.tracker.displayed(ctx)
         return verdict
 
 
