@@ -155,9 +155,9 @@ class Pipeline:
                 found.extend(self._cache[person])
                 self._cache.move_to_end(person)
             if len(self._cache) > self._cache_size:
-                while len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
                 self._views.clear()  # no view outlives its people in the cache
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
             view = RegistrySnapshot(found)
             self._views[wanted] = view
             while len(self._views) > _VIEWS:
